@@ -1,0 +1,340 @@
+/**
+ * @file mcuforge.h
+ * @brief mcuforge int8 kernel library (C99, no malloc, no OS).
+ *
+ * Conventions (see docs/engine_abi.md):
+ * - Activations are int8, asymmetric (scale, zero point), NHWC, batch 1.
+ * - Weights are int8, symmetric (zero point 0), per output channel.
+ *   Conv: [C_out, K_h, K_w, C_in] (OHWI). Depthwise: [K_h, K_w, C]. Fully connected: [N_out, N_in].
+ * - Bias is int32 with scale x_scale * w_scale[c] and zero point 0.
+ * - Fused activations (ReLU, ReLU6, Clip) are an output clamp [act_min, act_max] in the quantized domain.
+ *
+ * Requantization is chosen at compile time with -DMF_REQUANT_MODE=MF_REQUANT_FLOAT (default) or
+ * -DMF_REQUANT_MODE=MF_REQUANT_FIXED:
+ * - float mode reproduces ONNX Runtime's CPU kernels (MLAS) bit-exactly; the engine must be compiled with
+ *   -ffp-contract=off so that no multiply-add is fused.
+ * - fixed mode uses a Q31 multiplier and a power-of-two shift per channel (TFLite semantics) and does not
+ *   use floating point in the convolution, fully connected, add, pooling and concat kernels (only softmax
+ *   uses float in both modes). It is within +-1 LSB of ONNX Runtime.
+ *
+ * All kernels return MF_OK or a negative mf_status; they never allocate and never assert.
+ */
+#ifndef MCUFORGE_H
+#define MCUFORGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MF_REQUANT_FLOAT 1
+#define MF_REQUANT_FIXED 2
+
+#ifndef MF_REQUANT_MODE
+#define MF_REQUANT_MODE MF_REQUANT_FLOAT
+#endif
+
+#if (MF_REQUANT_MODE != MF_REQUANT_FLOAT) && (MF_REQUANT_MODE != MF_REQUANT_FIXED)
+#error "MF_REQUANT_MODE must be MF_REQUANT_FLOAT or MF_REQUANT_FIXED"
+#endif
+
+/** Status returned by every kernel. */
+typedef enum {
+    MF_OK = 0,            /**< success */
+    MF_ARG_ERROR = -1,    /**< NULL pointer, inconsistent shapes or out-of-range parameter */
+    MF_UNSUPPORTED = -2   /**< valid arguments that this kernel does not handle (use the general kernel) */
+} mf_status;
+
+/** Shape of an NHWC activation tensor with batch 1 (or a kernel window: h, w; c unused). */
+typedef struct {
+    int32_t h; /**< height, >= 1 */
+    int32_t w; /**< width, >= 1 */
+    int32_t c; /**< channels, >= 1 */
+} mf_dims;
+
+/** A pair of (vertical, horizontal) values: strides, dilations, kernel sizes. */
+typedef struct {
+    int32_t h; /**< vertical, >= 1 */
+    int32_t w; /**< horizontal, >= 1 */
+} mf_tile;
+
+/** Zero padding added around the input, in pixels (ONNX pads = [top, left, bottom, right]). */
+typedef struct {
+    int32_t top;    /**< >= 0 */
+    int32_t left;   /**< >= 0 */
+    int32_t bottom; /**< >= 0 */
+    int32_t right;  /**< >= 0 */
+} mf_padding;
+
+/** Parameters of convolutions (standard, 1x1, depthwise). */
+typedef struct {
+    int32_t input_zp;   /**< input zero point, [-128, 127] */
+    int32_t output_zp;  /**< output zero point, [-128, 127] */
+    mf_tile stride;     /**< >= 1 */
+    mf_tile dilation;   /**< >= 1 */
+    mf_padding padding; /**< >= 0 each */
+    int32_t act_min;    /**< fused activation lower bound, [-128, 127] */
+    int32_t act_max;    /**< fused activation upper bound, [act_min, 127] */
+} mf_conv_params;
+
+/**
+ * Per-output-channel requantization of an int32 accumulator to int8.
+ * Only the member(s) of the compiled mode are read; the others may be NULL.
+ */
+typedef struct {
+    /** float mode: Format [C_out], float32 (x_scale * w_scale[c]) / y_scale computed in float32 in this
+     *  order. Range: finite, > 0. */
+    const float *scale;
+    /** fixed mode: Format [C_out], Q31 multiplier from quantize_multiplier(). Range: 0 or [2^30, 2^31 - 1]. */
+    const int32_t *multiplier;
+    /** fixed mode: Format [C_out], power-of-two exponent (left shift if > 0). Range: [-31, 30]. */
+    const int32_t *shift;
+} mf_quant_params;
+
+/** One scalar requantization (a per-tensor rescale); only the members of the compiled mode are read. */
+typedef struct {
+    float scale;        /**< float mode: the real multiplier, finite, > 0 */
+    int32_t multiplier; /**< fixed mode: Q31 multiplier, 0 or [2^30, 2^31 - 1] */
+    int32_t shift;      /**< fixed mode: exponent, [-31, 30] */
+} mf_requant;
+
+/** Parameters of the fully connected kernel. */
+typedef struct {
+    int32_t input_zp;  /**< [-128, 127] */
+    int32_t output_zp; /**< [-128, 127] */
+    int32_t act_min;   /**< [-128, 127] */
+    int32_t act_max;   /**< [act_min, 127] */
+} mf_fc_params;
+
+/**
+ * Parameters of the element-wise add. Float mode reads the three scales; fixed mode reads the
+ * multipliers and shifts computed by tasks/engine_quant.py:add_fixed_params().
+ */
+typedef struct {
+    int32_t input1_zp;  /**< [-128, 127] */
+    int32_t input2_zp;  /**< [-128, 127] */
+    int32_t output_zp;  /**< [-128, 127] */
+    float input1_scale; /**< float mode, > 0 */
+    float input2_scale; /**< float mode, > 0 */
+    float output_scale; /**< float mode, > 0 */
+    int32_t left_shift; /**< fixed mode: headroom shift of both inputs, [0, 22] (TFLite uses 20) */
+    mf_requant input1;  /**< fixed mode: input1_scale / (2 * max input scale) */
+    mf_requant input2;  /**< fixed mode: input2_scale / (2 * max input scale) */
+    mf_requant output;  /**< fixed mode: 2 * max input scale / (2^left_shift * output_scale) */
+    int32_t act_min;    /**< [-128, 127] */
+    int32_t act_max;    /**< [act_min, 127] */
+} mf_add_params;
+
+/** Parameters of average and max pooling. */
+typedef struct {
+    mf_tile kernel;            /**< window size, >= 1 */
+    mf_tile stride;            /**< >= 1 */
+    mf_padding padding;        /**< >= 0, each smaller than the kernel in its direction */
+    int32_t count_include_pad; /**< average pool: 0 divides by the valid pixels, 1 by kernel.h * kernel.w */
+    int32_t input_zp;          /**< average pool: [-128, 127] (max pool ignores zero points and scales) */
+    int32_t output_zp;         /**< average pool: [-128, 127] */
+    float input_scale;         /**< average pool, float mode: > 0 */
+    float output_scale;        /**< average pool, float mode: > 0 */
+    /** average pool, fixed mode: input_scale / output_scale (the division by the pixel count is exact
+     *  integer arithmetic inside the kernel). Global average pool, fixed mode:
+     *  input_scale / (output_scale * H * W). */
+    mf_requant requant;
+    int32_t act_min; /**< [-128, 127] */
+    int32_t act_max; /**< [act_min, 127] */
+} mf_pool_params;
+
+/** One input of mf_concat_s8. */
+typedef struct {
+    const int8_t *data; /**< Format [H, W, channels] (NHWC). Range [-128, 127] */
+    int32_t channels;   /**< >= 1 */
+    int32_t zp;         /**< input zero point, [-128, 127] */
+    float scale;        /**< float mode: input scale, > 0 */
+    mf_requant requant; /**< fixed mode: input scale / output scale */
+} mf_concat_input;
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Requantization helpers                                                                            */
+/* ------------------------------------------------------------------------------------------------ */
+
+#if MF_REQUANT_MODE == MF_REQUANT_FLOAT
+/**
+ * Float requantization, bit-exact with MLAS (MlasRequantizeOutput):
+ * v = (float)acc * scale (float32, no fused multiply-add); v is clamped to [qmin - zp, qmax - zp];
+ * v is rounded to the nearest integer, ties to even (the float magic-number trick
+ * (v + 1.5 * 2^23) - 1.5 * 2^23, exact because |v| <= 255 after the clamp); the result is v + zp.
+ * @param acc   int32 accumulator (bias included). Range: full int32.
+ * @param scale float32 multiplier. Range: finite (NaN is not supported).
+ * @param zp    output zero point, [-128, 127].
+ * @param qmin  lower bound, [-128, qmax].
+ * @param qmax  upper bound, [qmin, 127].
+ * @return the requantized value in [qmin, qmax].
+ */
+int32_t mf_requantize_float(int32_t acc, float scale, int32_t zp, int32_t qmin, int32_t qmax);
+
+/** Rounds a float32 already clamped to |v| <= 2^22 to the nearest integer, ties to even. */
+int32_t mf_round_half_even(float v);
+#endif
+
+/**
+ * TFLite's MultiplyByQuantizedMultiplier: x * multiplier * 2^(shift - 31) with
+ * - the left shift (shift > 0) applied first, saturating to the int32 range (TFLite leaves this overflow
+ *   undefined),
+ * - SaturatingRoundingDoublingHighMul: (x * m + 2^30) >> 31, rounded to nearest, ties away from zero
+ *   (only x == m == INT32_MIN saturates, to INT32_MAX),
+ * - RoundingDivideByPOT for shift < 0: rounded to nearest, ties away from zero.
+ * @param x          Range: full int32.
+ * @param multiplier Range: full int32 (quantize_multiplier gives 0 or [2^30, 2^31 - 1]).
+ * @param shift      Range: [-31, 30].
+ */
+int32_t mf_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int32_t shift);
+
+/**
+ * Fixed-point requantization: clamp(mf_multiply_by_quantized_multiplier(acc, multiplier, shift) + zp,
+ * qmin, qmax), the addition done without overflow.
+ * @param acc Range: full int32. @param multiplier see above. @param shift Range: [-31, 30].
+ * @param zp [-128, 127]. @param qmin [-128, qmax]. @param qmax [qmin, 127].
+ */
+int32_t mf_requantize_fixed(int32_t acc, int32_t multiplier, int32_t shift, int32_t zp, int32_t qmin,
+                            int32_t qmax);
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Kernels                                                                                           */
+/* ------------------------------------------------------------------------------------------------ */
+
+/**
+ * General int8 2-D convolution (any kernel size, stride, dilation, asymmetric padding), im2col-free.
+ * Output size: out.h = (in.h + pad.top + pad.bottom - dilation.h * (kernel.h - 1) - 1) / stride.h + 1
+ * (likewise for w); the kernel checks output_dims against it.
+ * Matches ONNX QLinearConv (group = 1) in float mode exactly.
+ * @param params       zero points, stride, dilation, padding, activation clamp.
+ * @param quant        per-output-channel requantization, [output_dims->c] entries.
+ * @param input_dims   input shape (h, w, c = C_in).
+ * @param input        Format [H, W, C_in] (NHWC). Range [-128, 127].
+ * @param filter_dims  kernel shape (h = K_h, w = K_w, c = C_in).
+ * @param filter       Format [C_out, K_h, K_w, C_in] (OHWI). Range [-127, 127] (symmetric).
+ * @param bias         Format [C_out], int32, or NULL for no bias. Range: full int32 (sums wrap like MLAS).
+ * @param output_dims  output shape (h, w, c = C_out).
+ * @param output       Format [H_out, W_out, C_out]. Range [act_min, act_max]. Must not overlap input.
+ */
+mf_status mf_conv2d_s8(const mf_conv_params *params, const mf_quant_params *quant, const mf_dims *input_dims,
+                       const int8_t *input, const mf_dims *filter_dims, const int8_t *filter,
+                       const int32_t *bias, const mf_dims *output_dims, int8_t *output);
+
+/**
+ * 1x1 convolution fast path (pointwise; any stride; padding must be 0; dilation ignored).
+ * Same arguments and results as mf_conv2d_s8; returns MF_UNSUPPORTED for a filter other than 1x1 or
+ * non-zero padding.
+ * @param filter Format [C_out, 1, 1, C_in]. Range [-127, 127].
+ * (Other pointers: as mf_conv2d_s8.)
+ */
+mf_status mf_conv2d_1x1_s8(const mf_conv_params *params, const mf_quant_params *quant, const mf_dims *input_dims,
+                           const int8_t *input, const mf_dims *filter_dims, const int8_t *filter,
+                           const int32_t *bias, const mf_dims *output_dims, int8_t *output);
+
+/**
+ * Depthwise int8 convolution, depth multiplier 1 (C_out == C_in == groups). Matches ONNX QLinearConv
+ * with group = C in float mode exactly.
+ * @param filter_dims (h = K_h, w = K_w, c = C).
+ * @param filter      Format [K_h, K_w, C]. Range [-127, 127].
+ * @param input       Format [H, W, C]. Range [-128, 127].
+ * @param bias        Format [C] or NULL.
+ * @param output      Format [H_out, W_out, C]. Range [act_min, act_max]. Must not overlap input.
+ * (quant: [C] entries.)
+ */
+mf_status mf_depthwise_conv2d_s8(const mf_conv_params *params, const mf_quant_params *quant,
+                                 const mf_dims *input_dims, const int8_t *input, const mf_dims *filter_dims,
+                                 const int8_t *filter, const int32_t *bias, const mf_dims *output_dims,
+                                 int8_t *output);
+
+/**
+ * Fully connected: output[b, n] = requant(sum_k (input[b, k] - input_zp) * filter[n, k] + bias[n]).
+ * Matches com.microsoft QGemm (transB = 1) and ONNX QLinearMatMul in float mode exactly.
+ * @param quant   [out_features] entries (per-tensor: repeat one value).
+ * @param input   Format [batches, in_features]. Range [-128, 127].
+ * @param filter  Format [out_features, in_features]. Range [-127, 127].
+ * @param bias    Format [out_features], or NULL.
+ * @param output  Format [batches, out_features]. Range [act_min, act_max].
+ */
+mf_status mf_fully_connected_s8(const mf_fc_params *params, const mf_quant_params *quant, int32_t batches,
+                                int32_t in_features, int32_t out_features, const int8_t *input,
+                                const int8_t *filter, const int32_t *bias, int8_t *output);
+
+/**
+ * Element-wise add of two tensors of the same shape, both inputs rescaled to the output scale.
+ * Float mode matches com.microsoft QLinearAdd (MLAS AVX2 kernel) exactly:
+ * round_half_even(((float)(a - zp_a) * s_a + (float)(b - zp_b) * s_b) / s_y) + zp_y, clamped.
+ * @param input1 Format [size]. Range [-128, 127].
+ * @param input2 Format [size]. Range [-128, 127].
+ * @param output Format [size]. Range [act_min, act_max]. May alias input1 or input2 (in place).
+ */
+mf_status mf_add_s8(const mf_add_params *params, int32_t size, const int8_t *input1, const int8_t *input2,
+                    int8_t *output);
+
+/**
+ * Average pooling. Float mode matches com.microsoft QLinearAveragePool exactly: it dequantizes to float,
+ * sums the valid pixels in row-major order, divides by the count, quantizes with
+ * round_half_even(avg / output_scale + output_zp). A window covering the whole unpadded input falls back to
+ * the global average pool arithmetic, as ONNX Runtime does.
+ * @param input  Format [H, W, C]. Range [-128, 127].
+ * @param output Format [H_out, W_out, C], H_out = (H + pad.top + pad.bottom - kernel.h) / stride.h + 1.
+ *               Range [act_min, act_max].
+ */
+mf_status mf_avgpool_s8(const mf_pool_params *params, const mf_dims *input_dims, const int8_t *input,
+                        const mf_dims *output_dims, int8_t *output);
+
+/**
+ * Global average pool over H and W. Float mode matches com.microsoft QLinearGlobalAveragePool exactly:
+ * acc = sum(x) - input_zp * H * W (int32), then mf_requantize_float(acc, input_scale / (output_scale * (H * W))).
+ * @param input  Format [H, W, C]. Range [-128, 127]. H * W < 2^24.
+ * @param output Format [C]. Range [act_min, act_max].
+ */
+mf_status mf_global_avgpool_s8(const mf_pool_params *params, const mf_dims *input_dims, const int8_t *input,
+                               int8_t *output);
+
+/**
+ * Max pooling over the valid pixels of each window (padding never wins), then the activation clamp.
+ * Matches ONNX MaxPool on int8 exactly (input and output share scale and zero point).
+ * @param input  Format [H, W, C]. Range [-128, 127].
+ * @param output Format [H_out, W_out, C]. Range [act_min, act_max].
+ */
+mf_status mf_maxpool_s8(const mf_pool_params *params, const mf_dims *input_dims, const int8_t *input,
+                        const mf_dims *output_dims, int8_t *output);
+
+/**
+ * Concatenation along channels (NHWC), each input requantized to the output scale and zero point.
+ * Float mode matches com.microsoft QLinearConcat exactly:
+ * round_half_even(clamp(((float)(x - zp_x) * s_x) / s_y)) + zp_y; inputs with the output's scale and zero
+ * point are copied.
+ * @param inputs      Format [num_inputs] descriptors; each data pointer Format [pixels, channels].
+ * @param output      Format [pixels, sum of channels]. Range [-128, 127]. Must not overlap the inputs.
+ */
+mf_status mf_concat_s8(const mf_concat_input *inputs, int32_t num_inputs, int32_t pixels, float output_scale,
+                       int32_t output_zp, int8_t *output);
+
+/**
+ * Softmax along the last axis with ONNX Runtime's QLinearSoftmax arithmetic (float32, both modes):
+ * e_i = exp_table[x_i - max(x) + 255], sum = e_0 + e_1 + ... (float32, in order),
+ * y_i = round_half_even(e_i * output_scale_recip / sum) + output_zp, saturated to [-128, 127].
+ * ONNX Runtime does not saturate (it wraps 128 to -128, see docs); this kernel does.
+ * @param exp_table          Format [256], from tasks/engine_quant.py:softmax_exp_table(). Range > 0.
+ * @param output_scale_recip floor(1 / output_scale), as ONNX Runtime computes it.
+ * @param input              Format [rows, depth]. Range [-128, 127].
+ * @param output             Format [rows, depth]. Range [-128, 127]. May alias input.
+ */
+mf_status mf_softmax_s8(const float *exp_table, float output_scale_recip, int32_t output_zp, int32_t rows,
+                        int32_t depth, const int8_t *input, int8_t *output);
+
+/**
+ * Index of the first maximum (ONNX ArgMax, select_last_index = 0).
+ * @param input Format [size]. Range [-128, 127].
+ * @param index Format [1]; receives an index in [0, size - 1].
+ */
+mf_status mf_argmax_s8(const int8_t *input, int32_t size, int32_t *index);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MCUFORGE_H */

@@ -1,0 +1,70 @@
+/* Concatenation along the channel axis of NHWC tensors, requantizing inputs to the output scale. */
+#include <string.h>
+
+#include "../mf_internal.h"
+
+mf_status mf_concat_s8(const mf_concat_input *inputs, int32_t num_inputs, int32_t pixels, float output_scale,
+                       int32_t output_zp, int8_t *output)
+{
+    int32_t out_channels = 0;
+    int32_t i;
+    if (inputs == NULL || num_inputs <= 0 || pixels <= 0 || output == NULL || !mf_is_int8(output_zp)) {
+        return MF_ARG_ERROR;
+    }
+#if MF_REQUANT_MODE == MF_REQUANT_FLOAT
+    if (!(output_scale > 0.0f)) {
+        return MF_ARG_ERROR;
+    }
+#else
+    (void)output_scale;
+#endif
+    for (i = 0; i < num_inputs; i++) {
+        if (inputs[i].data == NULL || inputs[i].channels <= 0 || !mf_is_int8(inputs[i].zp)) {
+            return MF_ARG_ERROR;
+        }
+        out_channels += inputs[i].channels;
+    }
+    {
+        int32_t channel_offset = 0;
+        for (i = 0; i < num_inputs; i++) {
+            const mf_concat_input in = inputs[i];
+            const int32_t zp = in.zp;
+#if MF_REQUANT_MODE == MF_REQUANT_FLOAT
+            const int is_copy = (in.scale == output_scale) && (zp == output_zp);
+            const float lo = (float)(MF_INT8_MIN - output_zp);
+            const float hi = (float)(MF_INT8_MAX - output_zp);
+#else
+            const int is_copy = (in.requant.multiplier == 1073741824 && in.requant.shift == 1) && (zp == output_zp);
+#endif
+            int32_t p;
+            for (p = 0; p < pixels; p++) {
+                const int8_t *src = in.data + (size_t)p * (size_t)in.channels;
+                int8_t *dst = output + (size_t)p * (size_t)out_channels + (size_t)channel_offset;
+                int32_t ch;
+                if (is_copy) {
+                    memcpy(dst, src, (size_t)in.channels);
+                    continue;
+                }
+                for (ch = 0; ch < in.channels; ch++) {
+#if MF_REQUANT_MODE == MF_REQUANT_FLOAT
+                    /* ONNX Runtime: dequantize (x_scale * (x - zp)), then MlasQuantizeLinear (divide by
+                     * the output scale, clamp, round half to even, add the zero point). */
+                    float v = ((float)((int32_t)src[ch] - zp) * in.scale) / output_scale;
+                    if (v < lo) {
+                        v = lo;
+                    }
+                    if (v > hi) {
+                        v = hi;
+                    }
+                    dst[ch] = (int8_t)(mf_round_half_even(v) + output_zp);
+#else
+                    dst[ch] = (int8_t)mf_requantize_fixed((int32_t)src[ch] - zp, in.requant.multiplier,
+                                                          in.requant.shift, output_zp, MF_INT8_MIN, MF_INT8_MAX);
+#endif
+                }
+            }
+            channel_offset += in.channels;
+        }
+    }
+    return MF_OK;
+}

@@ -1,0 +1,75 @@
+/* Depthwise convolution with depth multiplier 1: output channel c only reads input channel c. */
+#include "../mf_internal.h"
+
+mf_status mf_depthwise_conv2d_s8(const mf_conv_params *params, const mf_quant_params *quant,
+                                 const mf_dims *input_dims, const int8_t *input, const mf_dims *filter_dims,
+                                 const int8_t *filter, const int32_t *bias, const mf_dims *output_dims,
+                                 int8_t *output)
+{
+    if (!mf_conv_params_ok(params) || !mf_quant_ok(quant) || !mf_dims_ok(input_dims) ||
+        !mf_dims_ok(filter_dims) || !mf_dims_ok(output_dims) || input == NULL || filter == NULL ||
+        output == NULL || filter_dims->c != input_dims->c || output_dims->c != input_dims->c) {
+        return MF_ARG_ERROR;
+    }
+    {
+        const int32_t in_h = input_dims->h;
+        const int32_t in_w = input_dims->w;
+        const int32_t channels = input_dims->c;
+        const int32_t k_h = filter_dims->h;
+        const int32_t k_w = filter_dims->w;
+        const int32_t out_h = output_dims->h;
+        const int32_t out_w = output_dims->w;
+        const int32_t stride_h = params->stride.h;
+        const int32_t stride_w = params->stride.w;
+        const int32_t dil_h = params->dilation.h;
+        const int32_t dil_w = params->dilation.w;
+        const int32_t pad_top = params->padding.top;
+        const int32_t pad_left = params->padding.left;
+        const int32_t input_zp = params->input_zp;
+        const int32_t output_zp = params->output_zp;
+        const int32_t act_min = params->act_min;
+        const int32_t act_max = params->act_max;
+        int32_t out_y;
+
+        if (out_h != mf_window_out_size(in_h, pad_top, params->padding.bottom, k_h, dil_h, stride_h) ||
+            out_w != mf_window_out_size(in_w, pad_left, params->padding.right, k_w, dil_w, stride_w)) {
+            return MF_ARG_ERROR;
+        }
+        for (out_y = 0; out_y < out_h; out_y++) {
+            const int32_t in_y_origin = out_y * stride_h - pad_top;
+            int32_t out_x;
+            for (out_x = 0; out_x < out_w; out_x++) {
+                const int32_t in_x_origin = out_x * stride_w - pad_left;
+                int8_t *out_pixel = output + ((size_t)out_y * (size_t)out_w + (size_t)out_x) * (size_t)channels;
+                int32_t ch;
+                for (ch = 0; ch < channels; ch++) {
+                    int32_t acc = 0;
+                    int32_t k_y;
+                    for (k_y = 0; k_y < k_h; k_y++) {
+                        const int32_t in_y = in_y_origin + k_y * dil_h;
+                        int32_t k_x;
+                        if (in_y < 0 || in_y >= in_h) {
+                            continue;
+                        }
+                        for (k_x = 0; k_x < k_w; k_x++) {
+                            const int32_t in_x = in_x_origin + k_x * dil_w;
+                            size_t in_index;
+                            size_t w_index;
+                            if (in_x < 0 || in_x >= in_w) {
+                                continue;
+                            }
+                            in_index = ((size_t)in_y * (size_t)in_w + (size_t)in_x) * (size_t)channels + (size_t)ch;
+                            w_index = ((size_t)k_y * (size_t)k_w + (size_t)k_x) * (size_t)channels + (size_t)ch;
+                            acc += ((int32_t)input[in_index] - input_zp) * (int32_t)filter[w_index];
+                        }
+                    }
+                    if (bias != NULL) {
+                        acc = mf_wrapping_add(acc, bias[ch]);
+                    }
+                    out_pixel[ch] = mf_requant_channel(acc, quant, ch, output_zp, act_min, act_max);
+                }
+            }
+        }
+    }
+    return MF_OK;
+}

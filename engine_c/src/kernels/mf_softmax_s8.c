@@ -1,0 +1,71 @@
+/* Softmax with ONNX Runtime's QLinearSoftmax lookup-table arithmetic, and argmax. */
+#include "../mf_internal.h"
+
+/* Round half to even of a float in [-2^22, 2^22] (the same magic-number trick as mf_round_half_even,
+ * repeated here because softmax uses float in both requantization modes). */
+static int32_t mf_softmax_round(float v)
+{
+    union {
+        float f;
+        uint32_t u;
+    } bits;
+    bits.f = v + 12582912.0f;
+    return (int32_t)bits.u - (int32_t)0x4B400000;
+}
+
+mf_status mf_softmax_s8(const float *exp_table, float output_scale_recip, int32_t output_zp, int32_t rows,
+                        int32_t depth, const int8_t *input, int8_t *output)
+{
+    int32_t row;
+    if (exp_table == NULL || input == NULL || output == NULL || rows <= 0 || depth <= 0 ||
+        !mf_is_int8(output_zp) || !(output_scale_recip >= 0.0f) || !(output_scale_recip <= 4194304.0f)) {
+        return MF_ARG_ERROR;
+    }
+    for (row = 0; row < rows; row++) {
+        const int8_t *in_row = input + (size_t)row * (size_t)depth;
+        int8_t *out_row = output + (size_t)row * (size_t)depth;
+        const float lo = (float)(MF_INT8_MIN - output_zp);
+        const float hi = (float)(MF_INT8_MAX - output_zp);
+        int32_t max_value = MF_INT8_MIN;
+        float sum = 0.0f;
+        int32_t i;
+        for (i = 0; i < depth; i++) {
+            if (in_row[i] > max_value) {
+                max_value = in_row[i];
+            }
+        }
+        for (i = 0; i < depth; i++) {
+            sum += exp_table[(int32_t)in_row[i] - max_value + 255];
+        }
+        if (!(sum > 0.0f)) {
+            return MF_ARG_ERROR;
+        }
+        for (i = 0; i < depth; i++) {
+            float v = (exp_table[(int32_t)in_row[i] - max_value + 255] * output_scale_recip) / sum;
+            if (v < lo) {
+                v = lo;
+            }
+            if (v > hi) {
+                v = hi;
+            }
+            out_row[i] = (int8_t)(mf_softmax_round(v) + output_zp);
+        }
+    }
+    return MF_OK;
+}
+
+mf_status mf_argmax_s8(const int8_t *input, int32_t size, int32_t *index)
+{
+    int32_t best = 0;
+    int32_t i;
+    if (input == NULL || index == NULL || size <= 0) {
+        return MF_ARG_ERROR;
+    }
+    for (i = 1; i < size; i++) {
+        if (input[i] > input[best]) {
+            best = i;
+        }
+    }
+    *index = best;
+    return MF_OK;
+}

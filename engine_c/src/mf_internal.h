@@ -1,0 +1,76 @@
+/* Private helpers shared by the kernels (not part of the public API). */
+#ifndef MF_INTERNAL_H
+#define MF_INTERNAL_H
+
+#include "mcuforge.h"
+
+#define MF_INT8_MIN (-128)
+#define MF_INT8_MAX 127
+
+static inline int mf_is_int8(int32_t v)
+{
+    return v >= MF_INT8_MIN && v <= MF_INT8_MAX;
+}
+
+static inline int mf_act_ok(int32_t act_min, int32_t act_max)
+{
+    return mf_is_int8(act_min) && mf_is_int8(act_max) && act_min <= act_max;
+}
+
+static inline int mf_dims_ok(const mf_dims *d)
+{
+    return d != NULL && d->h > 0 && d->w > 0 && d->c > 0;
+}
+
+/* Output size of a sliding window; -1 when the window does not fit even once. */
+static inline int32_t mf_window_out_size(int32_t in, int32_t pad_a, int32_t pad_b, int32_t kernel,
+                                         int32_t dilation, int32_t stride)
+{
+    const int32_t span = dilation * (kernel - 1) + 1;
+    const int32_t padded = in + pad_a + pad_b;
+    if (padded < span) {
+        return -1;
+    }
+    return (padded - span) / stride + 1;
+}
+
+/* Adds with two's complement wrap-around, like MLAS's int32 vector adds (no signed overflow UB). */
+static inline int32_t mf_wrapping_add(int32_t a, int32_t b)
+{
+    const uint32_t sum = (uint32_t)a + (uint32_t)b;
+    if (sum <= (uint32_t)INT32_MAX) {
+        return (int32_t)sum;
+    }
+    return (int32_t)(sum - (uint32_t)INT32_MAX - 1u) + INT32_MIN;
+}
+
+/* Requantizes accumulator `acc` of output channel `ch` with the mode chosen at compile time. */
+static inline int8_t mf_requant_channel(int32_t acc, const mf_quant_params *quant, int32_t ch, int32_t zp,
+                                        int32_t act_min, int32_t act_max)
+{
+#if MF_REQUANT_MODE == MF_REQUANT_FLOAT
+    return (int8_t)mf_requantize_float(acc, quant->scale[ch], zp, act_min, act_max);
+#else
+    return (int8_t)mf_requantize_fixed(acc, quant->multiplier[ch], quant->shift[ch], zp, act_min, act_max);
+#endif
+}
+
+static inline int mf_quant_ok(const mf_quant_params *quant)
+{
+#if MF_REQUANT_MODE == MF_REQUANT_FLOAT
+    return quant != NULL && quant->scale != NULL;
+#else
+    return quant != NULL && quant->multiplier != NULL && quant->shift != NULL;
+#endif
+}
+
+/* Checks the convolution parameters shared by the conv kernels. */
+static inline int mf_conv_params_ok(const mf_conv_params *p)
+{
+    return p != NULL && mf_is_int8(p->input_zp) && mf_is_int8(p->output_zp) && p->stride.h > 0 &&
+           p->stride.w > 0 && p->dilation.h > 0 && p->dilation.w > 0 && p->padding.top >= 0 &&
+           p->padding.left >= 0 && p->padding.bottom >= 0 && p->padding.right >= 0 &&
+           mf_act_ok(p->act_min, p->act_max);
+}
+
+#endif /* MF_INTERNAL_H */
