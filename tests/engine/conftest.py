@@ -36,3 +36,41 @@ def fixed_engine(engine_libs):
 @pytest.fixture(scope="session", params=["float", "fixed"])
 def engine(request, engine_libs):
     return engine_libs[request.param]
+
+
+def pytest_configure(config):
+    """The controller (or the only process) creates the directory the workers write statistics to."""
+    import os
+    import tempfile
+
+    from mf_check import STATS_ENV
+
+    if not hasattr(config, "workerinput"):
+        os.environ[STATS_ENV] = tempfile.mkdtemp(prefix="mf_engine_stats_")
+
+
+def pytest_sessionfinish(session):
+    from mf_check import dump_stats
+
+    worker = getattr(session.config, "workerinput", {}).get("workerid", "main")
+    dump_stats(worker)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    import os
+    import shutil
+
+    from mf_check import STATS_ENV, load_stats
+
+    directory = os.environ.get(STATS_ENV)
+    if not directory or hasattr(config, "workerinput"):
+        return
+    rows = load_stats(directory)
+    shutil.rmtree(directory, ignore_errors=True)
+    if not rows:
+        return
+    terminalreporter.section("engine vs ONNX Runtime")
+    terminalreporter.write_line(f"{'op':<28}{'mode':<7}{'cases':>7}{'values':>10}{'differ':>9}{'max|d|':>8}")
+    for r in rows:
+        terminalreporter.write_line(f"{r['op']:<28}{r['mode']:<7}{r['cases']:>7}{r['values']:>10}"
+                                    f"{r['diff']:>9}{r['max_abs']:>8}")

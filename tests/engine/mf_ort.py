@@ -97,9 +97,9 @@ def qlinear_conv(x, xs, xzp, w, ws, bias, ys, yzp, strides, pads, dilations, gro
 def qgemm(a, a_s, a_zp, b_nk, b_s, bias, ys, yzp, act=(-128, 127)):
     """com.microsoft QGemm with transB = 1. a: [M, K]; b_nk: [N, K]; b_s: [N]; bias: [N] or None."""
     g = Graph()
-    n = b_nk.shape[0]
+    b_s = _f32(b_s)
     ins = [g.input("a", a), g.const(_f32(a_s), np.float32), g.const(np.int8(a_zp), np.int8),
-           g.const(b_nk, np.int8), g.const(_f32(b_s), np.float32), g.const(np.zeros(n, np.int8), np.int8),
+           g.const(b_nk, np.int8), g.const(b_s, np.float32), g.const(np.zeros(b_s.shape, np.int8), np.int8),
            g.const(bias, np.int32) if bias is not None else "", g.const(_f32(ys), np.float32),
            g.const(np.int8(yzp), np.int8)]
     y = g.node("QGemm", ins, "y", domain=MS_DOMAIN, transB=1)
