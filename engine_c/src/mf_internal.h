@@ -44,6 +44,17 @@ static inline int32_t mf_wrapping_add(int32_t a, int32_t b)
     return (int32_t)(sum - (uint32_t)INT32_MAX - 1u) + INT32_MIN;
 }
 
+/* v / 2^exponent rounded to nearest, ties away from zero; exponent in [1, 62]. One rounding only, unlike
+ * TFLite's two-step MultiplyByQuantizedMultiplier, which matters for small values (concat, pooling). */
+static inline int64_t mf_rounding_shift_right64(int64_t v, int32_t exponent)
+{
+    const int64_t half = (int64_t)1 << (exponent - 1);
+    if (v >= 0) {
+        return (v + half) >> exponent;
+    }
+    return -((-v + half) >> exponent);
+}
+
 /* Requantizes accumulator `acc` of output channel `ch` with the mode chosen at compile time. */
 static inline int8_t mf_requant_channel(int32_t acc, const mf_quant_params *quant, int32_t ch, int32_t zp,
                                         int32_t act_min, int32_t act_max)

@@ -17,28 +17,26 @@ mf_status mf_add_s8(const mf_add_params *params, int32_t size, const int8_t *inp
         const int32_t act_max = params->act_max;
         int32_t i;
 #if MF_REQUANT_MODE == MF_REQUANT_FLOAT
-        /* MLAS (AVX2 QLinearAdd kernel): float sum of the dequantized inputs, divided by the output scale,
-         * rounded half to even, clamped, plus the zero point. Clamping before rounding is the same for
-         * integer bounds. */
-        const float scale1 = params->input1_scale;
-        const float scale2 = params->input2_scale;
-        const float output_scale = params->output_scale;
-        const float lo = (float)(act_min - output_zp);
-        const float hi = (float)(act_max - output_zp);
-        if (!(scale1 > 0.0f) || !(scale2 > 0.0f) || !(output_scale > 0.0f)) {
+        /* MLAS (MlasQLinearAdd, the SSE2 kernel ORT runs on x86-64): with r1 = s1 / s_y, r2 = s2 / s_y and
+         * fixed = (float)zp_y - (r1 * zp1 + r2 * zp2), v = (fixed + q1 * r1) + q2 * r2 in float32, rounded half to
+         * even, saturated. Clamping before rounding gives the same result for integer bounds. */
+        const float ratio1 = params->input1_scale / params->output_scale;
+        const float ratio2 = params->input2_scale / params->output_scale;
+        const float fixed_part = (float)output_zp - (ratio1 * (float)zp1 + ratio2 * (float)zp2);
+        const float lo = (float)act_min;
+        const float hi = (float)act_max;
+        if (!(params->input1_scale > 0.0f) || !(params->input2_scale > 0.0f) || !(params->output_scale > 0.0f)) {
             return MF_ARG_ERROR;
         }
         for (i = 0; i < size; i++) {
-            const float a = (float)((int32_t)input1[i] - zp1) * scale1;
-            const float b = (float)((int32_t)input2[i] - zp2) * scale2;
-            float v = (a + b) / output_scale;
+            float v = (fixed_part + (float)input1[i] * ratio1) + (float)input2[i] * ratio2;
             if (v < lo) {
                 v = lo;
             }
             if (v > hi) {
                 v = hi;
             }
-            output[i] = (int8_t)(mf_round_half_even(v) + output_zp);
+            output[i] = (int8_t)mf_round_half_even(v);
         }
 #else
         /* TFLite: both inputs shifted left for headroom, rescaled to a common scale, summed, requantized. */

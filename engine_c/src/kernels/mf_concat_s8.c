@@ -19,6 +19,11 @@ mf_status mf_concat_s8(const mf_concat_input *inputs, int32_t num_inputs, int32_
     (void)output_scale;
 #endif
     for (i = 0; i < num_inputs; i++) {
+#if MF_REQUANT_MODE == MF_REQUANT_FIXED
+        if (inputs[i].requant.shift < -31 || inputs[i].requant.shift > 30) {
+            return MF_ARG_ERROR;
+        }
+#endif
         if (inputs[i].data == NULL || inputs[i].channels <= 0 || !mf_is_int8(inputs[i].zp)) {
             return MF_ARG_ERROR;
         }
@@ -58,8 +63,17 @@ mf_status mf_concat_s8(const mf_concat_input *inputs, int32_t num_inputs, int32_
                     }
                     dst[ch] = (int8_t)(mf_round_half_even(v) + output_zp);
 #else
-                    dst[ch] = (int8_t)mf_requantize_fixed((int32_t)src[ch] - zp, in.requant.multiplier,
-                                                          in.requant.shift, output_zp, MF_INT8_MIN, MF_INT8_MAX);
+                    /* (x - zp) * multiplier * 2^(shift - 31) with a single rounding (half away from zero). */
+                    int64_t v = mf_rounding_shift_right64(((int64_t)src[ch] - zp) * (int64_t)in.requant.multiplier,
+                                                          31 - in.requant.shift) +
+                                output_zp;
+                    if (v < MF_INT8_MIN) {
+                        v = MF_INT8_MIN;
+                    }
+                    if (v > MF_INT8_MAX) {
+                        v = MF_INT8_MAX;
+                    }
+                    dst[ch] = (int8_t)v;
 #endif
                 }
             }

@@ -30,15 +30,8 @@ static int64_t mf_round_div(int64_t num, int64_t den)
 static int8_t mf_fixed_average(int32_t sum, int32_t count, const mf_requant *requant, int32_t zp, int32_t lo,
                                int32_t hi)
 {
-    const int32_t exponent = 31 - requant->shift; /* in [1, 62] */
     const int64_t quotient = mf_round_div((int64_t)sum * (int64_t)requant->multiplier, (int64_t)count);
-    const int64_t half = (int64_t)1 << (exponent - 1);
-    int64_t v;
-    if (quotient >= 0) {
-        v = (quotient + half) >> exponent;
-    } else {
-        v = -((-quotient + half) >> exponent);
-    }
+    int64_t v = mf_rounding_shift_right64(quotient, 31 - requant->shift);
     v += zp;
     if (v < lo) {
         v = lo;
