@@ -150,3 +150,17 @@ def softmax_exp_table(x_scale: float, depth: int) -> np.ndarray:
 def softmax_output_scale_recip(y_scale: float) -> np.float32:
     """``floor(1 / y_scale)`` in float32, as ONNX Runtime's QLinearSoftmax computes it."""
     return np.float32(math.floor(np.float32(1.0) / np.float32(y_scale)))
+
+
+def softmax_reference(x, x_scale: float, y_scale: float, y_zp: int) -> np.ndarray:
+    """numpy float32 model of ``mf_softmax_s8`` along the last axis (exact, documents its arithmetic)."""
+    x = np.asarray(x, dtype=np.int8)
+    table = softmax_exp_table(x_scale, x.shape[-1])
+    recip = softmax_output_scale_recip(y_scale)
+    e = table[x.astype(np.int32) - x.max(axis=-1, keepdims=True).astype(np.int32) + 255]
+    total = np.zeros(x.shape[:-1], np.float32)
+    for i in range(x.shape[-1]):  # float32 sum in index order
+        total = (total + e[..., i]).astype(np.float32)
+    scale = ((np.float32(1.0) / total).astype(np.float32) * recip).astype(np.float32)
+    v = (e * scale[..., None]).astype(np.float32) + np.float32(y_zp)
+    return np.clip(np.rint(v), -128, 127).astype(np.int8)

@@ -315,12 +315,16 @@ mf_status mf_concat_s8(const mf_concat_input *inputs, int32_t num_inputs, int32_
                        int32_t output_zp, int8_t *output);
 
 /**
- * Softmax along the last axis with ONNX Runtime's QLinearSoftmax arithmetic (float32, both modes):
- * e_i = exp_table[x_i - max(x) + 255], sum = e_0 + e_1 + ... (float32, in order),
- * y_i = round_half_even(e_i * output_scale_recip / sum) + output_zp, saturated to [-128, 127].
- * ONNX Runtime does not saturate (it wraps 128 to -128, see docs); this kernel does.
+ * Softmax along the last axis with ONNX Runtime's QLinearSoftmax lookup-table arithmetic (float32, used in
+ * both requantization modes):
+ * e_i = exp_table[x_i - max(x) + 255]; sum = e_0 + e_1 + ... (float32, in index order);
+ * scale = (1 / sum) * output_scale_recip; y_i = round_half_even(e_i * scale + output_zp), saturated to int8.
+ * ONNX Runtime's result depends on the host CPU (MLAS picks an AVX-512, AVX2 or scalar kernel that sum in
+ * different orders, the vector ones with a fused multiply-add), so it is matched within +-1 LSB, not bit
+ * for bit; argmax of the output is unaffected in practice (see engine_c/src/README.md).
  * @param exp_table          Format [256], from tasks/engine_quant.py:softmax_exp_table(). Range > 0.
- * @param output_scale_recip floor(1 / output_scale), as ONNX Runtime computes it.
+ * @param output_scale_recip floor(1 / output_scale) in float32, as ONNX Runtime computes it. Range >= 0.
+ * @param output_zp          [-128, 127].
  * @param input              Format [rows, depth]. Range [-128, 127].
  * @param output             Format [rows, depth]. Range [-128, 127]. May alias input.
  */

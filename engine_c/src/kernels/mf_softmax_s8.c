@@ -18,16 +18,16 @@ mf_status mf_softmax_s8(const float *exp_table, float output_scale_recip, int32_
 {
     int32_t row;
     if (exp_table == NULL || input == NULL || output == NULL || rows <= 0 || depth <= 0 ||
-        !mf_is_int8(output_zp) || !(output_scale_recip >= 0.0f) || !(output_scale_recip <= 4194304.0f)) {
+        !mf_is_int8(output_zp) || !(output_scale_recip >= 0.0f) || !(output_scale_recip <= 3.0e38f)) {
         return MF_ARG_ERROR;
     }
     for (row = 0; row < rows; row++) {
         const int8_t *in_row = input + (size_t)row * (size_t)depth;
         int8_t *out_row = output + (size_t)row * (size_t)depth;
-        const float lo = (float)(MF_INT8_MIN - output_zp);
-        const float hi = (float)(MF_INT8_MAX - output_zp);
+        const float zp = (float)output_zp;
         int32_t max_value = MF_INT8_MIN;
         float sum = 0.0f;
+        float scale;
         int32_t i;
         for (i = 0; i < depth; i++) {
             if (in_row[i] > max_value) {
@@ -40,15 +40,18 @@ mf_status mf_softmax_s8(const float *exp_table, float output_scale_recip, int32_
         if (!(sum > 0.0f)) {
             return MF_ARG_ERROR;
         }
+        /* Like MLAS's vector kernels: one reciprocal of the sum, then a multiply per element (no overflow,
+         * unlike e * recip / sum). */
+        scale = (1.0f / sum) * output_scale_recip;
         for (i = 0; i < depth; i++) {
-            float v = (exp_table[(int32_t)in_row[i] - max_value + 255] * output_scale_recip) / sum;
-            if (v < lo) {
-                v = lo;
+            float v = exp_table[(int32_t)in_row[i] - max_value + 255] * scale + zp;
+            if (v < (float)MF_INT8_MIN) {
+                v = (float)MF_INT8_MIN;
             }
-            if (v > hi) {
-                v = hi;
+            if (v > (float)MF_INT8_MAX) {
+                v = (float)MF_INT8_MAX;
             }
-            out_row[i] = (int8_t)(mf_softmax_round(v) + output_zp);
+            out_row[i] = (int8_t)mf_softmax_round(v);
         }
     }
     return MF_OK;
