@@ -98,9 +98,8 @@ def _run(command: Sequence[str | os.PathLike[str]], timeout: float, what: str,
     result = RunResult(command=argv, returncode=completed.returncode, stdout=completed.stdout,
                        stderr=completed.stderr, seconds=time.monotonic() - started)
     if completed.returncode != 0:
-        output = completed.stderr if completed.stderr.strip() else completed.stdout
-        raise ToolchainError(f"{what} failed with exit code {completed.returncode}: {shlex.join(argv)}\n"
-                             f"{_tail(output)}")
+        output = "\n".join(part for part in (_tail(completed.stderr), _tail(completed.stdout)) if part)
+        raise ToolchainError(f"{what} failed with exit code {completed.returncode}: {shlex.join(argv)}\n{output}")
     return result
 
 

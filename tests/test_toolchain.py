@@ -256,6 +256,13 @@ def test_qemu_exit_code_and_message_reach_the_caller(builds, workdir):
 
 
 @qemu_test
+def test_qemu_cpu_fault_is_reported_not_hung(builds, inputs, workdir):
+    # An M4F hard-float ELF on the M3 machine (no FPU) takes a NOCP UsageFault: the fault handler reports and exits.
+    with pytest.raises(ToolchainError, match=r"QEMU mps2-an385 failed with exit code 1[\s\S]*CPU fault"):
+        toolchain.run_qemu(builds("mps2-an386"), "mps2-an385", inputs, workdir / "unused.bin", timeout=30)
+
+
+@qemu_test
 def test_qemu_timeout_is_honoured(builds, workdir):
     many = workdir / "many_samples.bin"
     many.write_bytes(bytes(INPUT_BYTES * 20000))
