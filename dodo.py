@@ -1,0 +1,134 @@
+"""mcuforge pipeline: `doit run pipeline=<yaml> [field.path=value ...]`.
+
+Variables: `pipeline=` (a YAML path, or a name under pipelines/; default fashion), `build=` (build root; default
+build/<name>), and any config field as a dotted path (`train.epochs=3`) or a short alias (`board=`, `seed=`, `name=`).
+This file only wires tasks; the work lives in tasks/<stage>.py.
+"""
+import sys
+from pathlib import Path
+
+from doit import doit_cmd
+from doit.tools import config_changed
+
+from schemas.loader import ConfigError
+from tasks import config as config_stage
+from tasks import data as data_stage
+from tasks import manifest as manifest_stage
+from tasks import quantize as quantize_stage
+from tasks import search as search_stage
+from tasks import train as train_stage
+from tasks.doit_support import action, write_config
+
+ROOT = Path(__file__).resolve().parent
+
+
+def _load():
+    variables = dict(getattr(doit_cmd, "_CMDLINE_VARS", None) or {})
+    try:
+        pipeline, build, overrides = config_stage.split_vars(variables)
+        cfg = config_stage.resolve(pipeline, overrides)
+    except ConfigError as exc:
+        print(f"mcuforge: configuration error\n{exc}", file=sys.stderr)
+        sys.exit(2)
+    return cfg, config_stage.Paths(build or ROOT / "build" / cfg["name"])
+
+
+CFG, PATHS = _load()
+PATHS.root.mkdir(parents=True, exist_ok=True)
+DATA_FILES = [PATHS.data_file(key) for key in data_stage.SPLITS]
+
+DOIT_CONFIG = {
+    "default_tasks": ["manifest"],
+    "dep_file": str(PATHS.doit_db),
+    "backend": "json",
+    "verbosity": 2,
+    "action_string_formatting": "new",
+}
+
+
+def _section(*names):
+    return {name: CFG[name] for name in names}
+
+
+def task_config():
+    """Validate the pipeline YAML and its board; write build/<name>/config.resolved.json."""
+    return {
+        "actions": [action(write_config, CFG, PATHS)],
+        "file_dep": [config_stage.absolute(CFG["resolved"]["pipeline_file"]),
+                     config_stage.absolute(CFG["resolved"]["board_file"])],
+        "targets": [PATHS.config],
+        "uptodate": [config_changed(CFG)],
+        "clean": True,
+    }
+
+
+def task_data():
+    """Load the dataset (fashion_mnist, sklearn_digits, image_folder), cache it as .npy with a dataset card."""
+    file_dep = []
+    if CFG["dataset"]["kind"] == "fashion_mnist":
+        folder = config_stage.absolute(CFG["resolved"]["dataset_path"])
+        file_dep = [folder / name for name in data_stage.FASHION_FILES.values()]
+    return {
+        "actions": [action(data_stage.run, CFG, PATHS)],
+        "file_dep": file_dep,
+        "targets": DATA_FILES + [PATHS.card],
+        "uptodate": [config_changed(_section("dataset", "seed")
+                                    | {"classes": CFG["search"]["model"]["num_classes"]})],
+        "clean": True,
+    }
+
+
+def task_search():
+    """Write search/arch.json: the fixed architecture of `search.model`."""
+    return {
+        "actions": [action(search_stage.run, CFG, PATHS)],
+        "targets": [PATHS.arch],
+        "uptodate": [config_changed(_section("search"))],
+        "clean": True,
+    }
+
+
+def task_train():
+    """Train the architecture (CPU, deterministic), export train/model_fp32.onnx, write train/metrics.json."""
+    return {
+        "actions": [action(train_stage.run, CFG, PATHS)],
+        "file_dep": [PATHS.arch] + DATA_FILES,
+        "targets": [PATHS.fp32, PATHS.train_metrics],
+        "uptodate": [config_changed(_section("train", "seed"))],
+        "clean": True,
+    }
+
+
+def task_quantize():
+    """Quantize to int8 with ONNX Runtime (static, QDQ): quantize/model_int8.onnx, fp32 vs int8 accuracy."""
+    quantize_cfg = {k: v for k, v in CFG["quantize"].items() if k != "requant"}  # requant only affects codegen
+    return {
+        "actions": [action(quantize_stage.run, CFG, PATHS)],
+        "file_dep": [PATHS.fp32] + DATA_FILES,
+        "targets": [PATHS.int8, PATHS.quant_metrics],
+        "uptodate": [config_changed({"quantize": quantize_cfg, "seed": CFG["seed"]})],
+        "clean": True,
+    }
+
+
+def task_manifest():
+    """Write manifest.json: sha256 of every artifact, tool versions, resolved-config hash."""
+    artifacts = [PATHS.config, PATHS.card, PATHS.arch, PATHS.fp32, PATHS.train_metrics, PATHS.int8,
+                 PATHS.quant_metrics] + DATA_FILES
+    return {
+        "actions": [action(manifest_stage.run, CFG, PATHS)],
+        "file_dep": artifacts,
+        "targets": [PATHS.manifest],
+        "uptodate": [config_changed(manifest_stage.tool_versions())],
+        "clean": True,
+    }
+
+
+def task_check_manifest():
+    """Re-hash the artifacts of an existing build and name any that changed since manifest.json was written."""
+    return {
+        "actions": [action(manifest_stage.check_action, PATHS)],
+        "file_dep": [PATHS.manifest],
+        "uptodate": [False],
+        "verbosity": 2,
+    }

@@ -1,0 +1,140 @@
+"""Pipeline YAML (`pipelines/*.yaml`): what to build, from which data, for which board."""
+from enum import Enum
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from .arch import ArchSpec
+from .common import Strict
+
+
+class DatasetKind(str, Enum):
+    fashion_mnist = "fashion_mnist"
+    sklearn_digits = "sklearn_digits"
+    image_folder = "image_folder"
+
+
+class DatasetConfig(Strict):
+    """Where the samples come from and how they are shaped for the network."""
+
+    kind: DatasetKind = Field(description="Dataset loader.")
+    path: str = Field(
+        default="",
+        description="Folder of the data. fashion_mnist: the idx files (default: Debian's /usr/share/datasets/fashion-mnist); "
+        "image_folder: one sub-folder per class, or train/ and test/ each with one sub-folder per class (required); "
+        "sklearn_digits: unused. Relative paths are relative to the pipeline YAML's folder.",
+    )
+    resolution: int = Field(ge=4, le=512, description="Images are resized to resolution x resolution.")
+    channels: Literal[1, 3] = Field(default=1, description="1 = grayscale, 3 = RGB.")
+    classes: list[str] = Field(
+        default_factory=list,
+        description="image_folder: class sub-folders to use, in label order (default: all, sorted).",
+    )
+    test_fraction: float = Field(
+        default=0.2, gt=0.0, lt=1.0,
+        description="Share of samples held out for test when the source has no test split (sklearn_digits, image_folder).",
+    )
+    max_train: int = Field(default=0, ge=0, description="Use at most this many training samples (0 = all); for quick runs.")
+    max_test: int = Field(default=0, ge=0, description="Use at most this many test samples (0 = all); for quick runs.")
+
+
+class SearchConfig(Strict):
+    """Architecture: for now a fixed `model` (the search issue adds the search space)."""
+
+    model: ArchSpec = Field(description="Fixed architecture to train (written to search/arch.json).")
+
+
+class Optimizer(str, Enum):
+    sgd = "sgd"
+    adam = "adam"
+    adamw = "adamw"
+
+
+class TrainConfig(Strict):
+    """Training recipe (CPU, deterministic)."""
+
+    epochs: int = Field(ge=1, le=1000, description="Passes over the training set.")
+    batch_size: int = Field(default=128, ge=1, le=65536, description="Mini-batch size.")
+    lr: float = Field(default=0.01, gt=0.0, le=10.0, description="Peak learning rate (cosine schedule with one warm-up epoch).")
+    optimizer: Optimizer = Field(default=Optimizer.adamw, description="Optimizer.")
+    weight_decay: float = Field(default=5e-4, ge=0.0, description="Weight decay.")
+    label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0, description="Label smoothing of the cross-entropy.")
+    augment: bool = Field(default=False, description="Random horizontal flips and 2-pixel shifts.")
+    threads: int = Field(
+        default=0, ge=0,
+        description="torch CPU threads (0 = torch's default). Bit-identical weights across machines need the same value.",
+    )
+
+
+class Granularity(str, Enum):
+    per_channel = "per_channel"
+    per_tensor = "per_tensor"
+
+
+class RequantMode(str, Enum):
+    auto = "auto"
+    float = "float"
+    fixed = "fixed"
+
+
+class QuantizeConfig(Strict):
+    """Post-training static int8 quantization with ONNX Runtime."""
+
+    granularity: Granularity = Field(
+        default=Granularity.per_channel,
+        description="Weight scales: one per output channel, or one per tensor (the lecture's per-layer scheme).",
+    )
+    calibration_samples: int = Field(default=512, ge=1, le=100000, description="Training samples used to calibrate activation ranges.")
+    requant: RequantMode = Field(
+        default=RequantMode.auto,
+        description="Engine requantization: float (exact vs ONNX Runtime, needs an FPU to be fast), "
+        "fixed (int32 multiplier + shift, TFLite rounding), auto (float on boards with an FPU, else fixed).",
+    )
+
+
+class Planner(str, Enum):
+    greedy_by_size = "greedy_by_size"
+
+
+class ScheduleConfig(Strict):
+    """Memory planning of the activation arena."""
+
+    planner: Planner = Field(default=Planner.greedy_by_size, description="Arena planner.")
+
+
+class DeployConfig(Strict):
+    """Target board and verification."""
+
+    board: str = Field(pattern=r"^[a-z0-9_\-]+$", description="Board name: boards/<board>.yaml.")
+    verify_samples: int = Field(default=100, ge=1, le=100000, description="Test samples compared with ONNX Runtime.")
+    layer_samples: int = Field(default=3, ge=0, le=1000, description="Samples whose every layer output is compared.")
+    emulate: bool = Field(default=True, description="Run the cross-compiled binary under QEMU when the board has a machine.")
+
+
+class PipelineConfig(Strict):
+    """A whole pipeline: data -> architecture -> training -> int8 -> schedule -> C -> verified binary."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$", description="Pipeline name; artifacts go to build/<name>/.")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seed of every random choice (data order, init, search).")
+    dataset: DatasetConfig = Field(description="Data.")
+    search: SearchConfig = Field(description="Architecture.")
+    train: TrainConfig = Field(description="Training.")
+    quantize: QuantizeConfig = Field(default_factory=QuantizeConfig, description="Quantization.")
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig, description="Memory planning.")
+    deploy: DeployConfig = Field(description="Deployment target.")
+
+    @model_validator(mode="after")
+    def _model_matches_data(self) -> "PipelineConfig":
+        arch = self.search.model
+        if arch.input.resolution != self.dataset.resolution:
+            raise ValueError(
+                f"search.model.input.resolution ({arch.input.resolution}) differs from dataset.resolution "
+                f"({self.dataset.resolution})"
+            )
+        if arch.input.channels != self.dataset.channels:
+            raise ValueError(
+                f"search.model.input.channels ({arch.input.channels}) differs from dataset.channels ({self.dataset.channels})"
+            )
+        if self.dataset.kind == DatasetKind.image_folder.value and not self.dataset.path:
+            raise ValueError("dataset.path is required for kind image_folder")
+        return self

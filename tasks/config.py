@@ -1,0 +1,119 @@
+"""Resolve a pipeline (YAML + command-line overrides + board) into the dict every stage reads.
+
+The resolved config is written to `build/<name>/config.resolved.json`; every stage takes only its own sections, so
+doit's `config_changed` re-runs a stage only when those sections change.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from schemas.loader import ROOT, ConfigError, load_pipeline
+
+from . import data as data_stage
+
+# doit command-line variables that are not config fields.
+RESERVED_VARS = ("pipeline", "build")
+DEFAULT_PIPELINE = "fashion"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Every artifact of one pipeline, under build/<name>/."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.resolved.json"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    def data_file(self, key: str) -> Path:
+        return self.data / f"{key}.npy"
+
+    @property
+    def card(self) -> Path:
+        return self.data / "card.json"
+
+    @property
+    def arch(self) -> Path:
+        return self.root / "search" / "arch.json"
+
+    @property
+    def fp32(self) -> Path:
+        return self.root / "train" / "model_fp32.onnx"
+
+    @property
+    def train_metrics(self) -> Path:
+        return self.root / "train" / "metrics.json"
+
+    @property
+    def int8(self) -> Path:
+        return self.root / "quantize" / "model_int8.onnx"
+
+    @property
+    def quant_metrics(self) -> Path:
+        return self.root / "quantize" / "metrics.json"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.json"
+
+    @property
+    def doit_db(self) -> Path:
+        return self.root / ".doit.db"
+
+
+def _portable(path: Path) -> str:
+    """A path inside the project is stored relative to it, so artifacts do not depend on where the clone lives."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path.resolve())
+
+
+def resolve(pipeline: str, overrides: dict[str, str]) -> dict:
+    """Load and validate; return the resolved config dict (defaults filled, board merged, requant decided)."""
+    loaded = load_pipeline(pipeline, overrides)
+    cfg = loaded.pipeline.model_dump(mode="json")
+    board = loaded.board.model_dump(mode="json")
+    yaml_dir = loaded.source.parent
+    data_stage.check_available(cfg["dataset"], yaml_dir)
+    requant = cfg["quantize"]["requant"]
+    if requant == "auto":
+        requant = "float" if loaded.board.has_fpu else "fixed"
+    cfg["board"] = board
+    cfg["resolved"] = {
+        "pipeline_file": _portable(loaded.source),
+        "board_file": _portable(ROOT / "boards" / f"{board['name']}.yaml"),
+        "dataset_path": _portable(data_stage.dataset_path(cfg["dataset"], yaml_dir)) if cfg["dataset"]["path"]
+        or cfg["dataset"]["kind"] == "fashion_mnist" else "",
+        "requant": requant,
+        "sram_budget_bytes": loaded.board.sram_budget,
+        "flash_budget_bytes": loaded.board.flash_budget,
+    }
+    return cfg
+
+
+def absolute(portable: str) -> Path:
+    path = Path(portable)
+    return path if path.is_absolute() else ROOT / path
+
+
+def config_hash(cfg: dict) -> str:
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()
+
+
+def split_vars(variables: dict[str, str]) -> tuple[str, Path | None, dict[str, str]]:
+    """doit variables -> (pipeline, build root or None, config overrides)."""
+    pipeline = variables.get("pipeline", DEFAULT_PIPELINE)
+    build = variables.get("build")
+    overrides = {k: v for k, v in variables.items() if k not in RESERVED_VARS}
+    if not pipeline:
+        raise ConfigError("command line: pipeline= needs a file, e.g. pipeline=pipelines/fashion.yaml")
+    return pipeline, Path(build).resolve() if build else None, overrides

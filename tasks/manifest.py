@@ -1,0 +1,91 @@
+"""Stage `manifest`: sha256 of every artifact, versions of the tools, hash of the resolved config. No timestamps."""
+from __future__ import annotations
+
+import platform
+import shutil
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from .io import sha256_file, write_json
+
+PACKAGES = ("torch", "onnx", "onnxruntime", "numpy", "scikit-learn", "pydantic", "doit", "matplotlib")
+TOOLS = {
+    "gcc": ["gcc", "--version"],
+    "arm-none-eabi-gcc": ["arm-none-eabi-gcc", "--version"],
+    "cmake": ["cmake", "--version"],
+    "qemu-system-arm": ["qemu-system-arm", "--version"],
+}
+
+
+def tool_versions() -> dict:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for package in PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    for name, command in TOOLS.items():
+        if shutil.which(command[0]) is None:
+            versions[name] = None
+            continue
+        out = subprocess.run(command, capture_output=True, text=True, check=False).stdout
+        versions[name] = out.splitlines()[0].strip() if out else None
+    return versions
+
+
+def artifacts(root: Path) -> list[Path]:
+    """Every file under the build root except doit's database, temp files and the manifest itself."""
+    skip_names = {"manifest.json"}
+    return sorted(
+        p for p in root.rglob("*")
+        if p.is_file() and p.name not in skip_names and not p.name.startswith(".")
+    )
+
+
+def build_manifest(root: Path, config_sha256: str) -> dict:
+    return {
+        "config_sha256": config_sha256,
+        "artifacts": {str(p.relative_to(root)): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+                      for p in artifacts(root)},
+        "tools": tool_versions(),
+        "platform": {"machine": platform.machine(), "system": platform.system(),
+                     "python_implementation": sys.implementation.name},
+    }
+
+
+def run(cfg: dict, paths) -> dict:
+    from .config import config_hash
+
+    manifest = build_manifest(paths.root, config_hash(cfg))
+    write_json(paths.manifest, manifest)
+    return manifest
+
+
+def check(paths) -> list[str]:
+    """Re-hash an existing build: the artifacts that changed, appeared or disappeared since the manifest."""
+    from .io import read_json
+
+    recorded = read_json(paths.manifest)["artifacts"]
+    current = {str(p.relative_to(paths.root)): sha256_file(p) for p in artifacts(paths.root)}
+    problems = []
+    for name in sorted(set(recorded) | set(current)):
+        if name not in current:
+            problems.append(f"{name}: missing")
+        elif name not in recorded:
+            problems.append(f"{name}: not in the manifest")
+        elif recorded[name]["sha256"] != current[name]:
+            problems.append(f"{name}: changed")
+    return problems
+
+
+def check_action(paths) -> dict:
+    """doit action: fail naming the changed artifacts."""
+    from .errors import McuforgeError
+
+    problems = check(paths)
+    if problems:
+        raise McuforgeError("artifacts differ from manifest.json:\n  " + "\n  ".join(problems))
+    print(f"manifest OK: every artifact under {paths.root} matches manifest.json")
+    return {}
