@@ -14,10 +14,7 @@ from schemas.loader import ConfigError
 from tasks import config as config_stage
 from tasks import data as data_stage
 from tasks import manifest as manifest_stage
-from tasks import quantize as quantize_stage
-from tasks import search as search_stage
-from tasks import train as train_stage
-from tasks.doit_support import action, write_config
+from tasks.doit_support import action
 
 ROOT = Path(__file__).resolve().parent
 
@@ -53,7 +50,7 @@ def _section(*names):
 def task_config():
     """Validate the pipeline YAML and its board; write build/<name>/config.resolved.json."""
     return {
-        "actions": [action(write_config, CFG, PATHS)],
+        "actions": [action("tasks.doit_support:write_config", CFG, PATHS)],
         "file_dep": [config_stage.absolute(CFG["resolved"]["pipeline_file"]),
                      config_stage.absolute(CFG["resolved"]["board_file"])],
         "targets": [PATHS.config],
@@ -69,7 +66,7 @@ def task_data():
         folder = config_stage.absolute(CFG["resolved"]["dataset_path"])
         file_dep = [folder / name for name in data_stage.FASHION_FILES.values()]
     return {
-        "actions": [action(data_stage.run, CFG, PATHS)],
+        "actions": [action("tasks.data:run", CFG, PATHS)],
         "file_dep": file_dep,
         "targets": DATA_FILES + [PATHS.card],
         "uptodate": [config_changed(_section("dataset", "seed")
@@ -81,7 +78,7 @@ def task_data():
 def task_search():
     """Write search/arch.json: the fixed architecture of `search.model`."""
     return {
-        "actions": [action(search_stage.run, CFG, PATHS)],
+        "actions": [action("tasks.search:run", CFG, PATHS)],
         "targets": [PATHS.arch],
         "uptodate": [config_changed(_section("search"))],
         "clean": True,
@@ -91,7 +88,7 @@ def task_search():
 def task_train():
     """Train the architecture (CPU, deterministic), export train/model_fp32.onnx, write train/metrics.json."""
     return {
-        "actions": [action(train_stage.run, CFG, PATHS)],
+        "actions": [action("tasks.train:run", CFG, PATHS)],
         "file_dep": [PATHS.arch] + DATA_FILES,
         "targets": [PATHS.fp32, PATHS.train_metrics],
         "uptodate": [config_changed(_section("train", "seed"))],
@@ -103,7 +100,7 @@ def task_quantize():
     """Quantize to int8 with ONNX Runtime (static, QDQ): quantize/model_int8.onnx, fp32 vs int8 accuracy."""
     quantize_cfg = {k: v for k, v in CFG["quantize"].items() if k != "requant"}  # requant only affects codegen
     return {
-        "actions": [action(quantize_stage.run, CFG, PATHS)],
+        "actions": [action("tasks.quantize:run", CFG, PATHS)],
         "file_dep": [PATHS.fp32] + DATA_FILES,
         "targets": [PATHS.int8, PATHS.quant_metrics],
         "uptodate": [config_changed({"quantize": quantize_cfg, "seed": CFG["seed"]})],
@@ -116,7 +113,7 @@ def task_manifest():
     artifacts = [PATHS.config, PATHS.card, PATHS.arch, PATHS.fp32, PATHS.train_metrics, PATHS.int8,
                  PATHS.quant_metrics] + DATA_FILES
     return {
-        "actions": [action(manifest_stage.run, CFG, PATHS)],
+        "actions": [action("tasks.manifest:run", CFG, PATHS)],
         "file_dep": artifacts,
         "targets": [PATHS.manifest],
         "uptodate": [config_changed(manifest_stage.tool_versions())],
@@ -127,7 +124,7 @@ def task_manifest():
 def task_check_manifest():
     """Re-hash the artifacts of an existing build and name any that changed since manifest.json was written."""
     return {
-        "actions": [action(manifest_stage.check_action, PATHS)],
+        "actions": [action("tasks.manifest:check_action", PATHS)],
         "file_dep": [PATHS.manifest],
         "uptodate": [False],
         "verbosity": 2,

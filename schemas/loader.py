@@ -185,20 +185,30 @@ def validate(model: type[BaseModel], data: dict, smap: SourceMap) -> BaseModel:
         raise ConfigError(format_validation_error(exc, model, data, smap)) from None
 
 
-def available_boards(boards_dir: Path = BOARDS_DIR) -> list[str]:
-    return sorted(p.stem for p in boards_dir.glob("*.yaml"))
+def available_boards() -> list[str]:
+    return sorted(p.stem for p in BOARDS_DIR.glob("*.yaml"))
 
 
-def load_board(name: str, boards_dir: Path = BOARDS_DIR, origin: Origin | None = None) -> Board:
-    path = boards_dir / f"{name}.yaml"
+def board_path(name: str, base_dir: Path) -> Path:
+    """`stm32f746` -> boards/stm32f746.yaml; `my/board.yaml` -> that file, relative to `base_dir`."""
+    if name.endswith(".yaml"):
+        path = Path(name)
+        return path if path.is_absolute() else (base_dir / path).resolve()
+    return BOARDS_DIR / f"{name}.yaml"
+
+
+def load_board(name: str, base_dir: Path = ROOT, origin: Origin | None = None) -> Board:
+    path = board_path(name, base_dir)
+    where = f"{origin}: deploy.board" if origin else "deploy.board"
     if not path.is_file():
-        where = f"{origin}: deploy.board" if origin else "deploy.board"
-        raise ConfigError(f"{where}: unknown board '{name}'; available: {', '.join(available_boards(boards_dir))} "
-                          f"(files in {_display(boards_dir)}/)")
+        if name.endswith(".yaml"):
+            raise ConfigError(f"{where}: board file {_display(path)} not found")
+        raise ConfigError(f"{where}: unknown board '{name}'; available: {', '.join(available_boards())} "
+                          f"(files in {_display(BOARDS_DIR)}/), or a path to a board .yaml")
     data, smap = read_yaml(path)
     board = validate(Board, data, smap)
-    if board.name != name:
-        raise ConfigError(f"{smap.find(('name',))}: name: '{board.name}' must equal the file name '{name}'")
+    if board.name != path.stem:
+        raise ConfigError(f"{smap.find(('name',))}: name: '{board.name}' must equal the file name '{path.stem}'")
     return board
 
 
@@ -217,15 +227,15 @@ def resolve_pipeline_path(value: str) -> Path:
 def parse_override(text: str) -> tuple[tuple, Any]:
     """`train.epochs=3` -> (("train", "epochs"), 3); the value is parsed as YAML."""
     if "=" not in text:
-        raise ConfigError(f"command line: override '{text}' must look like field.path=value")
+        raise ConfigError(f"command line: '{text}' must look like field.path=value")
     key, _, raw = text.partition("=")
     key = OVERRIDE_ALIASES.get(key.strip(), key.strip())
     if not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"command line: override '{text}': empty field name")
+        raise ConfigError(f"command line: {text}: empty field name")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
-        raise ConfigError(f"command line: override '{text}': value is not valid YAML") from None
+        raise ConfigError(f"command line: {text}: value is not valid YAML") from None
     path = tuple(int(p) if p.isdigit() else p for p in key.split("."))
     return path, value
 
@@ -239,19 +249,19 @@ def apply_overrides(data: dict, smap: SourceMap, overrides: dict[str, str]) -> d
         for depth, part in enumerate(path[:-1]):
             if isinstance(node, list):
                 if not isinstance(part, int) or part >= len(node):
-                    raise ConfigError(f"command line: override '{text}': {dotted(path[:depth + 1])} is not an index "
+                    raise ConfigError(f"command line: {text}: {dotted(path[:depth + 1])} is not an index "
                                       f"of a list of {len(node)}")
                 node = node[part]
                 continue
             if not isinstance(node, dict):
-                raise ConfigError(f"command line: override '{text}': {dotted(path[:depth])} is not a section")
+                raise ConfigError(f"command line: {text}: {dotted(path[:depth])} is not a section")
             node = node.setdefault(part, {})
         last = path[-1]
         if isinstance(node, list):
             if not isinstance(last, int) or last >= len(node):
-                raise ConfigError(f"command line: override '{text}': no list index {last}")
+                raise ConfigError(f"command line: {text}: no list index {last}")
         elif not isinstance(node, dict):
-            raise ConfigError(f"command line: override '{text}': {dotted(path[:-1])} is not a section")
+            raise ConfigError(f"command line: {text}: {dotted(path[:-1])} is not a section")
         node[last] = value
         for cut in range(1, len(path) + 1):
             smap.origins[path[:cut]] = Origin(f"command line: {text}")
@@ -263,6 +273,7 @@ class Loaded:
     pipeline: PipelineConfig
     board: Board
     source: Path
+    source_map: SourceMap
 
 
 def load_pipeline(value: str, overrides: dict[str, str] | None = None) -> Loaded:
@@ -271,5 +282,5 @@ def load_pipeline(value: str, overrides: dict[str, str] | None = None) -> Loaded
     data, smap = read_yaml(path)
     data = apply_overrides(data, smap, overrides or {})
     pipeline = validate(PipelineConfig, data, smap)
-    board = load_board(pipeline.deploy.board, origin=smap.find(("deploy", "board")))
-    return Loaded(pipeline=pipeline, board=board, source=path.resolve())
+    board = load_board(pipeline.deploy.board, path.resolve().parent, origin=smap.find(("deploy", "board")))
+    return Loaded(pipeline=pipeline, board=board, source=path.resolve(), source_map=smap)

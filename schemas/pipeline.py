@@ -105,7 +105,10 @@ class ScheduleConfig(Strict):
 class DeployConfig(Strict):
     """Target board and verification."""
 
-    board: str = Field(pattern=r"^[a-z0-9_\-]+$", description="Board name: boards/<board>.yaml.")
+    board: str = Field(
+        pattern=r"^[A-Za-z0-9_\-./]+$",
+        description="Board name (boards/<board>.yaml) or a path to a board YAML ending in .yaml, relative to the pipeline YAML.",
+    )
     verify_samples: int = Field(default=100, ge=1, le=100000, description="Test samples compared with ONNX Runtime.")
     layer_samples: int = Field(default=3, ge=0, le=1000, description="Samples whose every layer output is compared.")
     emulate: bool = Field(default=True, description="Run the cross-compiled binary under QEMU when the board has a machine.")

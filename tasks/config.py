@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from schemas.loader import ROOT, ConfigError, load_pipeline
+from schemas.loader import ROOT, ConfigError, board_path, load_pipeline
 
 from . import data as data_stage
 
@@ -83,14 +83,17 @@ def resolve(pipeline: str, overrides: dict[str, str]) -> dict:
     cfg = loaded.pipeline.model_dump(mode="json")
     board = loaded.board.model_dump(mode="json")
     yaml_dir = loaded.source.parent
-    data_stage.check_available(cfg["dataset"], yaml_dir)
+    try:
+        data_stage.check_available(cfg["dataset"], yaml_dir)
+    except ConfigError as exc:
+        raise ConfigError(f"{loaded.source_map.find(('dataset', 'path'))}: {exc}") from None
     requant = cfg["quantize"]["requant"]
     if requant == "auto":
         requant = "float" if loaded.board.has_fpu else "fixed"
     cfg["board"] = board
     cfg["resolved"] = {
         "pipeline_file": _portable(loaded.source),
-        "board_file": _portable(ROOT / "boards" / f"{board['name']}.yaml"),
+        "board_file": _portable(board_path(cfg["deploy"]["board"], yaml_dir)),
         "dataset_path": _portable(data_stage.dataset_path(cfg["dataset"], yaml_dir)) if cfg["dataset"]["path"]
         or cfg["dataset"]["kind"] == "fashion_mnist" else "",
         "requant": requant,

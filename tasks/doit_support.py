@@ -1,7 +1,7 @@
 """Glue between doit and the stage functions: readable failures, the config task's action."""
 from __future__ import annotations
 
-import functools
+import importlib
 import sys
 
 from doit.exceptions import TaskFailed
@@ -11,12 +11,13 @@ from schemas.loader import ConfigError
 from .io import write_json
 
 
-def action(function, *args):
-    """A doit python-action calling `function(*args)`; a ConfigError/McuforgeError becomes a one-message TaskFailed
-    (no traceback). Stage functions return a dict of results, shown by doit as the task's values."""
+def action(target: str, *args):
+    """A doit python-action calling `module:function` (imported only when the task runs, so `doit list` and config
+    errors stay fast) with `args`; a ConfigError/McuforgeError becomes a one-message TaskFailed (no traceback)."""
+    module_name, _, function_name = target.partition(":")
 
-    @functools.wraps(function)
     def run():
+        function = getattr(importlib.import_module(module_name), function_name)
         try:
             result = function(*args)
         except ConfigError as exc:

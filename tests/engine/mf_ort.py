@@ -52,12 +52,15 @@ class Graph:
         return self.node("Clip", [tensor, lo, hi], tensor + "_clip")
 
     def run(self, output: str, out_dtype=np.int8, optimize: bool = True) -> np.ndarray:
-        out_info = helper.make_tensor_value_info(output, _NP_TO_ONNX[np.dtype(out_dtype)], None)
-        graph = helper.make_graph(self.nodes, "g", self.inputs, [out_info], initializer=self.inits)
+        return self.run_many([output], out_dtype, optimize)[0]
+
+    def run_many(self, outputs, out_dtype=np.int8, optimize: bool = True) -> list:
+        out_infos = [helper.make_tensor_value_info(o, _NP_TO_ONNX[np.dtype(out_dtype)], None) for o in outputs]
+        graph = helper.make_graph(self.nodes, "g", self.inputs, out_infos, initializer=self.inits)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET),
                                                         helper.make_opsetid(MS_DOMAIN, 1)])
         model.ir_version = 8
-        return run_model(model, self.feeds, optimize)[0]
+        return run_model(model, self.feeds, optimize)
 
 
 def session_options(optimize: bool = True) -> ort.SessionOptions:
