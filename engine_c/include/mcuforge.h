@@ -263,9 +263,11 @@ mf_status mf_fully_connected_s8(const mf_fc_params *params, const mf_quant_param
 
 /**
  * Element-wise add of two tensors of the same shape, both inputs rescaled to the output scale.
- * Float mode matches com.microsoft QLinearAdd (MLAS, the SSE2 kernel ORT runs on x86-64) exactly, in float32:
- * r_a = s_a / s_y, r_b = s_b / s_y, fixed = (float)zp_y - (r_a * zp_a + r_b * zp_b),
- * y = clamp(round_half_even((fixed + a * r_a) + b * r_b)). (Note: the zero point is added before rounding.)
+ * Float mode matches com.microsoft QLinearAdd (MLAS's AVX2 kernel, which ORT runs on x86-64) exactly, in
+ * float32 with fused multiply-adds (C99 fmaf from libm; a single VFMA on Cortex-M4F/M7):
+ * r_a = s_a / s_y, r_b = s_b / s_y, fixed = (float)zp_y - fmaf(r_a, zp_a, r_b * zp_b),
+ * y = saturate(round_half_even(fmaf(a, r_a, fmaf(b, r_b, fixed)))). The zero point is added before rounding.
+ * Fixed mode: TFLite's add (inputs shifted left by left_shift, rescaled, summed, requantized).
  * @param input1 Format [size]. Range [-128, 127].
  * @param input2 Format [size]. Range [-128, 127].
  * @param output Format [size]. Range [act_min, act_max]. May alias input1 or input2 (in place).

@@ -70,7 +70,7 @@ def pytest_terminal_summary(terminalreporter, config):
     if not rows:
         return
     terminalreporter.section("engine vs ONNX Runtime")
-    terminalreporter.write_line(f"{'op':<32}{'mode':<7}{'cases':>7}{'values':>10}{'differ':>9}{'max|d|':>8}")
+    terminalreporter.write_line(f"{'op':<40}{'mode':<7}{'cases':>7}{'values':>10}{'differ':>9}{'max|d|':>8}")
     for r in rows:
-        terminalreporter.write_line(f"{r['op']:<32}{r['mode']:<7}{r['cases']:>7}{r['values']:>10}"
+        terminalreporter.write_line(f"{r['op']:<40}{r['mode']:<7}{r['cases']:>7}{r['values']:>10}"
                                     f"{r['diff']:>9}{r['max_abs']:>8}")

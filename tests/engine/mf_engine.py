@@ -28,6 +28,7 @@ def build_engine(mode: str, out_dir: Path, extra_flags: tuple[str, ...] = ()) ->
     out = Path(out_dir) / f"libmf_{mode}.so"
     cmd = ["gcc", *BASE_FLAGS, *extra_flags, f"-DMF_REQUANT_MODE={MODE_MACRO[mode]}",
            f"-I{ENGINE_DIR / 'include'}", *map(str, engine_sources()), "-o", str(out)]
+    cmd.append("-lm")  # fmaf (float-mode add)
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return out
 

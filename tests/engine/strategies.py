@@ -14,8 +14,10 @@ def log_uniform(lo_exp: float, hi_exp: float):
     return st.floats(lo_exp, hi_exp).map(lambda e: float(np.float32(2.0**e)))
 
 
-activation_scales = log_uniform(-12, 2)
-output_scales = log_uniform(-10, 4)
+# Decimal scales (0.1, 0.05...) make exact rounding ties frequent, which tells rounding rules apart.
+NICE_SCALES = [0.5, 1.0, 2.0, 0.25, 0.75, 0.1, 0.3, 0.047, 0.052, 0.066, 0.02, 0.05, 0.0039215686]
+activation_scales = st.one_of(log_uniform(-12, 2), st.sampled_from(NICE_SCALES))
+output_scales = st.one_of(log_uniform(-10, 4), st.sampled_from(NICE_SCALES))
 
 
 @st.composite

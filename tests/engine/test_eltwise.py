@@ -89,3 +89,18 @@ def test_concat_fixed_mode_rarely_off_by_one(fixed_engine):
     case = dict(h=8, w=8, channels=[16, 24, 8], scales=[0.0213, 0.0347, 0.0518], zps=[-4, 9, 0], ys=0.0518, yzp=0, seed=2)
     ours, ref = _run_concat(fixed_engine, case)
     assert check_op("QLinearConcat (realistic)", "fixed", ours, ref) / ref.size < 0.05
+
+
+NICE_SCALES = [0.5, 1.0, 2.0, 0.25, 0.75, 0.1, 0.3, 0.047, 0.052, 0.066, 0.02, 0.05]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@settings(max_examples=150, deadline=None)
+@given(scales=st.tuples(*[st.sampled_from(NICE_SCALES)] * 3), zps=st.tuples(zero_points, zero_points, zero_points),
+       seed=seeds)
+def test_add_rounding_ties(engine_libs, mode, scales, zps, seed):
+    """Decimal scales make many exact .5 ties: only the exact fused multiply-add sequence of MLAS survives."""
+    case = dict(shape=(1, 4, 8, 8), sa=scales[0], sb=scales[1], sy=scales[2], zpa=zps[0], zpb=zps[1], zpy=zps[2],
+                act=(-128, 127), seed=seed)
+    ours, ref = _run_add(engine_libs[mode], case)
+    check_op("QLinearAdd (rounding ties)", mode, ours, ref)

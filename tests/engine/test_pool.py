@@ -27,7 +27,8 @@ def pool_cases(draw, full_window=False):
     xs = draw(activation_scales)
     return dict(kernel=(k_h, k_w), stride=(draw(st.integers(1, 3)), draw(st.integers(1, 3))), pads=pads, h=h, w=w,
                 c=draw(st.integers(1, 12)), include_pad=draw(st.booleans()), xs=xs,
-                ys=float(np.float32(xs * 2.0 ** draw(st.floats(-3, 3)))), xzp=draw(zero_points),
+                ys=draw(st.one_of(st.floats(-3, 3).map(lambda e: float(np.float32(xs * 2.0**e))), activation_scales)),
+                xzp=draw(zero_points),
                 yzp=draw(zero_points), act=draw(activations()), seed=draw(seeds))
 
 

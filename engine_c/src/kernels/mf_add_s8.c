@@ -1,6 +1,10 @@
 /* Element-wise add with both inputs rescaled to the output scale. */
 #include "../mf_internal.h"
 
+#if MF_REQUANT_MODE == MF_REQUANT_FLOAT
+#include <math.h> /* fmaf: ORT's kernel uses fused multiply-adds */
+#endif
+
 mf_status mf_add_s8(const mf_add_params *params, int32_t size, const int8_t *input1, const int8_t *input2,
                     int8_t *output)
 {
@@ -17,19 +21,20 @@ mf_status mf_add_s8(const mf_add_params *params, int32_t size, const int8_t *inp
         const int32_t act_max = params->act_max;
         int32_t i;
 #if MF_REQUANT_MODE == MF_REQUANT_FLOAT
-        /* MLAS (MlasQLinearAdd, the SSE2 kernel ORT runs on x86-64): with r1 = s1 / s_y, r2 = s2 / s_y and
-         * fixed = (float)zp_y - (r1 * zp1 + r2 * zp2), v = (fixed + q1 * r1) + q2 * r2 in float32, rounded half to
-         * even, saturated. Clamping before rounding gives the same result for integer bounds. */
+        /* MLAS (MlasQLinearAddKernelAvx2Helper, what ORT runs on x86-64 with AVX2): with r1 = s1 / s_y,
+         * r2 = s2 / s_y and fixed = (float)zp_y - fma(r1, zp1, r2 * zp2),
+         * v = fma(q1, r1, fma(q2, r2, fixed)), rounded half to even and saturated. The fused multiply-adds
+         * (single rounding) are needed for bit-exactness: C99 fmaf, one VFMA instruction on Cortex-M4F/M7. */
         const float ratio1 = params->input1_scale / params->output_scale;
         const float ratio2 = params->input2_scale / params->output_scale;
-        const float fixed_part = (float)output_zp - (ratio1 * (float)zp1 + ratio2 * (float)zp2);
+        const float fixed_part = (float)output_zp - fmaf(ratio1, (float)zp1, ratio2 * (float)zp2);
         const float lo = (float)act_min;
         const float hi = (float)act_max;
         if (!(params->input1_scale > 0.0f) || !(params->input2_scale > 0.0f) || !(params->output_scale > 0.0f)) {
             return MF_ARG_ERROR;
         }
         for (i = 0; i < size; i++) {
-            float v = (fixed_part + (float)input1[i] * ratio1) + (float)input2[i] * ratio2;
+            float v = fmaf((float)input1[i], ratio1, fmaf((float)input2[i], ratio2, fixed_part));
             if (v < lo) {
                 v = lo;
             }
