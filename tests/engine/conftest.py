@@ -13,14 +13,20 @@ for path in (str(HERE), str(REPO)):
     if path not in sys.path:
         sys.path.insert(0, path)
 
-from mf_engine import Engine, build_engine  # noqa: E402
+from mf_engine import SANITIZE_ENV, SANITIZE_FLAGS, Engine, build_engine  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def engine_libs(tmp_path_factory):
-    """Both requant modes compiled into a temporary directory: {"float": Engine, "fixed": Engine}."""
+    """Both requant modes compiled into a temporary directory: {"float": Engine, "fixed": Engine}.
+
+    With MF_ENGINE_SANITIZE=1 (set by test_sanitizers.py for its subprocess) the engine is built with
+    AddressSanitizer and UndefinedBehaviorSanitizer."""
+    import os
+
     out_dir = tmp_path_factory.mktemp("mf_engine")
-    return {mode: Engine(build_engine(mode, out_dir), mode) for mode in ("float", "fixed")}
+    extra = SANITIZE_FLAGS if os.environ.get(SANITIZE_ENV) == "1" else ()
+    return {mode: Engine(build_engine(mode, out_dir, extra), mode) for mode in ("float", "fixed")}
 
 
 @pytest.fixture(scope="session")

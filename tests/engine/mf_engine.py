@@ -17,6 +17,14 @@ MODES = ("float", "fixed")
 MODE_MACRO = {"float": "MF_REQUANT_FLOAT", "fixed": "MF_REQUANT_FIXED"}
 BASE_FLAGS = ["-O2", "-std=c99", "-ffp-contract=off", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror"]
 MF_OK = 0
+SANITIZE_ENV = "MF_ENGINE_SANITIZE"
+SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g")
+
+
+def asan_runtime() -> str:
+    """Path of gcc's libasan.so, to LD_PRELOAD into a Python process that loads a sanitized engine."""
+    out = subprocess.run(["gcc", "-print-file-name=libasan.so"], check=True, capture_output=True, text=True)
+    return out.stdout.strip()
 
 
 def engine_sources() -> list[Path]:
