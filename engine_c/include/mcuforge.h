@@ -279,7 +279,8 @@ mf_status mf_add_s8(const mf_add_params *params, int32_t size, const int8_t *inp
  * Average pooling. Float mode matches com.microsoft QLinearAveragePool exactly: it dequantizes to float,
  * sums the valid pixels in row-major order, divides by the count, quantizes with
  * round_half_even(avg / output_scale + output_zp). A window covering the whole unpadded input falls back to
- * the global average pool arithmetic, as ONNX Runtime does.
+ * the global average pool arithmetic, as ONNX Runtime does. Fixed mode: the integer sum of (x - input_zp) times
+ * requant (input_scale / output_scale), divided by the count in 64-bit integers, rounded half away from zero.
  * @param input  Format [H, W, C]. Range [-128, 127].
  * @param output Format [H_out, W_out, C], H_out = (H + pad.top + pad.bottom - kernel.h) / stride.h + 1.
  *               Range [act_min, act_max].
@@ -309,7 +310,8 @@ mf_status mf_maxpool_s8(const mf_pool_params *params, const mf_dims *input_dims,
  * Concatenation along channels (NHWC), each input requantized to the output scale and zero point.
  * Float mode matches com.microsoft QLinearConcat exactly:
  * round_half_even(clamp(((float)(x - zp_x) * s_x) / s_y)) + zp_y; inputs with the output's scale and zero
- * point are copied.
+ * point are copied. Fixed mode: round((x - zp_x) * multiplier * 2^(shift - 31)) + zp_y with one rounding
+ * (half away from zero, 64-bit product), within +-1 LSB of ONNX Runtime.
  * @param inputs      Format [num_inputs] descriptors; each data pointer Format [pixels, channels].
  * @param output      Format [pixels, sum of channels]. Range [-128, 127]. Must not overlap the inputs.
  */
