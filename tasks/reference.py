@@ -1,0 +1,52 @@
+"""ONNX Runtime as the reference: the int8 bytes of the model's input, output and every layer, per sample."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .data import to_float_nchw
+from .graph import Graph
+
+
+def _to_nhwc(array: np.ndarray) -> np.ndarray:
+    """[N, C, H, W] -> [N, H, W, C]; other ranks unchanged."""
+    return array.transpose(0, 2, 3, 1) if array.ndim == 4 else array
+
+
+def session(model_path: Path, graph: Graph, expose: list[str], optimize: bool = True):
+    """An ORT session of the int8 model with `expose` (quantized tensors) added as int8 graph outputs."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(str(model_path))
+    present = {o.name for o in model.graph.output}
+    for name in expose:
+        if name not in present:
+            model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.INT8, None))
+            present.add(name)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
+                                        else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def run(model_path: Path, graph: Graph, x: np.ndarray, layers: bool = False, optimize: bool = True,
+        batch: int = 256) -> dict[str, np.ndarray]:
+    """int8 NHWC arrays [N, ...] for the engine's input, its output, the float logits, and (layers=True) every
+    op's output tensor, computed by ONNX Runtime on uint8 NHWC images `x`."""
+    names = [graph.input, graph.output]
+    if layers:
+        names += [op.output for op in graph.ops]
+    names = list(dict.fromkeys(names))
+    sess = session(model_path, graph, names, optimize)
+    wanted = [graph.onnx_output] + names
+    chunks: dict[str, list[np.ndarray]] = {name: [] for name in wanted}
+    for start in range(0, len(x), batch):
+        outs = sess.run(wanted, {graph.onnx_input: to_float_nchw(x[start:start + batch])})
+        for name, value in zip(wanted, outs):
+            chunks[name].append(value)
+    result = {name: _to_nhwc(np.concatenate(parts)) for name, parts in chunks.items()}
+    result["logits"] = result.pop(graph.onnx_output)
+    return result

@@ -1,0 +1,137 @@
+"""Stage `verify`: ONNX Runtime vs the host engine vs the engine under QEMU, byte for byte, per sample and per layer.
+
+Float requantization must match ONNX Runtime exactly; fixed requantization (integer multiplier + shift) must stay
+within FIXED_TOLERANCE_LSB of it on every output value, and the count of differing values is reported. The host
+build and the QEMU build must always produce identical bytes.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import reference, toolchain
+from .errors import McuforgeError
+from .graph import Graph
+from .io import write_bytes
+
+FIXED_TOLERANCE_LSB = 1
+
+
+def compare(a: np.ndarray, b: np.ndarray) -> dict:
+    """Counts of differing int8 values between two arrays of the same shape."""
+    diff = np.abs(a.astype(np.int16) - b.astype(np.int16))
+    per_sample = diff.reshape(len(diff), -1).max(axis=1) if diff.size else np.zeros(0)
+    return {
+        "values": int(diff.size),
+        "differing": int((diff > 0).sum()),
+        "max_abs_diff": int(diff.max()) if diff.size else 0,
+        "differing_samples": int((per_sample > 0).sum()),
+        "off_by_one": int((diff == 1).sum()),
+    }
+
+
+def write_vectors(arrays: dict[str, np.ndarray], out_dir: Path) -> None:
+    for name, array in arrays.items():
+        write_bytes(out_dir / name, np.ascontiguousarray(array, dtype=np.int8).tobytes())
+
+
+def read_outputs(path: Path, count: int, shape: tuple) -> np.ndarray:
+    raw = np.fromfile(path, dtype=np.int8)
+    return raw.reshape((count,) + tuple(shape))
+
+
+def read_layers(layer_dir: Path, graph: Graph, count: int) -> list[np.ndarray]:
+    out = []
+    for index, op in enumerate(graph.ops):
+        path = layer_dir / f"layer_{index:03d}.bin"
+        if not path.is_file():
+            raise McuforgeError(f"verify: the engine wrote no dump for layer {index} ({op.name}) in {layer_dir}")
+        out.append(read_outputs(path, count, graph.tensors[op.output].shape))
+    return out
+
+
+def first_bad_layer(layer_results: list[dict], key: str, tolerance: int) -> dict | None:
+    for layer in layer_results:
+        if layer[key]["max_abs_diff"] > tolerance:
+            return layer
+    return None
+
+
+def run_checks(graph: Graph, model_path: Path, x: np.ndarray, y: np.ndarray, layer_samples: int,
+               requant: str, builds: dict, machine: str | None, work: Path, timeout: float = 600) -> dict:
+    """Run everything and return the report (raises nothing on mismatch: see `judge`)."""
+    ref = reference.run(model_path, graph, x)
+    tolerance = 0 if requant == "float" else FIXED_TOLERANCE_LSB
+    shape = graph.tensors[graph.output].shape
+    inputs = work / "inputs.bin"
+    write_vectors({"inputs.bin": ref[graph.input], "ort_outputs.bin": ref[graph.output]}, work)
+    report: dict = {"requant": requant, "tolerance_lsb": tolerance, "samples": int(len(x)),
+                    "ort_accuracy": float((ref["logits"].argmax(1) == y).mean())}
+
+    def accuracy(outputs: np.ndarray) -> float:
+        return float((outputs.reshape(len(outputs), -1).argmax(1) == y).mean())
+
+    started = time.perf_counter()
+    toolchain.run_host(builds["host"], inputs, work / "host_outputs.bin", timeout=timeout)
+    host = read_outputs(work / "host_outputs.bin", len(x), shape)
+    report["host"] = {"vs_ort": compare(host, ref[graph.output]), "accuracy": accuracy(host),
+                      "seconds": round(time.perf_counter() - started, 3)}
+    qemu = None
+    if machine and "board" in builds:
+        result = toolchain.run_qemu(builds["board"], machine, inputs, work / "qemu_outputs.bin", timeout=timeout,
+                                    count_instructions=True)
+        qemu = read_outputs(work / "qemu_outputs.bin", len(x), shape)
+        report["qemu"] = {
+            "machine": machine,
+            "vs_ort": compare(qemu, ref[graph.output]),
+            "vs_host": compare(qemu, host),
+            "accuracy": accuracy(qemu),
+            "seconds_per_sample": round(result.seconds / len(x), 4),
+            "instructions_per_inference": result.instructions_per_inference,
+            "instructions_min_max": [min(result.instructions), max(result.instructions)],
+        }
+    if layer_samples:
+        report["layers"] = _layer_checks(graph, model_path, x[:layer_samples], builds, machine, work, timeout)
+    return report
+
+
+def _layer_checks(graph: Graph, model_path: Path, x: np.ndarray, builds: dict, machine: str | None, work: Path,
+                  timeout: float) -> list[dict]:
+    ref = reference.run(model_path, graph, x, layers=True)
+    inputs = work / "layer_inputs.bin"
+    write_vectors({"layer_inputs.bin": ref[graph.input]}, work)
+    toolchain.run_host(builds["host_dump"], inputs, work / "layer_host_out.bin", work / "layers_host", timeout=timeout)
+    host = read_layers(work / "layers_host", graph, len(x))
+    qemu = None
+    if machine and "board_dump" in builds:
+        toolchain.run_qemu(builds["board_dump"], machine, inputs, work / "layer_qemu_out.bin", work / "layers_qemu",
+                           timeout=timeout)
+        qemu = read_layers(work / "layers_qemu", graph, len(x))
+    layers = []
+    for index, op in enumerate(graph.ops):
+        entry = {"index": index, "name": op.name, "kind": op.kind, "tensor": op.output,
+                 "bytes": graph.tensors[op.output].bytes, "host_vs_ort": compare(host[index], ref[op.output])}
+        if qemu is not None:
+            entry["qemu_vs_host"] = compare(qemu[index], host[index])
+        layers.append(entry)
+    return layers
+
+
+def judge(report: dict) -> list[str]:
+    """The reasons the verification fails (empty when it passes)."""
+    problems = []
+    tolerance = report["tolerance_lsb"]
+    layers = report.get("layers", [])
+    if report["host"]["vs_ort"]["max_abs_diff"] > tolerance:
+        bad = first_bad_layer(layers, "host_vs_ort", tolerance)
+        where = f"; first differing layer {bad['index']} ({bad['kind']} '{bad['name']}')" if bad else ""
+        problems.append(f"host engine differs from ONNX Runtime: {report['host']['vs_ort']['differing']} values, "
+                        f"max |diff| {report['host']['vs_ort']['max_abs_diff']} > {tolerance} LSB{where}")
+    if "qemu" in report and report["qemu"]["vs_host"]["differing"]:
+        bad = first_bad_layer(layers, "qemu_vs_host", 0) if layers and "qemu_vs_host" in layers[0] else None
+        where = f"; first differing layer {bad['index']} ({bad['kind']} '{bad['name']}')" if bad else ""
+        problems.append(f"QEMU output differs from the host engine in {report['qemu']['vs_host']['differing']} "
+                        f"values{where}")
+    return problems
