@@ -93,7 +93,7 @@ def _ptr(arr: np.ndarray, ctype):
     return arr.ctypes.data_as(C.POINTER(ctype))
 
 
-def _requant(real: float, mode: str) -> Requant:
+def _requant(real: float) -> Requant:
     mult, shift = engine_quant.quantize_multiplier(float(real))
     return Requant(float(np.float32(real)), mult, shift)
 
@@ -132,7 +132,7 @@ class Engine:
         return QuantParams(_ptr(scales, C.c_float), _ptr(mult, C.c_int32), _ptr(shift, C.c_int32)), keep
 
     def requant(self, real: float) -> Requant:
-        return _requant(real, self.mode)
+        return _requant(real)
 
     # -- kernels ------------------------------------------------------------------------------
     def conv2d(self, x_hwc, w_ohwi, bias, scales, x_zp, y_zp, conv: Conv, act=(-128, 127), kind="general"):
