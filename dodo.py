@@ -13,6 +13,7 @@ from doit.tools import config_changed
 from schemas.loader import ConfigError
 from tasks import config as config_stage
 from tasks import data as data_stage
+from tasks import build as build_stage
 from tasks import manifest as manifest_stage
 from tasks.doit_support import action
 
@@ -108,13 +109,80 @@ def task_quantize():
     }
 
 
+def task_schedule():
+    """Plan the activation arena (tensor lifetimes, offsets, lower bound): schedule/plan.json, plan.txt, memory.png."""
+    return {
+        "actions": [action("tasks.schedule:run", CFG, PATHS)],
+        "file_dep": [PATHS.int8],
+        "targets": [PATHS.plan, PATHS.plan_txt, PATHS.memory_png],
+        "uptodate": [config_changed({"schedule": CFG["schedule"],
+                                     "budget": CFG["resolved"]["sram_budget_bytes"]})],
+        "clean": True,
+    }
+
+
+def task_codegen():
+    """Generate C for the engine: codegen/model.c, model.h, weights.c, weights.h (kernels in plan order)."""
+    return {
+        "actions": [action("tasks.codegen:run", CFG, PATHS)],
+        "file_dep": [PATHS.int8, PATHS.plan],
+        "targets": PATHS.codegen_files,
+        "uptodate": [config_changed({"name": CFG["name"]})],
+        "clean": True,
+    }
+
+
+ENGINE_FILES = build_stage.engine_files(ROOT)
+REQUANT = {"requant": CFG["resolved"]["requant"]}
+
+
+def task_build_host():
+    """Build the engine + model for the host (gcc): the runner and its layer-dump variant."""
+    return {
+        "actions": [action("tasks.build:run_host", CFG, PATHS)],
+        "file_dep": PATHS.codegen_files + ENGINE_FILES,
+        "targets": [PATHS.executable("host"), PATHS.executable("host", dump=True)],
+        "uptodate": [config_changed(REQUANT)],
+        "clean": True,
+    }
+
+
+def _task_build_board():
+    board = CFG["board"]["name"]
+    return {
+        "actions": [action("tasks.build:run_board", CFG, PATHS)],
+        "file_dep": PATHS.codegen_files + ENGINE_FILES,
+        "targets": [PATHS.executable(board), PATHS.executable(board, dump=True), PATHS.size_json],
+        "uptodate": [config_changed(REQUANT | {"board": CFG["board"]})],
+        "clean": True,
+    }
+
+
+_task_build_board.__doc__ = (f"Cross-compile for {CFG['board']['name']} ({CFG['board']['core']}, arm-none-eabi-gcc): "
+                             "ELF, layer-dump ELF, size.json.")
+globals()[f"task_build_{CFG['board']['name'].replace('-', '_')}"] = _task_build_board
+
+
+def task_verify():
+    """Compare ONNX Runtime, the host engine and QEMU byte for byte (per sample and per layer): verify/report.json."""
+    board = CFG["board"]["name"]
+    return {
+        "actions": [action("tasks.verify:run", CFG, PATHS)],
+        "file_dep": [PATHS.int8, PATHS.data_file("x_test"), PATHS.data_file("y_test"),
+                     PATHS.executable("host"), PATHS.executable("host", dump=True),
+                     PATHS.executable(board), PATHS.executable(board, dump=True)],
+        "targets": [PATHS.verify_report],
+        "uptodate": [config_changed({"deploy": CFG["deploy"], "requant": CFG["resolved"]["requant"],
+                                     "machine": CFG["board"]["qemu"]["machine"]})],
+        "clean": True,
+    }
+
+
 def task_manifest():
     """Write manifest.json: sha256 of every artifact, tool versions, resolved-config hash."""
-    artifacts = [PATHS.config, PATHS.card, PATHS.arch, PATHS.fp32, PATHS.train_metrics, PATHS.int8,
-                 PATHS.quant_metrics] + DATA_FILES
     return {
         "actions": [action("tasks.manifest:run", CFG, PATHS)],
-        "file_dep": artifacts,
+        "file_dep": manifest_stage.artifacts(CFG, PATHS),
         "targets": [PATHS.manifest],
         "uptodate": [config_changed(manifest_stage.tool_versions())],
         "clean": True,

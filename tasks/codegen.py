@@ -314,3 +314,17 @@ def generate(graph: Graph, plan: Plan, name: str) -> dict[str, str]:
 def write(sources: dict[str, str], out_dir: Path) -> None:
     for file_name, text in sorted(sources.items()):
         write_text(out_dir / file_name, text)
+
+
+def run(cfg: dict, paths) -> dict:
+    """Stage `codegen`: model.h, model.c, weights.c, weights.h from the int8 model and schedule/plan.json."""
+    from . import graph as graph_mod
+    from . import planner
+    from .io import read_json
+
+    graph = graph_mod.load(paths.int8)
+    plan = planner.from_json(read_json(paths.plan))
+    if plan.order != [op.name for op in graph.ops]:
+        raise McuforgeError(f"{paths.plan}: op order does not match the model; re-run the schedule task")
+    write(generate(graph, plan, cfg["name"]), paths.codegen)
+    return {"layers": len(graph.ops)}

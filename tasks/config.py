@@ -61,6 +61,45 @@ class Paths:
         return self.root / "quantize" / "metrics.json"
 
     @property
+    def plan(self) -> Path:
+        return self.root / "schedule" / "plan.json"
+
+    @property
+    def plan_txt(self) -> Path:
+        return self.root / "schedule" / "plan.txt"
+
+    @property
+    def memory_png(self) -> Path:
+        return self.root / "schedule" / "memory.png"
+
+    @property
+    def codegen(self) -> Path:
+        return self.root / "codegen"
+
+    @property
+    def codegen_files(self) -> list[Path]:
+        return [self.codegen / name for name in ("model.c", "model.h", "weights.c", "weights.h")]
+
+    def build_dir(self, target: str, dump: bool = False) -> Path:
+        """CMake build directory of `host` or a board (the layer-dump variant beside it)."""
+        return self.root / (f"build_{target}_dump" if dump else f"build_{target}")
+
+    def executable(self, target: str, dump: bool = False) -> Path:
+        return self.build_dir(target, dump) / ("mf_runner" if target == "host" else "mf_runner.elf")
+
+    @property
+    def size_json(self) -> Path:
+        return self.root / "size.json"
+
+    @property
+    def verify(self) -> Path:
+        return self.root / "verify"
+
+    @property
+    def verify_report(self) -> Path:
+        return self.verify / "report.json"
+
+    @property
     def manifest(self) -> Path:
         return self.root / "manifest.json"
 

@@ -35,20 +35,22 @@ def tool_versions() -> dict:
     return versions
 
 
-def artifacts(root: Path) -> list[Path]:
-    """Every file under the build root except doit's database, temp files and the manifest itself."""
-    skip_names = {"manifest.json"}
-    return sorted(
-        p for p in root.rglob("*")
-        if p.is_file() and p.name not in skip_names and not p.name.startswith(".")
-    )
+def artifacts(cfg: dict, paths) -> list[Path]:
+    """The pipeline's artifacts (not the CMake build trees, whose caches hold absolute paths)."""
+    from .data import SPLITS
+
+    files = [paths.config, paths.card, *(paths.data_file(k) for k in SPLITS), paths.arch, paths.fp32,
+             paths.train_metrics, paths.int8, paths.quant_metrics, paths.plan, paths.plan_txt, paths.memory_png,
+             *paths.codegen_files, paths.executable("host"), paths.executable(cfg["board"]["name"]),
+             paths.size_json, paths.verify_report]
+    return files
 
 
-def build_manifest(root: Path, config_sha256: str) -> dict:
+def build_manifest(root: Path, files: list[Path], config_sha256: str) -> dict:
     return {
         "config_sha256": config_sha256,
         "artifacts": {str(p.relative_to(root)): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
-                      for p in artifacts(root)},
+                      for p in sorted(files)},
         "tools": tool_versions(),
         "platform": {"machine": platform.machine(), "system": platform.system(),
                      "python_implementation": sys.implementation.name},
@@ -58,7 +60,7 @@ def build_manifest(root: Path, config_sha256: str) -> dict:
 def run(cfg: dict, paths) -> dict:
     from .config import config_hash
 
-    manifest = build_manifest(paths.root, config_hash(cfg))
+    manifest = build_manifest(paths.root, artifacts(cfg, paths), config_hash(cfg))
     write_json(paths.manifest, manifest)
     return manifest
 
@@ -68,14 +70,12 @@ def check(paths) -> list[str]:
     from .io import read_json
 
     recorded = read_json(paths.manifest)["artifacts"]
-    current = {str(p.relative_to(paths.root)): sha256_file(p) for p in artifacts(paths.root)}
     problems = []
-    for name in sorted(set(recorded) | set(current)):
-        if name not in current:
+    for name in sorted(recorded):
+        path = paths.root / name
+        if not path.is_file():
             problems.append(f"{name}: missing")
-        elif name not in recorded:
-            problems.append(f"{name}: not in the manifest")
-        elif recorded[name]["sha256"] != current[name]:
+        elif sha256_file(path) != recorded[name]["sha256"]:
             problems.append(f"{name}: changed")
     return problems
 

@@ -46,9 +46,7 @@ class Plan:
         return max((b.offset + b.size for b in self.buffers.values()), default=0)
 
     def lower_bound(self) -> int:
-        steps = max((b.last_use for b in self.buffers.values()), default=-1) + 1
-        return max((sum(b.size for b in self.buffers.values() if b.first_use <= s <= b.last_use)
-                    for s in range(steps)), default=0)
+        return max(live_bytes(self), default=0)
 
     def check_no_overlap(self) -> None:
         """Raise if two buffers that are live at the same time share a byte."""
@@ -137,3 +135,18 @@ def plan(graph: Graph, planner: str = "greedy_by_size") -> Plan:
     result = Plan(planner, [op.name for op in graph.ops], buffers, aliases)
     result.check_no_overlap()
     return result
+
+
+def from_json(data: dict) -> Plan:
+    """The Plan written by Plan.to_json (plan.json), for codegen."""
+    buffers = {name: Buffer(name, t["bytes"], t["first_use"], t["last_use"], t["offset"])
+               for name, t in data["tensors"].items()}
+    result = Plan(data["planner"], list(data["order"]), buffers, dict(data["aliases"]))
+    result.check_no_overlap()
+    return result
+
+
+def live_bytes(plan: Plan) -> list[int]:
+    """Bytes live at each step (the lower bound is their maximum)."""
+    steps = max((b.last_use for b in plan.buffers.values()), default=-1) + 1
+    return [sum(b.size for b in plan.buffers.values() if b.first_use <= s <= b.last_use) for s in range(steps)]

@@ -50,3 +50,32 @@ def run(model_path: Path, graph: Graph, x: np.ndarray, layers: bool = False, opt
     result = {name: _to_nhwc(np.concatenate(parts)) for name, parts in chunks.items()}
     result["logits"] = result.pop(graph.onnx_output)
     return result
+
+
+def layer_session(model_path: Path, graph: Graph, op):
+    """An ORT session of the single op `op` cut out of the int8 model (its DequantizeLinear inputs, the op, its
+    QuantizeLinear output): int8 NCHW tensors in, int8 out."""
+    import onnx
+    import onnxruntime as ort
+    from onnx.utils import Extractor
+
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(model_path)))
+    part = Extractor(model).extract_model(list(dict.fromkeys(op.inputs)), [op.output])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(part.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def to_nchw(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(array.transpose(0, 3, 1, 2)) if array.ndim == 4 else array
+
+
+def run_layer(model_path: Path, graph: Graph, op, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    """ORT's int8 output of `op` alone, fed the given int8 NHWC inputs [N, ...] (e.g. the engine's own tensors)."""
+    sess = layer_session(model_path, graph, op)
+    feeds = {}
+    for value in sess.get_inputs():
+        array = inputs[value.name]
+        shape = [d if isinstance(d, int) else len(array) for d in value.shape]
+        feeds[value.name] = to_nchw(array).reshape(shape)
+    return _to_nhwc(sess.run([op.output], feeds)[0])
