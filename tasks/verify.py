@@ -61,7 +61,8 @@ def first_bad_layer(layer_results: list[dict], key: str, tolerance: int) -> dict
 
 def run_checks(graph: Graph, model_path: Path, x: np.ndarray, y: np.ndarray, layer_samples: int,
                requant: str, builds: dict, machine: str | None, work: Path, timeout: float = 600) -> dict:
-    """Run everything and return the report (raises nothing on mismatch: see `judge`)."""
+    """Run everything; return the report (reproducible: counts only) and the wall times (not reproducible).
+    Raises nothing on mismatch: see `judge`."""
     ref = reference.run(model_path, graph, x)
     tolerance = 0 if requant == "float" else FIXED_TOLERANCE_LSB
     shape = graph.tensors[graph.output].shape
@@ -76,25 +77,25 @@ def run_checks(graph: Graph, model_path: Path, x: np.ndarray, y: np.ndarray, lay
     started = time.perf_counter()
     toolchain.run_host(builds["host"], inputs, work / "host_outputs.bin", timeout=timeout)
     host = read_outputs(work / "host_outputs.bin", len(x), shape)
-    report["host"] = {"vs_ort": compare(host, ref[graph.output]), "accuracy": accuracy(host),
-                      "seconds": round(time.perf_counter() - started, 3)}
+    report["host"] = {"vs_ort": compare(host, ref[graph.output]), "accuracy": accuracy(host)}
+    timing = {"host_seconds": round(time.perf_counter() - started, 3)}
     qemu = None
     if machine and "board" in builds:
         result = toolchain.run_qemu(builds["board"], machine, inputs, work / "qemu_outputs.bin", timeout=timeout,
                                     count_instructions=True)
         qemu = read_outputs(work / "qemu_outputs.bin", len(x), shape)
+        timing["qemu_seconds_per_sample"] = round(result.seconds / len(x), 4)
         report["qemu"] = {
             "machine": machine,
             "vs_ort": compare(qemu, ref[graph.output]),
             "vs_host": compare(qemu, host),
             "accuracy": accuracy(qemu),
-            "seconds_per_sample": round(result.seconds / len(x), 4),
             "instructions_per_inference": result.instructions_per_inference,
             "instructions_min_max": [min(result.instructions), max(result.instructions)],
         }
     if layer_samples:
         report["layers"] = _layer_checks(graph, model_path, x[:layer_samples], builds, machine, work, timeout)
-    return report
+    return report, timing
 
 
 def _layer_checks(graph: Graph, model_path: Path, x: np.ndarray, builds: dict, machine: str | None, work: Path,
@@ -173,7 +174,7 @@ def run(cfg: dict, paths) -> dict:
         builds["board_dump"] = paths.executable(board["name"], dump=True)
     work = paths.verify / "work"
     try:
-        report = run_checks(graph, paths.int8, data.x_test[:count], data.y_test[:count],
+        report, timing = run_checks(graph, paths.int8, data.x_test[:count], data.y_test[:count],
                             min(cfg["deploy"]["layer_samples"], count), cfg["resolved"]["requant"], builds, machine,
                             work)
     except toolchain.ToolchainError as exc:
@@ -182,6 +183,7 @@ def run(cfg: dict, paths) -> dict:
     report["passed"] = not problems
     report["problems"] = problems
     write_json(paths.verify_report, report)
+    write_json(paths.verify / "timing.json", timing)
     if problems:
         raise McuforgeError("verification failed:\n  " + "\n  ".join(problems) + f"\n  (details: {paths.verify_report})")
     summary = {"host_differing_vs_ort": report["host"]["vs_ort"]["differing"]}
