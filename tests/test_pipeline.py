@@ -142,7 +142,8 @@ def test_vww_pipeline_on_a_generated_image_folder(tmp_path):
     card = load(build / "data" / "card.json")
     assert card["shape"] == [96, 96, 3]
     assert card["classes"] == ["non_person", "person"]
-    assert card["counts"]["test"]["total"] == 4 and card["counts"]["train"]["total"] == 20
+    # vww.yaml holds out test_fraction 0.1: round(12 * 0.1) = 1 image per class
+    assert card["counts"]["test"]["total"] == 2 and card["counts"]["train"]["total"] == 22
     report = load(build / "verify" / "report.json")
     assert report["passed"] and report["host"]["vs_ort"]["differing"] == 0
     assert report["qemu"]["vs_host"]["differing"] == 0
