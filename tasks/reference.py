@@ -14,7 +14,14 @@ def _to_nhwc(array: np.ndarray) -> np.ndarray:
     return array.transpose(0, 2, 3, 1) if array.ndim == 4 else array
 
 
-def session(model_path: Path, graph: Graph, expose: list[str], optimize: bool = True):
+# ORT_ENABLE_EXTENDED applies the QDQ -> QLinearConv/QGemm/QLinearAdd/... fusions whose arithmetic the engine
+# reproduces, but not level 3's layout transforms (NCHWc/NHWC), which ONNX Runtime documents as hardware specific
+# and which swap in kernel variants with other rounding (e.g. the NHWC QLinearAveragePool). The verify report also
+# counts the differences against ORT_ENABLE_ALL and against no optimization at all.
+LEVELS = ("extended", "all", "none")
+
+
+def session(model_path: Path, graph: Graph, expose: list[str], level: str = "extended"):
     """An ORT session of the int8 model with `expose` (quantized tensors) added as int8 graph outputs."""
     import onnx
     import onnxruntime as ort
@@ -26,13 +33,16 @@ def session(model_path: Path, graph: Graph, expose: list[str], optimize: bool = 
             model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.INT8, None))
             present.add(name)
     options = ort.SessionOptions()
-    options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
-                                        else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    options.graph_optimization_level = {
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    }[level]
     options.intra_op_num_threads = 1
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
-def run(model_path: Path, graph: Graph, x: np.ndarray, layers: bool = False, optimize: bool = True,
+def run(model_path: Path, graph: Graph, x: np.ndarray, layers: bool = False, level: str = "extended",
         batch: int = 256) -> dict[str, np.ndarray]:
     """int8 NHWC arrays [N, ...] for the engine's input, its output, the float logits, and (layers=True) every
     op's output tensor, computed by ONNX Runtime on uint8 NHWC images `x`."""
@@ -40,7 +50,7 @@ def run(model_path: Path, graph: Graph, x: np.ndarray, layers: bool = False, opt
     if layers:
         names += [op.output for op in graph.ops]
     names = list(dict.fromkeys(names))
-    sess = session(model_path, graph, names, optimize)
+    sess = session(model_path, graph, names, level)
     wanted = [graph.onnx_output] + names
     chunks: dict[str, list[np.ndarray]] = {name: [] for name in wanted}
     for start in range(0, len(x), batch):
@@ -63,6 +73,7 @@ def layer_session(model_path: Path, graph: Graph, op):
     part = Extractor(model).extract_model(list(dict.fromkeys(op.inputs)), [op.output])
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     return ort.InferenceSession(part.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 

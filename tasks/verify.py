@@ -52,6 +52,19 @@ def read_layers(layer_dir: Path, graph: Graph, count: int) -> list[np.ndarray]:
     return out
 
 
+def _onnx_order(graph: Graph, op, array: np.ndarray) -> np.ndarray:
+    """A view that flattens a spatial NHWC tensor holds its bytes in NHWC order; ONNX flattens NCHW. Reorder the
+    engine's bytes the ONNX way so both sides compare value for value (the engine permutes the consuming fully
+    connected layer's weights instead of moving data)."""
+    if op.kind != "view":
+        return array
+    src = graph.tensors[op.inputs[0]]
+    if len(src.shape) != 3 or src.shape[0] * src.shape[1] == 1:
+        return array
+    n = len(array)
+    return array.reshape((n,) + src.shape).transpose(0, 3, 1, 2).reshape(array.shape)
+
+
 def first_bad_layer(layer_results: list[dict], key: str, tolerance: int) -> dict | None:
     for layer in layer_results:
         if layer[key]["max_abs_diff"] > tolerance:
@@ -110,6 +123,9 @@ def _layer_checks(graph: Graph, model_path: Path, x: np.ndarray, builds: dict, m
         toolchain.run_qemu(builds["board_dump"], machine, inputs, work / "layer_qemu_out.bin", work / "layers_qemu",
                            timeout=timeout)
         qemu = read_layers(work / "layers_qemu", graph, len(x))
+    host = [_onnx_order(graph, op, array) for op, array in zip(graph.ops, host)]
+    if qemu is not None:
+        qemu = [_onnx_order(graph, op, array) for op, array in zip(graph.ops, qemu)]
     engine_tensors = {graph.input: ref[graph.input]}
     engine_tensors.update({op.output: host[index] for index, op in enumerate(graph.ops)})
     layers = []
