@@ -98,7 +98,7 @@ def task_train():
 
 
 def task_quantize():
-    """Quantize to int8 with ONNX Runtime (static, QDQ): quantize/model_int8.onnx, fp32 vs int8 accuracy."""
+    """Quantize to int8 with ONNX Runtime (static; QOperator or QDQ): quantize/model_int8.onnx, fp32 vs int8 accuracy."""
     quantize_cfg = {k: v for k, v in CFG["quantize"].items() if k != "requant"}  # requant only affects codegen
     return {
         "actions": [action("tasks.quantize:run", CFG, PATHS)],

@@ -77,9 +77,20 @@ class RequantMode(str, Enum):
     fixed = "fixed"
 
 
+class QuantFormat(str, Enum):
+    qoperator = "qoperator"
+    qdq = "qdq"
+
+
 class QuantizeConfig(Strict):
     """Post-training static int8 quantization with ONNX Runtime."""
 
+    format: QuantFormat = Field(
+        default=QuantFormat.qoperator,
+        description="ONNX int8 format: qoperator (QLinearConv, QLinearAdd, QGemm...: ONNX Runtime runs exactly these "
+        "integer kernels, so the engine is verified bit for bit) or qdq (QuantizeLinear/DequantizeLinear around float "
+        "ops: ONNX Runtime fuses some patterns and runs others in float, so exact equality is not guaranteed).",
+    )
     granularity: Granularity = Field(
         default=Granularity.per_channel,
         description="Weight scales: one per output channel, or one per tensor (the lecture's per-layer scheme).",

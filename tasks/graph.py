@@ -41,6 +41,7 @@ class Op:
     output: str
     attrs: dict = field(default_factory=dict)
     consts: dict = field(default_factory=dict)  # numpy arrays: weight (engine layout), bias (int32), w_scale (float32)
+    nodes: list[str] = field(default_factory=list)  # QOperator: the ONNX node(s) this op executes
 
     def macs(self, tensors: dict[str, Tensor]) -> int:
         out = tensors[self.output]
@@ -63,6 +64,7 @@ class Graph:
     output: str
     onnx_input: str    # float graph input name
     onnx_output: str   # float graph output name
+    format: str = "qdq"  # "qdq" (QuantizeLinear/DequantizeLinear around float ops) or "qoperator" (QLinear* ops)
 
 
 def _nchw_to_nhwc_shape(shape: list[int]) -> tuple[int, ...]:
@@ -110,16 +112,29 @@ def _attrs(node) -> dict:
 
 def _unsupported(node, why: str) -> McuforgeError:
     return McuforgeError(f"unsupported: {node.op_type} node '{node.name}': {why}. Supported ops: "
-                         f"{', '.join(SUPPORTED)} between QuantizeLinear/DequantizeLinear (int8), "
-                         "with Relu/Clip fused after Conv/Gemm/Add")
+                         f"{', '.join(SUPPORTED)} between QuantizeLinear/DequantizeLinear (int8 QDQ format), or "
+                         f"{', '.join(QOPERATOR_TYPES)}, MaxPool and reshapes (QOperator format); "
+                         "Relu/Clip are fused into the op before them")
+
+
+QOPERATOR_TYPES = ("QLinearConv", "QLinearAdd", "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearConcat",
+                   "QGemm", "QLinearMatMul", "QLinearSoftmax")
 
 
 def load(path: Path) -> Graph:
-    """Parse `path` (int8 QDQ ONNX) into a Graph; raise McuforgeError naming the op and node when unsupported."""
+    """Parse an int8 ONNX model (QOperator or QDQ format) into a Graph; raise McuforgeError naming the op and node
+    when something is unsupported."""
     import onnx
-    from onnx import numpy_helper
 
     model = onnx.load(str(path))
+    if any(node.op_type in QOPERATOR_TYPES for node in model.graph.node):
+        return _load_qoperator(model)
+    return _load_qdq(model)
+
+
+def _load_qdq(model) -> Graph:
+    from onnx import numpy_helper
+
     graph = model.graph
     inits = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
     for node in graph.node:  # Constant nodes behave as initializers
@@ -209,15 +224,6 @@ def load(path: Path) -> Graph:
                 hi = min(hi, int(np.rint(np.float32(high_real) / np.float32(out.scale))) + out.zp)
         return out.name, (lo, min(max(hi, lo), 127))
 
-    def weights_per_channel(node, scales: np.ndarray, zps: np.ndarray, channels: int) -> np.ndarray:
-        if np.any(zps != 0):
-            raise _unsupported(node, "weights with a non-zero zero point (the engine uses symmetric int8 weights)")
-        if scales.size == 1:
-            scales = np.repeat(scales, channels)
-        if scales.size != channels:
-            raise _unsupported(node, f"{scales.size} weight scales for {channels} output channels")
-        return scales.astype(np.float32)
-
     ops: list[Op] = []
     for node in graph.node:
         kind = node.op_type
@@ -233,11 +239,11 @@ def load(path: Path) -> Graph:
         attrs = _attrs(node)
         name = node.name or f"{kind}_{len(ops)}"
         if kind == "Conv":
-            ops.append(_conv(node, name, attrs, activation_input, constant_input, output_of, weights_per_channel,
+            ops.append(_conv(node, name, attrs, activation_input, constant_input, output_of, _weights_per_channel,
                              tensors, _unsupported))
         elif kind in ("Gemm", "MatMul"):
             ops.append(_fully_connected(node, name, attrs, activation_input, constant_input, output_of,
-                                        weights_per_channel, tensors))
+                                        _weights_per_channel, tensors))
         elif kind == "Add":
             ins = [activation_input(i, node) for i in node.input]
             out, clamp = output_of(node)
@@ -336,7 +342,7 @@ def _pool(node, name, attrs, activation_input, output_of, tensors):
         raise _unsupported(node, f"auto_pad={attrs['auto_pad']!r}")
     if any(d != 1 for d in attrs.get("dilations", [1, 1])):
         raise _unsupported(node, "dilated pooling")
-    kind = "avgpool" if node.op_type == "AveragePool" else "maxpool"
+    kind = "maxpool" if node.op_type == "MaxPool" else "avgpool"
     if kind == "maxpool" and (tensors[src].scale, tensors[src].zp) != (tensors[out].scale, tensors[out].zp):
         raise _unsupported(node, "max pool whose output quantization differs from its input's")
     pool_attrs = {
@@ -369,3 +375,206 @@ def _check_views(ops: list[Op], tensors: dict[str, Tensor]) -> None:
                 f"unsupported: {op.onnx_type} node '{op.name}' flattens a {h}x{w}x{c} tensor for a consumer other "
                 "than a fully connected layer (NHWC and NCHW orders differ)"
             )
+
+
+def _int8_shapes(model) -> dict[str, list[int]]:
+    """Shapes (batch 1) of every tensor, by running ONNX Runtime once on zeros with every value exposed: ONNX shape
+    inference does not know the com.microsoft QLinear* ops."""
+    import onnx
+    import onnxruntime as ort
+
+    probe = onnx.ModelProto.FromString(model.SerializeToString())
+    graph_input = probe.graph.input[0]
+    dims = [d.dim_value if d.HasField("dim_value") else 1 for d in graph_input.type.tensor_type.shape.dim]
+    if any(d.HasField("dim_param") for d in graph_input.type.tensor_type.shape.dim[1:]):
+        raise McuforgeError(f"graph input '{graph_input.name}' has a dynamic shape; only the batch may be dynamic")
+    present = {o.name for o in probe.graph.output}
+    for node in probe.graph.node:
+        for name in node.output:
+            if name and name not in present:
+                probe.graph.output.append(onnx.ValueInfoProto(name=name))
+                present.add(name)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3
+    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    dtype = {1: np.float32, 3: np.int8, 2: np.uint8}[graph_input.type.tensor_type.elem_type]
+    names = [o.name for o in session.get_outputs()]
+    values = session.run(names, {graph_input.name: np.zeros(dims, dtype=dtype)})
+    return {name: list(value.shape) for name, value in zip(names, values)}
+
+
+def _load_qoperator(model) -> Graph:
+    """ONNX Runtime's QOperator format: QLinearConv, QLinearAdd, QGemm... with explicit scales and zero points."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    inits = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    shapes = _int8_shapes(model)
+    producer = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, list] = defaultdict(list)
+    for node in graph.node:
+        for name in node.input:
+            consumers[name].append(node)
+    if len(graph.input) != 1 or len(graph.output) != 1:
+        raise McuforgeError(f"the model must have one input and one output (has {len(graph.input)} and "
+                            f"{len(graph.output)})")
+    onnx_input, onnx_output = graph.input[0].name, graph.output[0].name
+    tensors: dict[str, Tensor] = {}
+
+    def const(name: str, node) -> np.ndarray:
+        if name not in inits:
+            raise _unsupported(node, f"'{name}' must be a constant")
+        return inits[name]
+
+    def define(name: str, scale_name: str, zp_name: str, node) -> Tensor:
+        zp = const(zp_name, node) if zp_name else np.int8(0)
+        if zp.dtype != np.int8:
+            raise _unsupported(node, f"tensor '{name}' has a {zp.dtype} zero point; the engine is int8 only")
+        if name not in tensors:
+            tensors[name] = Tensor(name, _nchw_to_nhwc_shape(shapes[name]), float(np.float32(const(scale_name, node))),
+                                   int(zp))
+        return tensors[name]
+
+    def use(name: str, node) -> str:
+        if name not in tensors:
+            raise _unsupported(node, f"input '{name}' is not an int8 tensor produced by a supported op")
+        return name
+
+    first = consumers[onnx_input]
+    if len(first) != 1 or first[0].op_type != "QuantizeLinear":
+        raise McuforgeError(f"graph input '{onnx_input}' must feed exactly one QuantizeLinear")
+    q = first[0]
+    input_name = define(q.output[0], q.input[1], q.input[2] if len(q.input) > 2 else "", q).name
+    last = producer.get(onnx_output)
+    if last is None or last.op_type != "DequantizeLinear":
+        raise McuforgeError(f"graph output '{onnx_output}' must come from a DequantizeLinear of an int8 tensor")
+
+    def clamp_of(node) -> tuple[str, tuple[int, int]]:
+        """Follow an int8 Relu/Clip right after `node` (fused into its output clamp)."""
+        name = node.output[0]
+        users = consumers[name]
+        if len(users) == 1 and users[0].op_type in ("Relu", "Clip"):
+            act = users[0]
+            out = tensors[name]
+            lo, hi = (out.zp, 127) if act.op_type == "Relu" else (
+                int(const(act.input[1], act)) if len(act.input) > 1 and act.input[1] else -128,
+                int(const(act.input[2], act)) if len(act.input) > 2 and act.input[2] else 127)
+            tensors[act.output[0]] = Tensor(act.output[0], out.shape, out.scale, out.zp)
+            return act.output[0], (max(lo, -128), min(hi, 127))
+        return name, (-128, 127)
+
+    ops: list[Op] = []
+    for node in graph.node:
+        kind = node.op_type
+        attrs = _attrs(node)
+        name = node.name or f"{kind}_{len(ops)}"
+        if node is q or node is last:
+            continue
+        if kind in ("Relu", "Clip"):
+            if producer.get(node.input[0]) is not None and producer[node.input[0]].op_type in QOPERATOR_TYPES:
+                continue  # fused by clamp_of
+            raise _unsupported(node, "a standalone activation; only Relu/Clip directly after a compute op are fused")
+        if kind == "QLinearConv":
+            src = use(node.input[0], node)
+            define(node.output[0], node.input[6], node.input[7], node)
+            weight, w_scale, w_zp = const(node.input[3], node), const(node.input[4], node), const(node.input[5], node)
+            out, clamp = clamp_of(node)
+
+            def constant_input(input_name, _node, weight=weight, w_scale=w_scale, w_zp=w_zp):
+                if input_name == "weight":
+                    return weight, np.atleast_1d(w_scale).astype(np.float32), np.atleast_1d(w_zp)
+                return const(input_name, node), None, None
+
+            fake = _FakeConv(node, len(node.input) > 8 and node.input[8])
+            op = _conv(fake, name, attrs, lambda n, nd, src=src: src, constant_input,
+                       lambda nd, out=out, clamp=clamp: (out, clamp), _weights_per_channel, tensors, _unsupported)
+        elif kind in ("QGemm", "QLinearMatMul"):
+            src = use(node.input[0], node)
+            y_scale, y_zp = (node.input[7], node.input[8]) if kind == "QGemm" else (node.input[6], node.input[7])
+            define(node.output[0], y_scale, y_zp, node)
+            out, clamp = clamp_of(node)
+            weight = const(node.input[3], node)
+            if kind == "QGemm":
+                if attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0:
+                    raise _unsupported(node, "QGemm with transA or alpha other than the defaults")
+                weight = weight if attrs.get("transB", 0) else weight.T
+            else:
+                weight = weight.T
+            consts = {"weight": np.ascontiguousarray(weight),
+                      "w_scale": _weights_per_channel(node, np.atleast_1d(const(node.input[4], node)).astype(np.float32),
+                                                      np.atleast_1d(const(node.input[5], node)), weight.shape[0])}
+            if kind == "QGemm" and node.input[6]:
+                consts["bias"] = const(node.input[6], node).astype(np.int32).reshape(-1)
+            op = Op("fc", name, kind, [src], out, {"clamp": clamp}, consts)
+        elif kind == "QLinearAdd":
+            a, b = use(node.input[0], node), use(node.input[3], node)
+            define(node.output[0], node.input[6], node.input[7], node)
+            if tensors[a].shape != tensors[b].shape:
+                raise _unsupported(node, "broadcasting add (inputs of different shapes)")
+            out, clamp = clamp_of(node)
+            op = Op("add", name, kind, [a, b], out, {"clamp": clamp})
+        elif kind == "QLinearGlobalAveragePool":
+            if attrs.get("channels_last", 0):
+                raise _unsupported(node, "channels_last=1")
+            src = use(node.input[0], node)
+            define(node.output[0], node.input[3], node.input[4], node)
+            out, clamp = clamp_of(node)
+            op = Op("global_avgpool", name, kind, [src], out, {"clamp": clamp})
+        elif kind in ("QLinearAveragePool", "MaxPool"):
+            src = use(node.input[0], node)
+            if kind == "MaxPool":
+                source = tensors[src]
+                tensors[node.output[0]] = Tensor(node.output[0], _nchw_to_nhwc_shape(shapes[node.output[0]]),
+                                                 source.scale, source.zp)
+            else:
+                if attrs.get("channels_last", 0):
+                    raise _unsupported(node, "channels_last=1")
+                define(node.output[0], node.input[3], node.input[4], node)
+            op = _pool(node, name, attrs, lambda n, nd, src=src: src, lambda nd: clamp_of(nd), tensors)
+        elif kind == "QLinearConcat":
+            if attrs.get("axis") not in (1, -3):
+                raise _unsupported(node, f"concat along axis {attrs.get('axis')}; only channels (axis 1) are supported")
+            define(node.output[0], node.input[0], node.input[1], node)
+            ins = [use(node.input[i], node) for i in range(2, len(node.input), 3)]
+            out, clamp = clamp_of(node)
+            op = Op("concat", name, kind, ins, out, {"clamp": clamp})
+        elif kind in VIEW_OPS:
+            src = use(node.input[0], node)
+            source = tensors[src]
+            tensors[node.output[0]] = Tensor(node.output[0], _nchw_to_nhwc_shape(shapes[node.output[0]]), source.scale,
+                                             source.zp)
+            op = Op("view", name, kind, [src], node.output[0])
+        elif kind == "QLinearSoftmax":
+            src = use(node.input[0], node)
+            define(node.output[0], node.input[3], node.input[4], node)
+            axis = attrs.get("axis", -1)
+            if axis not in (-1, len(shapes[src]) - 1):
+                raise _unsupported(node, f"softmax along axis {axis}; only the last axis is supported")
+            op = Op("softmax", name, kind, [src], node.output[0])
+        else:
+            raise _unsupported(node, "op type not supported")
+        op.nodes = [node.name]
+        ops.append(op)
+    output_name = use(last.input[0], last)
+    _check_views(ops, tensors)
+    return Graph(tensors, ops, input_name, output_name, onnx_input, onnx_output, "qoperator")
+
+
+class _FakeConv:
+    """A QLinearConv node seen as a Conv by _conv(): input 0 = x, input 1 = 'weight', input 2 = bias (or absent)."""
+
+    def __init__(self, node, bias_name):
+        self.op_type = node.op_type
+        self.name = node.name
+        self.input = [node.input[0], "weight"] + ([bias_name] if bias_name else [])
+
+
+def _weights_per_channel(node, scales: np.ndarray, zps: np.ndarray, channels: int) -> np.ndarray:
+    if np.any(zps != 0):
+        raise _unsupported(node, "weights with a non-zero zero point (the engine uses symmetric int8 weights)")
+    if scales.size == 1:
+        scales = np.repeat(scales, channels)
+    if scales.size != channels:
+        raise _unsupported(node, f"{scales.size} weight scales for {channels} output channels")
+    return scales.astype(np.float32)

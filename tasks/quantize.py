@@ -37,9 +37,10 @@ def calibration_samples(data: Dataset, count: int, seed: int) -> np.ndarray:
     return data.x_train[np.sort(order)]
 
 
-def quantize(fp32_path: Path, out_path: Path, calib_x: np.ndarray, granularity: str) -> None:
+def quantize(fp32_path: Path, out_path: Path, calib_x: np.ndarray, granularity: str, fmt: str = "qoperator") -> None:
     """Static quantization: int8 activations (asymmetric, MinMax calibration), int8 symmetric weights per channel or
-    per tensor, int32 biases; Relu/Clip after a conv are absorbed into the conv's output range by ONNX Runtime."""
+    per tensor, int32 biases; Relu/Clip after a conv are absorbed into the conv's output range by ONNX Runtime.
+    fmt: "qoperator" (QLinearConv, QLinearAdd, QGemm...) or "qdq"."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -51,7 +52,7 @@ def quantize(fp32_path: Path, out_path: Path, calib_x: np.ndarray, granularity: 
         with atomic_path(out_path) as target:
             quantize_static(
                 str(prepared), str(target), _Calibration(calib_x),
-                quant_format=QuantFormat.QDQ,
+                quant_format=QuantFormat.QOperator if fmt == "qoperator" else QuantFormat.QDQ,
                 per_channel=granularity == "per_channel",
                 activation_type=QuantType.QInt8,
                 weight_type=QuantType.QInt8,
@@ -99,7 +100,7 @@ def run(cfg: dict, paths) -> dict:
     data = read_cache(paths.data)
     qcfg = cfg["quantize"]
     calib = calibration_samples(data, qcfg["calibration_samples"], cfg["seed"])
-    quantize(paths.fp32, paths.int8, calib, qcfg["granularity"])
+    quantize(paths.fp32, paths.int8, calib, qcfg["granularity"], qcfg["format"])
     fp32 = ort_accuracy(paths.fp32, data.x_test, data.y_test)
     int8 = ort_accuracy(paths.int8, data.x_test, data.y_test)
     metrics = {
@@ -107,6 +108,7 @@ def run(cfg: dict, paths) -> dict:
         "int8_test_accuracy": int8,
         "int8_accuracy_drop": round(fp32 - int8, 6),
         "granularity": qcfg["granularity"],
+        "format": qcfg["format"],
         "calibration_samples": int(len(calib)),
         "test_samples": int(len(data.y_test)),
         **weight_bytes(paths.int8),

@@ -62,15 +62,42 @@ def run(model_path: Path, graph: Graph, x: np.ndarray, layers: bool = False, lev
     return result
 
 
+def _single_op_model(model, graph: Graph, op):
+    """QOperator: the op's node(s) (and a fused Relu/Clip after it) with their constants, int8 inputs/outputs."""
+    import onnx
+
+    by_name = {node.name: node for node in model.graph.node}
+    nodes = [by_name[name] for name in op.nodes]
+    produced = {out for node in nodes for out in node.output}
+    while op.output not in produced:
+        follower = next(n for n in model.graph.node if n.input and n.input[0] in produced and n not in nodes)
+        nodes.append(follower)
+        produced.update(follower.output)
+    initializers = {init.name: init for init in model.graph.initializer}
+    needed = [initializers[name] for node in nodes for name in node.input if name in initializers]
+
+    def value_info(name: str):
+        shape = graph.tensors[name].shape
+        dims = ["batch"] + ([shape[2], shape[0], shape[1]] if len(shape) == 3 else list(shape))
+        return onnx.helper.make_tensor_value_info(name, onnx.TensorProto.INT8, dims)
+
+    part = onnx.helper.make_graph(nodes, f"layer_{op.name}", [value_info(n) for n in dict.fromkeys(op.inputs)],
+                                  [value_info(op.output)], initializer=list({i.name: i for i in needed}.values()))
+    return onnx.helper.make_model(part, opset_imports=list(model.opset_import), ir_version=model.ir_version)
+
+
 def layer_session(model_path: Path, graph: Graph, op):
-    """An ORT session of the single op `op` cut out of the int8 model (its DequantizeLinear inputs, the op, its
-    QuantizeLinear output): int8 NCHW tensors in, int8 out."""
+    """An ORT session of the single op `op` cut out of the int8 model: int8 NCHW tensors in, int8 out. QDQ models:
+    its DequantizeLinear inputs, the op and its QuantizeLinear output (onnx.utils.Extractor)."""
     import onnx
     import onnxruntime as ort
     from onnx.utils import Extractor
 
-    model = onnx.shape_inference.infer_shapes(onnx.load(str(model_path)))
-    part = Extractor(model).extract_model(list(dict.fromkeys(op.inputs)), [op.output])
+    if graph.format == "qoperator":
+        part = _single_op_model(onnx.load(str(model_path)), graph, op)
+    else:
+        model = onnx.shape_inference.infer_shapes(onnx.load(str(model_path)))
+        part = Extractor(model).extract_model(list(dict.fromkeys(op.inputs)), [op.output])
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
