@@ -1,25 +1,4 @@
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-DOIT = [sys.executable, "-m", "doit", "-f", str(ROOT / "dodo.py")]
-
-
-def run_doit(*args: str, cwd: Path = ROOT, timeout: float = 900) -> subprocess.CompletedProcess:
-    """Run `doit <args>` as a user would, in a subprocess; returns the completed process (text output)."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.run([*DOIT, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
-
-
-def have_cross_tools() -> bool:
-    return shutil.which("arm-none-eabi-gcc") is not None and shutil.which("qemu-system-arm") is not None
-
-
-@pytest.fixture
-def root() -> Path:
-    return ROOT
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/helpers.py

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import have_cross_tools
+from helpers import have_cross_tools
 from schemas.loader import load_board
 from tasks import codegen, graph as graph_mod, planner, toolchain, verify
 from tasks.errors import McuforgeError

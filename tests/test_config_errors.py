@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_doit
+from helpers import ROOT, run_doit
 
 GOOD = (ROOT / "pipelines" / "digits.yaml").read_text()
 

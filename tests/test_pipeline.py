@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import have_cross_tools, run_doit
+from helpers import have_cross_tools, run_doit
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not have_cross_tools(), reason="needs arm-none-eabi-gcc and qemu")]
 
