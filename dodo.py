@@ -15,6 +15,7 @@ from tasks import config as config_stage
 from tasks import data as data_stage
 from tasks import build as build_stage
 from tasks import manifest as manifest_stage
+from tasks import review as review_stage
 from tasks.doit_support import action
 
 ROOT = Path(__file__).resolve().parent
@@ -36,7 +37,8 @@ PATHS.root.mkdir(parents=True, exist_ok=True)
 DATA_FILES = [PATHS.data_file(key) for key in data_stage.SPLITS]
 
 DOIT_CONFIG = {
-    "default_tasks": ["manifest"],
+    "default_tasks": ["manifest", "review"],
+    "reporter": review_stage.summary_reporter(CFG, PATHS),  # `doit run` ends with the key figures
     "dep_file": str(PATHS.doit_db),
     "backend": "json",
     "verbosity": 2,
@@ -194,5 +196,31 @@ def task_check_manifest():
     return {
         "actions": [action("tasks.manifest:check_action", PATHS)],
         "uptodate": [False],  # no file_dep on manifest.json: doit would first re-run `manifest` and re-hash
+        "verbosity": 2,
+    }
+
+
+def task_review():
+    """Review the build: budgets, per-layer table, plots, size breakdown, accuracy, energy -> review/report.md + .html.
+
+    Reads the stages that have run and shows the others as not run (it never runs them); re-runs when their files change.
+    """
+    return {
+        "actions": [action("tasks.review:run", CFG, PATHS)],
+        "targets": [review_stage.ReviewPaths(PATHS).md, review_stage.ReviewPaths(PATHS).html],
+        "uptodate": [review_stage.uptodate(CFG, PATHS)],
+        "verbosity": 2,
+        "clean": True,
+    }
+
+
+def task_diff():
+    """`doit diff a=<yaml> b=<yaml> [build_a=<dir> build_b=<dir>]`: config differences and what they change (budgets,
+    memory, flash, MACs, accuracy) as Markdown; fails when b breaks a budget that a met."""
+    variables = dict(getattr(doit_cmd, "_CMDLINE_VARS", None) or {})
+    return {
+        "actions": [action("tasks.diff:run", variables.get("a"), variables.get("b"), variables.get("build_a"),
+                           variables.get("build_b"))],
+        "uptodate": [False],  # a command: compares two builds each time it is asked
         "verbosity": 2,
     }

@@ -123,6 +123,20 @@ class DeployConfig(Strict):
     verify_samples: int = Field(default=100, ge=1, le=100000, description="Test samples compared with ONNX Runtime.")
     layer_samples: int = Field(default=3, ge=0, le=1000, description="Samples whose every layer output is compared.")
     emulate: bool = Field(default=True, description="Run the cross-compiled binary under QEMU when the board has a machine.")
+    latency_ms: float | None = Field(
+        default=None, gt=0,
+        description="Latency budget of one inference (ms), checked by `doit review` against the instructions counted "
+        "under QEMU (or MACs) over the board's clock; null = not set.",
+    )
+    battery_mah: float = Field(
+        default=500.0, gt=0,
+        description="Battery capacity (mAh) for the review's energy estimate, at the board's energy.voltage_v "
+        "(default: the lecture's 500 mAh example).",
+    )
+    inferences_per_day: int = Field(
+        default=86400, ge=1,
+        description="Inferences per day for the review's battery-life estimate (sleeping in between; default: one per second).",
+    )
 
 
 class PipelineConfig(Strict):

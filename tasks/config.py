@@ -15,7 +15,7 @@ from schemas.loader import ROOT, ConfigError, board_path, load_pipeline
 from . import data as data_stage
 
 # doit command-line variables that are not config fields.
-RESERVED_VARS = ("pipeline", "build")
+RESERVED_VARS = ("pipeline", "build", "a", "b", "build_a", "build_b")  # a, b, build_a, build_b: `doit diff`
 DEFAULT_PIPELINE = "fashion"
 
 
