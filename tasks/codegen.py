@@ -199,6 +199,30 @@ def emit_softmax(ctx: Context, index: int, op: Op) -> None:
                       f"{ctx.arena(src.name)}, {ctx.arena(dst.name)})")
 
 
+def emit_avgpool_tflite(ctx: Context, index: int, op: Op) -> None:
+    """TFLite Micro's average pool (imported .tflite models): same scale in and out, one rounding division."""
+    g = ctx.graph
+    src, dst = g.tensors[op.inputs[0]], g.tensors[op.output]
+    ctx.body.line(_pool_params(src, dst, op.attrs["kernel"], op.attrs["strides"], op.attrs["pads"], 0,
+                               op.attrs["clamp"], 1.0))
+    ctx.body.line(f"static const mf_dims in_dims = {_dims(src.shape)}, out_dims = {_dims(dst.shape)};")
+    _call(ctx, index, f"mf_avgpool_tflm_s8(&params, &in_dims, {ctx.arena(src.name)}, &out_dims, "
+                      f"{ctx.arena(dst.name)})")
+
+
+def emit_softmax_tflite(ctx: Context, index: int, op: Op) -> None:
+    """TFLite Micro's int8 softmax (gemmlowp fixed point; output scale 1/256, zero point -128)."""
+    from .tflite_import import softmax_params
+
+    src = ctx.graph.tensors[op.inputs[0]]
+    depth = src.shape[-1]
+    p = softmax_params(src.scale, op.attrs.get("beta", 1.0))
+    ctx.body.line(f"static const mf_softmax_tflm_params params = {{{p['input_multiplier']}, "
+                  f"{p['input_left_shift']}, {p['diff_min']}}};")
+    _call(ctx, index, f"mf_softmax_tflm_s8(&params, {src.bytes // depth}, {depth}, {ctx.arena(src.name)}, "
+                      f"{ctx.arena(op.output)})")
+
+
 def emit_view(ctx: Context, index: int, op: Op) -> None:
     ctx.body.line("/* a view: shares its input's bytes, nothing to compute */")
 
@@ -214,6 +238,8 @@ EMITTERS = {
     "maxpool": emit_pool,
     "concat": emit_concat,
     "softmax": emit_softmax,
+    "avgpool_tflite": emit_avgpool_tflite,
+    "softmax_tflite": emit_softmax_tflite,
     "view": emit_view,
 }
 

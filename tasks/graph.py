@@ -123,9 +123,13 @@ QOPERATOR_TYPES = ("QLinearConv", "QLinearAdd", "QLinearGlobalAveragePool", "QLi
 
 def load(path: Path) -> Graph:
     """Parse an int8 ONNX model (QOperator or QDQ format) into a Graph; raise McuforgeError naming the op and node
-    when something is unsupported."""
+    when something is unsupported. A .tflite file goes to tasks/tflite_import.py."""
     import onnx
 
+    if Path(path).suffix.lower() == ".tflite":
+        from .tflite_import import load as load_tflite
+
+        return load_tflite(path)
     model = onnx.load(str(path))
     if any(node.op_type in QOPERATOR_TYPES for node in model.graph.node):
         return _load_qoperator(model)

@@ -1,0 +1,454 @@
+"""Read an int8 TFLite flatbuffer into the engine's graph (tasks/graph.py): NHWC tensors, per-channel weights.
+
+TFLite is NHWC like the engine, so tensors and weights keep their layout: conv weights are OHWI, depthwise
+weights [1, K_h, K_w, C] become [K_h, K_w, C], fully connected weights are [N_out, N_in]; a RESHAPE is a view
+(TFLite flattens in NHWC order, the engine's order). Padding SAME/VALID becomes explicit [top, left, bottom, right]
+as TFLite computes it (the odd pixel at the bottom/right), fused activations become the output clamp
+(CalculateActivationRangeQuantized).
+
+Ops whose TFLite Micro arithmetic differs from the ONNX Runtime-exact kernels get their own kinds, which codegen
+maps to TFLM-exact kernels: `avgpool_tflite` (integer sum, one rounding division by the valid-pixel count, no
+rescale) and `softmax_tflite` (gemmlowp fixed-point exp and reciprocal). Convolutions, fully connected and add use
+the engine's fixed requantization, which is TFLite's MultiplyByQuantizedMultiplier.
+
+A QUANTIZE first op (float input) and a DEQUANTIZE last op (float output) are the edges: the engine's input is
+the QUANTIZE output, its output the DEQUANTIZE input.
+
+Errors (McuforgeError, shown without a traceback) name the operator index, its op code and the tensor.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import McuforgeError
+from .graph import Graph, Op, Tensor
+
+TFLITE_MAGIC = b"TFL3"
+SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "ADD", "RESHAPE",
+             "SOFTMAX", "QUANTIZE (first op)", "DEQUANTIZE (last op)")
+TYPE_NAMES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 7: "int16", 9: "int8", 10: "float64"}
+INT8 = 9
+INT32 = 2
+FLOAT32 = 0
+
+
+@dataclass
+class TfliteModel:
+    """The parsed flatbuffer with the maps the importer and the reference need."""
+
+    path: Path
+    data: bytes
+    model: object      # tflite.Model
+    subgraph: object   # tflite.SubGraph 0
+    op_names: dict[int, str]  # builtin code -> name
+
+    def tensor(self, index: int):
+        return self.subgraph.Tensors(index)
+
+    def tensor_name(self, index: int) -> str:
+        """A unique name: the TFLite name (names are not guaranteed unique), prefixed by its index."""
+        raw = self.tensor(index).Name()
+        return f"t{index}:{raw.decode('utf-8', 'replace') if raw else ''}"
+
+    def op_code(self, op) -> int:
+        code = self.model.OperatorCodes(op.OpcodeIndex())
+        return max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+
+    def op_name(self, op) -> str:
+        code = self.op_code(op)
+        if code == 32:  # CUSTOM
+            custom = self.model.OperatorCodes(op.OpcodeIndex()).CustomCode()
+            return f"CUSTOM ({custom.decode('utf-8', 'replace') if custom else '?'})"
+        return self.op_names.get(code, f"op code {code}")
+
+    def buffer(self, tensor_index: int) -> np.ndarray | None:
+        tensor = self.tensor(tensor_index)
+        buf = self.model.Buffers(tensor.Buffer())
+        if buf is None:
+            return None
+        if buf.Offset() > 1:  # large models keep buffers after the flatbuffer
+            raw = self.data[buf.Offset():buf.Offset() + buf.Size()]
+        elif buf.DataLength() == 0:
+            return None
+        else:
+            raw = buf.DataAsNumpy().tobytes()
+        dtype = {INT8: np.int8, INT32: np.int32, FLOAT32: np.float32, 3: np.uint8, 7: np.int16, 4: np.int64}.get(
+            tensor.Type())
+        if dtype is None:
+            return None
+        return np.frombuffer(raw, dtype=dtype).reshape(self.shape(tensor_index))
+
+    def shape(self, tensor_index: int) -> tuple[int, ...]:
+        tensor = self.tensor(tensor_index)
+        return tuple(int(d) for d in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else ()
+
+    def quant(self, tensor_index: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """(scales float32, zero points int64, quantized dimension); empty arrays when not quantized."""
+        q = self.tensor(tensor_index).Quantization()
+        if q is None or q.ScaleLength() == 0:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64), 0
+        zps = q.ZeroPointAsNumpy() if q.ZeroPointLength() else np.zeros(q.ScaleLength(), np.int64)
+        return q.ScaleAsNumpy().astype(np.float32), np.asarray(zps, np.int64), q.QuantizedDimension()
+
+
+def parse(path: Path) -> TfliteModel:
+    """Read and sanity-check a .tflite file; errors name the file and what is wrong."""
+    import tflite
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise McuforgeError(f"{path}: cannot read the model ({exc.strerror})") from None
+    if len(data) < 16 or data[4:8] != TFLITE_MAGIC:
+        raise McuforgeError(f"{path}: not a TFLite model (no 'TFL3' flatbuffer identifier; {len(data)} bytes)")
+    op_names = {value: name for name, value in vars(tflite.BuiltinOperator).items() if not name.startswith("_")}
+    try:
+        model = tflite.Model.GetRootAsModel(data, 0)
+        if model.SubgraphsLength() < 1:
+            raise McuforgeError(f"{path}: the model has no subgraph")
+        subgraph = model.Subgraphs(0)
+        parsed = TfliteModel(path, data, model, subgraph, op_names)
+        # touch every table once so a truncated or corrupt file fails here, not halfway through the import
+        for t in range(subgraph.TensorsLength()):
+            parsed.shape(t)
+            parsed.quant(t)
+            parsed.tensor(t).Name()
+            if model.Buffers(parsed.tensor(t).Buffer()) is None:
+                raise IndexError("buffer")
+        for i in range(subgraph.OperatorsLength()):
+            op = subgraph.Operators(i)
+            parsed.op_code(op)
+            op.InputsAsNumpy()
+            op.OutputsAsNumpy()
+        for t in list(subgraph.InputsAsNumpy()) + list(subgraph.OutputsAsNumpy()):
+            if not 0 <= t < subgraph.TensorsLength():
+                raise IndexError("tensor index")
+    except McuforgeError:
+        raise
+    except Exception as exc:  # the flatbuffers reader raises struct.error/IndexError/... on truncated data
+        raise McuforgeError(f"{path}: truncated or corrupt TFLite flatbuffer ({type(exc).__name__}: {exc})") from None
+    if model.SubgraphsLength() > 1:
+        raise McuforgeError(f"{path}: {model.SubgraphsLength()} subgraphs; only single-subgraph models are supported")
+    return parsed
+
+
+def _options(op, cls):
+    table = op.BuiltinOptions()
+    options = cls()
+    if table is not None:
+        options.Init(table.Bytes, table.Pos)
+    return options
+
+
+def _same_padding(in_size: int, out_size: int, stride: int, span: int) -> tuple[int, int]:
+    """TFLite's ComputePaddingWithOffset: (before, after); the odd pixel goes after."""
+    total = max((out_size - 1) * stride + span - in_size, 0)
+    return total // 2, total - total // 2
+
+
+def _activation_clamp(code: int, scale: float, zp: int) -> tuple[int, int]:
+    """CalculateActivationRangeQuantized: zp + round(f / scale) in float32, rounded half away from zero."""
+    def quantize(value: float) -> int:
+        q = float(np.float32(value) / np.float32(scale))
+        return zp + int(math.floor(abs(q) + 0.5)) * (1 if q >= 0 else -1)
+
+    if code == 0:  # NONE
+        return -128, 127
+    if code == 1:  # RELU
+        return max(-128, quantize(0.0)), 127
+    if code == 2:  # RELU_N1_TO_1
+        return max(-128, quantize(-1.0)), min(127, quantize(1.0))
+    if code == 3:  # RELU6
+        return max(-128, quantize(0.0)), min(127, quantize(6.0))
+    raise ValueError(code)
+
+
+ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT", 6: "SIGMOID"}
+
+
+def load(path: Path) -> Graph:
+    """Import an int8 .tflite model; raise McuforgeError (operator index, op code, tensor) when unsupported."""
+    return Importer(parse(path)).run()
+
+
+class Importer:
+    def __init__(self, parsed: TfliteModel):
+        self.m = parsed
+        self.tensors: dict[str, Tensor] = {}
+        self.ops: list[Op] = []
+
+    # ---- errors -------------------------------------------------------------------------------------------------
+    def error(self, index: int, op, why: str, tensor: int | None = None) -> McuforgeError:
+        where = f"operator {index} ({self.m.op_name(op)})"
+        if tensor is not None:
+            where += f", tensor {tensor} '{self.m.tensor_name(tensor).split(':', 1)[1]}'"
+        return McuforgeError(f"{self.m.path}: unsupported: {where}: {why}. Supported: {', '.join(SUPPORTED)} on int8 "
+                             "tensors with int8 symmetric weights and int32 bias")
+
+    # ---- tensors ------------------------------------------------------------------------------------------------
+    def activation(self, index: int, op, t: int) -> str:
+        """The engine tensor of TFLite tensor `t` (int8, per-tensor quantized, static shape)."""
+        name = self.m.tensor_name(t)
+        if name in self.tensors:
+            return name
+        tensor = self.m.tensor(t)
+        if tensor.Type() != INT8:
+            kind = TYPE_NAMES.get(tensor.Type(), f"type {tensor.Type()}")
+            hint = " (a float model: convert it with full-integer int8 quantization)" if tensor.Type() == FLOAT32 \
+                else " (int16 activations are not supported; use int8)" if tensor.Type() == 7 else ""
+            raise self.error(index, op, f"{kind} activation; the engine runs int8 models only{hint}", t)
+        self.check_static(index, op, t)
+        scales, zps, _ = self.m.quant(t)
+        if scales.size != 1:
+            raise self.error(index, op, f"activation with {scales.size} scales; per-tensor quantization expected", t)
+        shape = self.m.shape(t)
+        if len(shape) == 4:
+            if shape[0] != 1:
+                raise self.error(index, op, f"batch {shape[0]}; the engine runs batch 1", t)
+            dims = shape[1:]
+        elif len(shape) == 2:
+            dims = shape[1:]
+        elif len(shape) in (1, 3):
+            dims = shape if len(shape) == 1 else shape
+        else:
+            raise self.error(index, op, f"tensor of rank {len(shape)} {list(shape)}", t)
+        self.tensors[name] = Tensor(name, tuple(int(d) for d in dims), float(scales[0]), int(zps[0]))
+        return name
+
+    def check_static(self, index: int, op, t: int) -> None:
+        tensor = self.m.tensor(t)
+        signature = list(tensor.ShapeSignatureAsNumpy()) if tensor.ShapeSignatureLength() else []
+        if any(d < 0 for d in signature[1:]) or any(d <= 0 for d in self.m.shape(t)):
+            raise self.error(index, op, f"dynamic shape {signature or list(self.m.shape(t))}; the engine needs "
+                             "static shapes", t)
+
+    def constant(self, index: int, op, t: int, dtype: int, what: str) -> np.ndarray:
+        tensor = self.m.tensor(t)
+        values = self.m.buffer(t)
+        if values is None:
+            raise self.error(index, op, f"the {what} is not a constant", t)
+        if tensor.Type() != dtype:
+            kind = TYPE_NAMES.get(tensor.Type(), f"type {tensor.Type()}")
+            raise self.error(index, op, f"{kind} {what}; {TYPE_NAMES[dtype]} expected"
+                             + (" (a float model: convert it with full-integer int8 quantization)"
+                                if tensor.Type() == FLOAT32 else ""), t)
+        return values
+
+    def weight_scales(self, index: int, op, t: int, channels: int, axis: int) -> np.ndarray:
+        scales, zps, dim = self.m.quant(t)
+        if scales.size == 0:
+            raise self.error(index, op, "weights without quantization parameters", t)
+        if np.any(zps != 0):
+            raise self.error(index, op, "weights with a non-zero zero point (symmetric int8 weights expected)", t)
+        if scales.size == 1:
+            return np.repeat(scales, channels).astype(np.float32)
+        if scales.size != channels or dim != axis:
+            raise self.error(index, op, f"{scales.size} weight scales along dimension {dim} for {channels} "
+                             "output channels", t)
+        return scales.astype(np.float32)
+
+    def clamp(self, index: int, op, code: int, out: str) -> tuple[int, int]:
+        if code not in (0, 1, 2, 3):
+            raise self.error(index, op, f"fused activation {ACTIVATIONS.get(code, code)}")
+        t = self.tensors[out]
+        return _activation_clamp(code, t.scale, t.zp)
+
+    # ---- the graph ----------------------------------------------------------------------------------------------
+    def run(self) -> Graph:
+        m, g = self.m, self.m.subgraph
+        if g.InputsLength() != 1 or g.OutputsLength() != 1:
+            raise McuforgeError(f"{m.path}: the model must have one input and one output (has {g.InputsLength()} "
+                                f"and {g.OutputsLength()})")
+        graph_in, graph_out = int(g.Inputs(0)), int(g.Outputs(0))
+        count = g.OperatorsLength()
+        if count == 0:
+            raise McuforgeError(f"{m.path}: the model has no operators")
+        engine_in, engine_out = graph_in, graph_out
+        first, last = 0, count
+        op0 = g.Operators(0)
+        if m.op_name(op0) == "QUANTIZE" and int(op0.Inputs(0)) == graph_in:
+            if m.tensor(graph_in).Type() != FLOAT32:
+                raise self.error(0, op0, "a QUANTIZE of a non-float model input (requantization)", graph_in)
+            engine_in, first = int(op0.Outputs(0)), 1
+        op_last = g.Operators(count - 1)
+        if m.op_name(op_last) == "DEQUANTIZE" and int(op_last.Outputs(0)) == graph_out and count > first:
+            engine_out, last = int(op_last.Inputs(0)), count - 1
+        self.activation(first, g.Operators(min(first, count - 1)), engine_in)
+        handlers = {
+            "CONV_2D": self.conv, "DEPTHWISE_CONV_2D": self.conv, "FULLY_CONNECTED": self.fully_connected,
+            "AVERAGE_POOL_2D": self.pool, "MAX_POOL_2D": self.pool, "ADD": self.add, "RESHAPE": self.reshape,
+            "SOFTMAX": self.softmax,
+        }
+        produced = {m.tensor_name(engine_in)}
+        for index in range(first, last):
+            op = g.Operators(index)
+            name = m.op_name(op)
+            handler = handlers.get(name)
+            if handler is None:
+                inputs = [int(t) for t in op.InputsAsNumpy() if t >= 0]
+                raise self.error(index, op, "op not supported", inputs[0] if inputs else None)
+            result = handler(index, op, name)
+            result.name = f"op{index}_{name.lower()}"
+            result.nodes = [str(index)]
+            for tensor_name in result.inputs:
+                if tensor_name not in produced:
+                    t = int(tensor_name[1:].split(":", 1)[0])
+                    raise self.error(index, op, "an input that no earlier supported operator computes", t)
+            produced.add(result.output)
+            self.ops.append(result)
+        out_name = m.tensor_name(engine_out)
+        if out_name not in self.tensors:
+            raise McuforgeError(f"{m.path}: the model output tensor {engine_out} is not computed by a supported op")
+        return Graph(self.tensors, self.ops, m.tensor_name(engine_in), out_name, m.tensor_name(graph_in),
+                     m.tensor_name(graph_out), "tflite")
+
+    def io(self, index: int, op, n_inputs: int) -> tuple[list[int], str]:
+        ins = [int(t) for t in op.InputsAsNumpy()]
+        outs = [int(t) for t in op.OutputsAsNumpy()]
+        if len(outs) != 1:
+            raise self.error(index, op, f"{len(outs)} outputs")
+        if len(ins) < n_inputs:
+            raise self.error(index, op, f"{len(ins)} inputs, {n_inputs} expected")
+        return ins, self.activation(index, op, outs[0])
+
+    def conv(self, index: int, op, name: str) -> Op:
+        import tflite
+
+        ins, out = self.io(index, op, 2)
+        src = self.activation(index, op, ins[0])
+        depthwise = name == "DEPTHWISE_CONV_2D"
+        opts = _options(op, tflite.DepthwiseConv2DOptions if depthwise else tflite.Conv2DOptions)
+        weight = self.constant(index, op, ins[1], INT8, "weight tensor")
+        s, d = self.tensors[src], self.tensors[out]
+        if len(s.shape) != 3 or len(d.shape) != 3 or weight.ndim != 4:
+            raise self.error(index, op, "expected 4-D NHWC input, output and weights", ins[0])
+        if depthwise:
+            if weight.shape[0] != 1 or weight.shape[3] != s.shape[2] or d.shape[2] != s.shape[2]:
+                raise self.error(index, op, f"depth multiplier {opts.DepthMultiplier()} (weights "
+                                 f"{list(weight.shape)}); only multiplier 1 is supported", ins[1])
+            layout = weight[0]
+            kh, kw = layout.shape[:2]
+            w_scale = self.weight_scales(index, op, ins[1], d.shape[2], 3)
+        else:
+            cout, kh, kw, cin = weight.shape
+            if cin != s.shape[2]:
+                raise self.error(index, op, f"grouped convolution ({s.shape[2]} input channels, weights "
+                                 f"{list(weight.shape)})", ins[1])
+            layout = weight
+            w_scale = self.weight_scales(index, op, ins[1], cout, 0)
+        strides = [opts.StrideH(), opts.StrideW()]
+        dilations = [opts.DilationHFactor(), opts.DilationWFactor()]
+        pads = self.padding(opts.Padding(), s.shape, d.shape, strides, [(kh - 1) * dilations[0] + 1,
+                                                                          (kw - 1) * dilations[1] + 1])
+        consts = {"weight": np.ascontiguousarray(layout), "w_scale": w_scale}
+        if len(ins) > 2 and ins[2] >= 0:
+            consts["bias"] = self.constant(index, op, ins[2], INT32, "bias").astype(np.int32).reshape(-1)
+        attrs = {"pads": pads, "strides": strides, "dilations": dilations,
+                 "clamp": self.clamp(index, op, opts.FusedActivationFunction(), out)}
+        kind = "depthwise" if depthwise else ("conv1x1" if (kh, kw) == (1, 1) and not any(pads) else "conv")
+        return Op(kind, "", name, [src], out, attrs, consts)
+
+    def padding(self, code: int, in_shape, out_shape, strides, spans) -> list[int]:
+        if code == 1:  # VALID
+            return [0, 0, 0, 0]
+        top, bottom = _same_padding(in_shape[0], out_shape[0], strides[0], spans[0])
+        left, right = _same_padding(in_shape[1], out_shape[1], strides[1], spans[1])
+        return [top, left, bottom, right]
+
+    def fully_connected(self, index: int, op, name: str) -> Op:
+        import tflite
+
+        ins, out = self.io(index, op, 2)
+        src = self.activation(index, op, ins[0])
+        opts = _options(op, tflite.FullyConnectedOptions)
+        if opts.WeightsFormat() != 0:
+            raise self.error(index, op, "shuffled weights format", ins[1])
+        weight = self.constant(index, op, ins[1], INT8, "weight tensor")
+        if weight.ndim != 2 or weight.shape[1] != self.tensors[src].bytes:
+            raise self.error(index, op, f"weights {list(weight.shape)} for an input of "
+                             f"{self.tensors[src].bytes} values", ins[1])
+        consts = {"weight": np.ascontiguousarray(weight),
+                  "w_scale": self.weight_scales(index, op, ins[1], weight.shape[0], 0)}
+        if len(ins) > 2 and ins[2] >= 0:
+            consts["bias"] = self.constant(index, op, ins[2], INT32, "bias").astype(np.int32).reshape(-1)
+        return Op("fc", "", name, [src], out, {"clamp": self.clamp(index, op, opts.FusedActivationFunction(), out)},
+                  consts)
+
+    def pool(self, index: int, op, name: str) -> Op:
+        import tflite
+
+        ins, out = self.io(index, op, 1)
+        src = self.activation(index, op, ins[0])
+        opts = _options(op, tflite.Pool2DOptions)
+        s, d = self.tensors[src], self.tensors[out]
+        if (s.scale, s.zp) != (d.scale, d.zp):
+            raise self.error(index, op, "pooling whose output quantization differs from its input's", ins[0])
+        kernel = [opts.FilterHeight(), opts.FilterWidth()]
+        strides = [opts.StrideH(), opts.StrideW()]
+        pads = self.padding(opts.Padding(), s.shape, d.shape, strides, kernel)
+        attrs = {"kernel": kernel, "strides": strides, "pads": pads, "count_include_pad": 0,
+                 "clamp": self.clamp(index, op, opts.FusedActivationFunction(), out)}
+        kind = "maxpool" if name == "MAX_POOL_2D" else "avgpool_tflite"
+        return Op(kind, "", name, [src], out, attrs)
+
+    def add(self, index: int, op, name: str) -> Op:
+        import tflite
+
+        ins, out = self.io(index, op, 2)
+        a, b = self.activation(index, op, ins[0]), self.activation(index, op, ins[1])
+        if self.tensors[a].shape != self.tensors[b].shape:
+            raise self.error(index, op, "broadcasting add (inputs of different shapes)", ins[1])
+        opts = _options(op, tflite.AddOptions)
+        return Op("add", "", name, [a, b], out, {"clamp": self.clamp(index, op, opts.FusedActivationFunction(), out)})
+
+    def reshape(self, index: int, op, name: str) -> Op:
+        ins, out = self.io(index, op, 1)
+        src = self.activation(index, op, ins[0])
+        s, d = self.tensors[src], self.tensors[out]
+        if (s.scale, s.zp) != (d.scale, d.zp) or s.bytes != d.bytes:
+            raise self.error(index, op, "a reshape that changes the quantization or the size", ins[0])
+        return Op("view", "", name, [src], out)
+
+    def softmax(self, index: int, op, name: str) -> Op:
+        import tflite
+
+        ins, out = self.io(index, op, 1)
+        src = self.activation(index, op, ins[0])
+        opts = _options(op, tflite.SoftmaxOptions)
+        d = self.tensors[out]
+        if d.zp != -128 or np.float32(d.scale) != np.float32(1.0 / 256):
+            raise self.error(index, op, f"softmax output scale {d.scale} and zero point {d.zp}; TFLite Micro "
+                             "requires 1/256 and -128", int(op.Outputs(0)))
+        return Op("softmax_tflite", "", name, [src], out, {"beta": float(opts.Beta())})
+
+
+def quantize_multiplier_tflite(real: float) -> tuple[int, int]:
+    """TFLite's QuantizeMultiplier without the engine's clamp of shift > 30 (softmax multipliers reach 2^31)."""
+    if real == 0.0:
+        return 0, 0
+    mantissa, shift = math.frexp(real)
+    q_fixed = round(mantissa * (1 << 31))  # std::round: half away from zero (mantissa > 0)
+    if q_fixed == (1 << 31):
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    return int(q_fixed), int(shift)
+
+
+def softmax_params(input_scale: float, beta: float = 1.0) -> dict:
+    """TFLite Micro's CalculateSoftmaxParams for int8 -> int8 (PreprocessSoftmaxScaling with 5 integer bits and
+    CalculateInputRadius): {input_multiplier, input_left_shift, diff_min}."""
+    integer_bits = 5
+    real = min(float(np.float32(beta)) * float(np.float32(input_scale)) * (1 << (31 - integer_bits)),
+               float((1 << 31) - 1))
+    multiplier, left_shift = quantize_multiplier_tflite(real)
+    if left_shift < 0:
+        raise McuforgeError(f"softmax: input scale {input_scale} x beta {beta} is too small for TFLite's softmax")
+    radius = math.floor(((1 << integer_bits) - 1) * (1 << (31 - integer_bits)) / (1 << left_shift))
+    return {"input_multiplier": multiplier, "input_left_shift": left_shift, "diff_min": -int(radius)}
