@@ -230,10 +230,20 @@ def write_cache(data: Dataset, out_dir: Path, num_classes: int) -> dict:
     return card
 
 
-def read_cache(data_dir: Path) -> Dataset:
+def read_cache(data_dir: Path, resolution: int | None = None) -> Dataset:
+    """The cached dataset; resized to `resolution` when given and different (the search may pick a smaller input)."""
     card = read_json(data_dir / "card.json")
     arrays = {key: np.load(data_dir / f"{key}.npy", allow_pickle=False) for key in SPLITS}
+    if resolution is not None and arrays["x_train"].shape[1] != resolution:
+        channels = arrays["x_train"].shape[3]
+        for key in ("x_train", "x_test"):
+            arrays[key] = _resize(arrays[key], resolution, channels)
     return Dataset(classes=card["classes"], source=card["source"], **arrays)
+
+
+def read_for_arch(paths) -> Dataset:
+    """The cached dataset at the input resolution of search/arch.json."""
+    return read_cache(paths.data, read_json(paths.arch)["input"]["resolution"])
 
 
 def to_float_nchw(x: np.ndarray) -> np.ndarray:
@@ -247,4 +257,10 @@ def run(cfg: dict, paths) -> dict:
 
     yaml_dir = (ROOT / cfg["resolved"]["pipeline_file"]).parent
     dataset = load(cfg["dataset"], yaml_dir, cfg["seed"])
-    return write_cache(dataset, paths.data, cfg["search"]["model"]["num_classes"])
+    return write_cache(dataset, paths.data, num_classes(cfg))
+
+
+def num_classes(cfg: dict) -> int:
+    """Classifier outputs of the pipeline's network (fixed model or search space)."""
+    search = cfg["search"]
+    return (search["model"] or search["space"])["num_classes"]

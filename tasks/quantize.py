@@ -94,10 +94,10 @@ def weight_bytes(model_path: Path) -> dict:
 
 def run(cfg: dict, paths) -> dict:
     """Stage `quantize`: `quantize/model_int8.onnx` and fp32 vs int8 test accuracy in `quantize/metrics.json`."""
-    from .data import read_cache
+    from .data import read_for_arch
     from .io import write_json
 
-    data = read_cache(paths.data)
+    data = read_for_arch(paths)
     qcfg = cfg["quantize"]
     calib = calibration_samples(data, qcfg["calibration_samples"], cfg["seed"])
     quantize(paths.fp32, paths.int8, calib, qcfg["granularity"], qcfg["format"])

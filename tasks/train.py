@@ -158,11 +158,11 @@ def compare_with_torch(net: nn.Module, onnx_path: Path, x: np.ndarray) -> float:
 
 def run(cfg: dict, paths, progress: bool = True) -> dict:
     """Stage `train`: train the arch on the cached data, export `train/model_fp32.onnx`, write `train/metrics.json`."""
-    from .data import read_cache
+    from .data import read_for_arch
     from .io import read_json, write_json
 
     spec = ArchSpec.model_validate(read_json(paths.arch))
-    data = read_cache(paths.data)
+    data = read_for_arch(paths)
     net, metrics = train(spec, data, cfg["train"], cfg["seed"], progress=progress)
     export_onnx(net, spec, paths.fp32)
     metrics["onnx_vs_torch_max_abs_diff"] = compare_with_torch(net, paths.fp32, data.x_test[:256])

@@ -175,11 +175,15 @@ def judge(report: dict) -> list[str]:
 def run(cfg: dict, paths) -> dict:
     """Stage `verify`: writes verify/report.json, then fails (naming the first differing layer) if it must."""
     from . import graph as graph_mod
-    from .data import read_cache
+    from .data import read_for_arch
     from .io import write_json
 
     graph = graph_mod.load(paths.int8)
-    data = read_cache(paths.data)
+    from . import planner
+    from .io import read_json
+
+    planner.apply_order(graph, read_json(paths.plan)["order"])  # layer dumps are numbered in the plan's order
+    data = read_for_arch(paths)
     count = min(cfg["deploy"]["verify_samples"], len(data.y_test))
     board = cfg["board"]
     machine = board["qemu"]["machine"] if cfg["deploy"]["emulate"] else None

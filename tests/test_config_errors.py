@@ -67,7 +67,46 @@ CASES = [
     ("override-bad-type", GOOD, {}, ["train.batch_size=big"], ["command line: train.batch_size=big", "valid integer"], None),
     ("override-unknown-board", GOOD, {}, ["board=nosuch"], ["command line: board=nosuch", "unknown board 'nosuch'"], None),
     ("override-into-scalar", GOOD, {}, ["seed.x=1"], ["command line: seed.x=1", "seed is not a section"], None),
+    ("search-neither-model-nor-space", GOOD.split("search:")[0] + "search:\n  workers: 1\n\ntrain:"
+     + GOOD.split("\ntrain:")[1], {}, [], ["search: give exactly one of `model`"], "search:"),
 ]
+
+NAS = (ROOT / "pipelines" / "digits_nas.yaml").read_text()
+NAS_CASES = [
+    ("empty-choice-list", NAS.replace("depths: [1, 2], kernels: [3, 5]", "depths: [], kernels: [3, 5]", 1),
+     ["search.space.stages.1.depths", "at least 1 item"], "depths: [], kernels"),
+    ("resolution-not-divisible", NAS.replace("resolutions: [8, 12, 16]", "resolutions: [8, 10, 16]"),
+     ["search.space", "resolutions [10] are not divisible by the network's total stride 4"], None),
+    ("bad-kernel-choice", NAS.replace("kernels: [3, 5], expansions: [3, 4, 6]}", "kernels: [3, 4], expansions: [3, 4, 6]}", 1),
+     ["search.space.stages.1.kernels.1", "3, 5 or 7"], None),
+    ("parents-vs-population", NAS.replace("parents: 2", "parents: 4"),
+     ["search.evolution", "parents (4) must be smaller than population (4)"], None),
+    ("negative-budget", NAS.replace("sram_bytes: 12000", "sram_bytes: -5"),
+     ["search.constraints.sram_bytes", "greater than or equal to 0"], "sram_bytes: -5"),
+]
+
+
+@pytest.mark.parametrize("case", NAS_CASES, ids=[c[0] for c in NAS_CASES])
+def test_bad_search_space(case, tmp_path: Path):
+    name, text, expected, marker = case
+    pipeline = tmp_path / "bad.yaml"
+    pipeline.write_text(text)
+    result = run_doit("list", f"pipeline={pipeline}", f"build={tmp_path / 'b'}")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in expected:
+        assert fragment in result.stderr, f"{fragment!r} not in:\n{result.stderr}"
+    if marker is not None:
+        assert f"bad.yaml:{_line_of(text, marker)}:" in result.stderr, result.stderr
+
+
+def test_search_budget_nothing_can_meet(tmp_path: Path):
+    pipeline = tmp_path / "tiny.yaml"
+    pipeline.write_text(NAS.replace("sram_bytes: 12000", "sram_bytes: 2000"))
+    result = run_doit("run", f"pipeline={pipeline}", f"build={tmp_path / 'b'}")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "no sampled architecture fits the budgets (peak SRAM 2,000 B" in result.stderr
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
