@@ -16,6 +16,7 @@ from tasks import data as data_stage
 from tasks import build as build_stage
 from tasks import manifest as manifest_stage
 from tasks import review as review_stage
+from tasks import search as search_stage
 from tasks.doit_support import action
 
 ROOT = Path(__file__).resolve().parent
@@ -73,17 +74,20 @@ def task_data():
         "file_dep": file_dep,
         "targets": DATA_FILES + [PATHS.card],
         "uptodate": [config_changed(_section("dataset", "seed")
-                                    | {"classes": CFG["search"]["model"]["num_classes"]})],
+                                    | {"classes": data_stage.num_classes(CFG)})],
         "clean": True,
     }
 
 
 def task_search():
-    """Write search/arch.json: the fixed architecture of `search.model`."""
+    """Write search/arch.json: the fixed `search.model`, or the TinyNAS search's winner (+ logs, CDF and Pareto plots)."""
+    searching = CFG["search"]["model"] is None
     return {
         "actions": [action("tasks.search:run", CFG, PATHS)],
-        "targets": [PATHS.arch],
-        "uptodate": [config_changed(_section("search"))],
+        "file_dep": DATA_FILES if searching else [],
+        "targets": [PATHS.arch] + (search_stage.search_outputs(PATHS) if searching else []),
+        "uptodate": [config_changed(_section("search", "seed")
+                                    | {"budgets": search_stage.budgets(CFG), "channels": CFG["dataset"]["channels"]})],
         "clean": True,
     }
 

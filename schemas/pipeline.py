@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from .arch import ArchSpec
+from .search import SearchConfig
 from .common import Strict
 
 
@@ -36,12 +36,6 @@ class DatasetConfig(Strict):
     )
     max_train: int = Field(default=0, ge=0, description="Use at most this many training samples (0 = all); for quick runs.")
     max_test: int = Field(default=0, ge=0, description="Use at most this many test samples (0 = all); for quick runs.")
-
-
-class SearchConfig(Strict):
-    """Architecture: for now a fixed `model` (the search issue adds the search space)."""
-
-    model: ArchSpec = Field(description="Fixed architecture to train (written to search/arch.json).")
 
 
 class Optimizer(str, Enum):
@@ -154,6 +148,13 @@ class PipelineConfig(Strict):
     @model_validator(mode="after")
     def _model_matches_data(self) -> "PipelineConfig":
         arch = self.search.model
+        if arch is None:
+            if self.dataset.kind == DatasetKind.image_folder.value and not self.dataset.path:
+                raise ValueError("dataset.path is required for kind image_folder")
+            if max(self.search.space.resolutions) > self.dataset.resolution:
+                raise ValueError(f"search.space.resolutions go up to {max(self.search.space.resolutions)} but "
+                                 f"dataset.resolution is {self.dataset.resolution}: images are only resized down")
+            return self
         if arch.input.resolution != self.dataset.resolution:
             raise ValueError(
                 f"search.model.input.resolution ({arch.input.resolution}) differs from dataset.resolution "
