@@ -73,6 +73,11 @@ class Stage1Config(Strict):
     """Search-space optimisation: the (resolution, width) pair whose satisfying samples have the largest mean MACs."""
 
     samples: int = Field(default=200, ge=1, le=100000, description="Random architectures sampled per (resolution, width) pair.")
+    min_fit_share: float = Field(
+        default=0.1, ge=0.0, le=1.0,
+        description="A pair is eligible only if at least this share of its samples fits the budgets (a space where "
+        "almost nothing fits starves the evolution); if no pair reaches it, every pair with a fitting sample is.",
+    )
 
 
 class EvolutionConfig(Strict):

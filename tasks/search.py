@@ -100,7 +100,7 @@ def _fits(cost: archgraph.Cost, limits: dict) -> bool:
 
 # ---- stage 1 -----------------------------------------------------------------------------------------------------
 def optimise_space(space: dict, channels: int, limits: dict, samples: int, seed: int, log: list,
-                   progress: bool = True) -> tuple[int, float, dict]:
+                   progress: bool = True, min_fit_share: float = 0.0) -> tuple[int, float, dict]:
     """Return (resolution, width, per-pair statistics) by the FLOPs-CDF rule; every sample is appended to `log`."""
     stats = {}
     pairs = [(r, w) for r in space["resolutions"] for w in space["width_multipliers"]]
@@ -117,7 +117,9 @@ def optimise_space(space: dict, channels: int, limits: dict, samples: int, seed:
                 fitting.append(cost.macs)
         stats[f"{resolution}x{width}"] = {"resolution": resolution, "width": width, "fitting": len(fitting),
                                           "samples": samples, "mean_macs": float(np.mean(fitting)) if fitting else 0.0}
-    best = max(stats.values(), key=lambda s: (s["mean_macs"], s["fitting"]))
+    eligible = [s for s in stats.values() if s["fitting"] and s["fitting"] >= min_fit_share * samples] \
+        or [s for s in stats.values() if s["fitting"]] or list(stats.values())
+    best = max(eligible, key=lambda s: (s["mean_macs"], s["fitting"]))
     if best["fitting"] == 0:
         smallest = min(log, key=lambda e: e["peak_sram_bytes"])
         lightest = min(log, key=lambda e: e["flash_bytes"])
@@ -301,7 +303,7 @@ def run_search(cfg: dict, paths, progress: bool = True) -> dict:
     seed = cfg["seed"]
     stage1_log: list = []
     resolution, width, stats = optimise_space(space, channels, limits, search["stage1"]["samples"], seed, stage1_log,
-                                              progress)
+                                              progress, search["stage1"]["min_fit_share"])
     log: list = []
     pool = executor_mod.make(search["executor"], search["workers"], _worker_init,
                              (str(paths.data), resolution, search["proxy"], seed))
