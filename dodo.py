@@ -158,14 +158,16 @@ def _task_build_board():
     return {
         "actions": [action("tasks.build:run_board", CFG, PATHS)],
         "file_dep": PATHS.codegen_files + ENGINE_FILES,
-        "targets": [PATHS.executable(board), PATHS.executable(board, dump=True), PATHS.size_json],
+        "targets": [PATHS.executable(board), PATHS.executable(board, dump=True), PATHS.size_json,
+                    PATHS.size_json.parent / "budget.json"],
         "uptodate": [config_changed(REQUANT | {"board": CFG["board"]})],
         "clean": True,
     }
 
 
 _task_build_board.__doc__ = (f"Cross-compile for {CFG['board']['name']} ({CFG['board']['core']}, arm-none-eabi-gcc): "
-                             "ELF, layer-dump ELF, size.json.")
+                             "ELF, layer-dump ELF, size.json, budget.json (refuses a model over the SRAM or flash "
+                             "budget).")
 globals()[f"task_build_{CFG['board']['name'].replace('-', '_')}"] = _task_build_board
 
 
@@ -174,7 +176,7 @@ def task_verify():
     board = CFG["board"]["name"]
     return {
         "actions": [action("tasks.verify:run", CFG, PATHS)],
-        "file_dep": [PATHS.int8, PATHS.data_file("x_test"), PATHS.data_file("y_test"),
+        "file_dep": [PATHS.int8, PATHS.plan, PATHS.data_file("x_test"), PATHS.data_file("y_test"),
                      PATHS.executable("host"), PATHS.executable("host", dump=True),
                      PATHS.executable(board), PATHS.executable(board, dump=True)],
         "targets": [PATHS.verify_report],

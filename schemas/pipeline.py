@@ -99,12 +99,28 @@ class QuantizeConfig(Strict):
 
 class Planner(str, Enum):
     greedy_by_size = "greedy_by_size"
+    best = "best"
 
 
 class ScheduleConfig(Strict):
-    """Memory planning of the activation arena."""
+    """Memory planning of the activation arena (tasks/planner.py)."""
 
-    planner: Planner = Field(default=Planner.greedy_by_size, description="Arena planner.")
+    planner: Planner = Field(
+        default=Planner.best,
+        description="Arena planner: greedy_by_size (TensorFlow Lite Micro's: largest first, first fit, ONNX op order) "
+        "or best (ours: several op orders and placement heuristics, exact search on small graphs; never larger than "
+        "greedy_by_size, which every plan also reports).",
+    )
+    inplace_depthwise: bool = Field(
+        default=True,
+        description="Let a depthwise convolution that is the last reader of its input write its output over it "
+        "(a few rows of scratch instead of a second tensor). Outputs are byte-identical.",
+    )
+    reorder: bool = Field(
+        default=True,
+        description="best: also try the topological op order that minimises the peak of live bytes (branches: "
+        "residual adds, concats); codegen runs the ops in the plan's order.",
+    )
 
 
 class DeployConfig(Strict):

@@ -5,7 +5,7 @@ The board build also writes size.json (text/data/bss from arm-none-eabi-size, an
 """
 from __future__ import annotations
 
-from . import toolchain
+from . import budget, toolchain
 from .errors import McuforgeError
 from .io import write_json
 
@@ -43,4 +43,5 @@ def run_board(cfg: dict, paths) -> dict:
     sizes["flash_budget_bytes"] = cfg["resolved"]["flash_budget_bytes"]
     sizes["sram_budget_bytes"] = cfg["resolved"]["sram_budget_bytes"]
     write_json(paths.size_json, sizes)
+    budget.run_board(cfg, paths, sizes, elf, paths.build_dir(board["name"]))  # budget.json; over budget: error
     return {"flash": sizes["flash"], "ram": sizes["ram"]}

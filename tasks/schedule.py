@@ -1,33 +1,44 @@
-"""Stage `schedule`: tensor lifetimes and arena offsets of the int8 model -> schedule/plan.json, plan.txt, memory.png."""
+"""Stage `schedule`: op order, tensor lifetimes and arena offsets of the int8 model -> schedule/plan.json, plan.txt,
+memory.png. Refuses (McuforgeError) an arena that alone exceeds the board's SRAM budget."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+from . import budget as budget_mod
 from . import graph as graph_mod
 from . import planner
 from .io import atomic_path, write_json, write_text
 
 
-def memory_plot(plan: planner.Plan, graph: graph_mod.Graph, path: Path, budget: int | None = None) -> None:
-    """Live activation bytes per op (the lower bound is their peak), the planned arena and the SRAM budget."""
+def memory_plot(plan: planner.Plan, baseline: planner.Plan, path: Path, budget: int | None = None) -> None:
+    """Live activation bytes per op for the chosen plan and the greedy_by_size baseline (each in its own op order),
+    both arenas, the lower bound and the SRAM budget."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    live = planner.live_bytes(plan)
-    fig, ax = plt.subplots(figsize=(9, 3.6), dpi=100)
-    ax.bar(range(len(live)), [v / 1024 for v in live], color="#4c9be8", label="live tensors")
+    live, base_live = planner.live_bytes(plan), planner.live_bytes(baseline)
+    steps = range(len(live))
+    fig, ax = plt.subplots(figsize=(9, 3.8), dpi=100)
+    ax.bar([s - 0.2 for s in steps], [v / 1024 for v in base_live], width=0.4, color="#bbbbbb",
+           label="live tensors, greedy_by_size (ONNX order)")
+    ax.bar([s + 0.2 for s in steps], [v / 1024 for v in live], width=0.4, color="#4c9be8",
+           label=f"live tensors, {plan.planner}")
+    ax.axhline(baseline.peak_bytes() / 1024, color="#888888", linestyle="--",
+               label=f"arena greedy_by_size: {baseline.peak_bytes():,} B")
     ax.axhline(plan.peak_bytes() / 1024, color="#d9534f", linestyle="--",
-               label=f"arena ({plan.planner}): {plan.peak_bytes():,} B")
+               label=f"arena {plan.planner}: {plan.peak_bytes():,} B")
     ax.axhline(plan.lower_bound() / 1024, color="#5cb85c", linestyle=":", label=f"lower bound: {plan.lower_bound():,} B")
-    if budget is not None and budget < 4 * plan.peak_bytes():
+    top = max(baseline.peak_bytes(), plan.peak_bytes())
+    if budget is not None and budget < 4 * top:
         ax.axhline(budget / 1024, color="black", linewidth=1, label=f"SRAM budget: {budget:,} B")
-    ax.set_xlabel("op (execution order)")
+    ax.set_xlabel(f"op ({plan.planner} execution order)")
     ax.set_ylabel("KiB")
-    ax.set_xticks(range(len(live)))
-    ax.set_xticklabels([op.kind for op in graph.ops], rotation=90, fontsize=7)
-    ax.legend(fontsize=8, loc="upper right")
+    ax.set_xticks(list(steps))
+    ax.set_xticklabels(plan.layers, rotation=90, fontsize=7)
+    ax.legend(fontsize=7, loc="upper right")
     ax.set_title("Activation memory over time")
     fig.tight_layout()
     with atomic_path(path) as tmp:
@@ -35,12 +46,23 @@ def memory_plot(plan: planner.Plan, graph: graph_mod.Graph, path: Path, budget: 
     plt.close(fig)
 
 
+def make_plan(graph: graph_mod.Graph, schedule_cfg: dict) -> planner.Plan:
+    return planner.plan(graph, schedule_cfg["planner"], schedule_cfg.get("inplace_depthwise", True),
+                        schedule_cfg.get("reorder", True))
+
+
 def run(cfg: dict, paths) -> dict:
     graph = graph_mod.load(paths.int8)
-    plan = planner.plan(graph, cfg["schedule"]["planner"])
+    onnx_ops = list(graph.ops)
+    plan = make_plan(graph, cfg["schedule"])  # graph.ops now in the plan's order
+    baseline_graph = dataclasses.replace(graph, ops=onnx_ops)
+    baseline = planner.plan(baseline_graph, "greedy_by_size", inplace_depthwise=False, reorder=False)
     data = plan.to_json()
     data["macs"] = sum(op.macs(graph.tensors) for op in graph.ops)
     write_json(paths.plan, data)
     write_text(paths.plan_txt, plan.dump() + "\n")
-    memory_plot(plan, graph, paths.memory_png, cfg["resolved"]["sram_budget_bytes"])
-    return {"arena_bytes": data["arena_bytes"], "lower_bound_bytes": data["lower_bound_bytes"]}
+    sram_budget = cfg["resolved"]["sram_budget_bytes"]
+    memory_plot(plan, baseline, paths.memory_png, sram_budget)
+    budget_mod.check_arena(plan, graph, sram_budget, cfg["board"]["name"])
+    return {"arena_bytes": data["arena_bytes"], "lower_bound_bytes": data["lower_bound_bytes"],
+            "greedy_by_size_bytes": data["baseline"]["arena_bytes"]}

@@ -71,11 +71,11 @@ def test_linear_chain_is_optimal():
 
 def test_lifetimes_inclusive_and_input_output():
     graph = _chain_graph([10, 20, 30])
-    buffers, aliases = lifetimes(graph)
+    buffers, aliases, inplace = lifetimes(graph)
     assert (buffers["t0"].first_use, buffers["t0"].last_use) == (0, 0)
     assert (buffers["t1"].first_use, buffers["t1"].last_use) == (0, 1)
     assert (buffers["t2"].first_use, buffers["t2"].last_use) == (1, 1)
-    assert aliases == {}
+    assert aliases == {} and inplace == {}
 
 
 @pytest.mark.parametrize("seed", range(20))

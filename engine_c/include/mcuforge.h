@@ -256,6 +256,30 @@ mf_status mf_depthwise_conv2d_s8(const mf_conv_params *params, const mf_quant_pa
                                  int8_t *output);
 
 /**
+ * Scratch bytes mf_depthwise_conv2d_inplace_s8 needs: a few output rows (H_out x W_out x C layout, row = W_out * C
+ * bytes), as many as are computed before the input rows under them are no longer needed (stride 1, pad 1, 3x3:
+ * 2 rows; stride 2: 1 row). Returns 0 for invalid dimensions.
+ */
+int32_t mf_depthwise_conv2d_inplace_s8_get_buffer_size(const mf_conv_params *params, const mf_dims *input_dims,
+                                                       const mf_dims *output_dims);
+
+/**
+ * Depthwise int8 convolution written over its own input (in place), byte-identical to mf_depthwise_conv2d_s8.
+ * NHWC interleaves channels, so the lecture's channel-by-channel scheme (one channel of scratch) does not apply;
+ * instead output rows are computed into `scratch` (a ring of rows) and row j is copied to data[j * W_out * C ...]
+ * once the first input byte any later output row reads, row (y * stride_h - pad_top), lies at or past its end.
+ * Any stride, padding and dilation with H_out <= H and W_out <= W.
+ * @param data         In: the input, format [H, W, C]. Out: the output, format [H_out, W_out, C], from data[0].
+ * @param scratch      mf_depthwise_conv2d_inplace_s8_get_buffer_size() bytes, not overlapping data.
+ * @param scratch_bytes Its size; MF_ARG_ERROR when smaller than needed.
+ * (Other arguments: as mf_depthwise_conv2d_s8.)
+ */
+mf_status mf_depthwise_conv2d_inplace_s8(const mf_conv_params *params, const mf_quant_params *quant,
+                                         const mf_dims *input_dims, int8_t *data, const mf_dims *filter_dims,
+                                         const int8_t *filter, const int32_t *bias, const mf_dims *output_dims,
+                                         int8_t *scratch, int32_t scratch_bytes);
+
+/**
  * Fully connected: output[b, n] = requant(sum_k (input[b, k] - input_zp) * filter[n, k] + bias[n]).
  * Matches com.microsoft QGemm (transB = 1) and ONNX QLinearMatMul in float mode exactly.
  * @param quant   [out_features] entries (per-tensor: repeat one value).

@@ -1,0 +1,159 @@
+"""Memory budgets checked against the board: the arena alone at schedule time, the whole SRAM and flash need after
+the board build (budget.json).
+
+- flash = text + data of the ELF (code, const weights, vector table, initialised data).
+- SRAM = data + bss (the arena, the engine's and runner's static state, newlib's) + stack.
+- stack: measured statically, the worst call chain from `main` in the ELF's call graph (`bl`/`blx` and tail-call
+  `b` instructions from arm-none-eabi-objdump) weighted by the frames GCC reports with -fstack-usage. Functions
+  compiled without -fstack-usage (newlib, libgcc: file I/O of the runner, memcpy) are not counted and are listed
+  in budget.json; the engine's kernels and the generated model are all counted. Recursion would make the bound
+  infinite: it is reported as an error. Interrupt frames are not included.
+The budgets are the board's sizes minus its reserved bytes (cfg["resolved"]: sram_budget_bytes, flash_budget_bytes).
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from . import toolchain
+from .errors import McuforgeError
+from .io import write_json
+
+_FUNCTION = re.compile(r"^([0-9a-f]+) <([^>]+)>:$")
+_CALL = re.compile(r"^\s*[0-9a-f]+:\s+(bl|blx|b|b\.w|b\.n)\s+([0-9a-f]+) <([^>+]+)>")
+
+
+def _layer(plan, step: int) -> str:
+    if not plan.order:
+        return "no layer"
+    step = min(step, len(plan.order) - 1)
+    kind = plan.layers[step] if step < len(plan.layers) else "op"
+    return f"layer {step} ({kind} '{plan.order[step]}')"
+
+
+def check_arena(plan, graph, sram_budget: int, board: str) -> None:
+    """Refuse an arena that alone exceeds the SRAM budget, naming the budget, the need and the peak layer."""
+    arena = plan.peak_bytes()
+    if arena <= sram_budget:
+        return
+    step = plan.peak_step()
+    live = [name for name, b in sorted(plan.buffers.items()) if b.bytes_at(step)]
+    raise McuforgeError(
+        f"SRAM budget exceeded: the activation arena alone needs {arena:,} B (planner {plan.planner}; lower bound "
+        f"{plan.lower_bound():,} B) but board '{board}' allows {sram_budget:,} B (SRAM minus reserved bytes). "
+        f"The peak is at {_layer(plan, step)}, where {', '.join(live)} are live. Use a smaller model or input "
+        f"resolution, a board with more SRAM, or schedule.planner=best with inplace_depthwise and reorder on.")
+
+
+def call_graph(elf: Path) -> dict[str, set[str]]:
+    """Function -> functions it calls (direct calls and tail calls), from the ELF's disassembly."""
+    tool = shutil.which("arm-none-eabi-objdump")
+    if tool is None:
+        raise McuforgeError("arm-none-eabi-objdump not found: needed to measure the stack of the board build")
+    text = subprocess.run([tool, "-d", "--no-show-raw-insn", str(elf)], capture_output=True, text=True,
+                          check=True, timeout=120).stdout
+    calls: dict[str, set[str]] = {}
+    current = None
+    for line in text.splitlines():
+        match = _FUNCTION.match(line)
+        if match:
+            current = match.group(2)
+            calls.setdefault(current, set())
+            continue
+        match = _CALL.match(line)
+        if match and current is not None and match.group(3) != current:
+            calls[current].add(match.group(3))
+    return calls
+
+
+def worst_stack(calls: dict[str, set[str]], frames: dict[str, int], root: str = "main"
+                ) -> tuple[int, list[str], list[str]]:
+    """(bytes, the deepest chain from root, callees without a known frame) over functions with known frames."""
+    unknown: set[str] = set()
+    memo: dict[str, tuple[int, list[str]]] = {}
+    active: set[str] = set()
+
+    def depth(function: str) -> tuple[int, list[str]]:
+        if function in memo:
+            return memo[function]
+        if function in active:
+            raise McuforgeError(f"stack: recursion through '{function}'; the worst-case stack is unbounded")
+        active.add(function)
+        best = (0, [])
+        for callee in sorted(calls.get(function, ())):
+            if callee not in frames:
+                unknown.add(callee)
+                continue
+            below = depth(callee)
+            if below[0] > best[0]:
+                best = below
+        active.discard(function)
+        memo[function] = (frames[function] + best[0], [function] + best[1])
+        return memo[function]
+
+    if root not in frames:
+        return 0, [], []
+    total, chain = depth(root)
+    return total, chain, sorted(unknown)
+
+
+def measure(elf: Path, build_dir: Path) -> dict:
+    frames = toolchain.stack_usage(build_dir)
+    total, chain, unknown = worst_stack(call_graph(elf), frames)
+    invoke, invoke_chain, _ = worst_stack(call_graph(elf), frames, "mf_model_invoke")
+    return {"stack_bytes": total, "stack_chain": chain, "inference_stack_bytes": invoke,
+            "inference_stack_chain": invoke_chain, "uncounted_library_functions": unknown}
+
+
+def report(sizes: dict, plan: dict, stack: dict, sram_budget: int, flash_budget: int) -> dict:
+    arena = plan["arena_bytes"]
+    static_ram = sizes["data"] + sizes["bss"]
+    sram = static_ram + stack["stack_bytes"]
+    return {
+        "arena_bytes": arena,
+        "other_static_ram_bytes": static_ram - arena,
+        "stack_bytes": stack["stack_bytes"],
+        "stack_chain": stack["stack_chain"],
+        "inference_stack_bytes": stack["inference_stack_bytes"],
+        "uncounted_library_functions": stack["uncounted_library_functions"],
+        "io_buffers_bytes": 0,  # the model's input and output live in the arena
+        "sram_bytes": sram,
+        "sram_budget_bytes": sram_budget,
+        "sram_fits": sram <= sram_budget,
+        "flash_bytes": sizes["text"] + sizes["data"],
+        "flash_budget_bytes": flash_budget,
+        "flash_fits": sizes["text"] + sizes["data"] <= flash_budget,
+        "peak_step": plan.get("peak_step", 0),
+        "peak_layer": plan["order"][min(plan.get("peak_step", 0), len(plan["order"]) - 1)] if plan["order"] else "",
+    }
+
+
+def check(numbers: dict, board: str) -> None:
+    """McuforgeError when the full SRAM or flash need exceeds the board's budget."""
+    problems = []
+    if not numbers["sram_fits"]:
+        problems.append(
+            f"SRAM budget exceeded on board '{board}': the model needs {numbers['sram_bytes']:,} B (activation arena "
+            f"{numbers['arena_bytes']:,} B + other static RAM {numbers['other_static_ram_bytes']:,} B + stack "
+            f"{numbers['stack_bytes']:,} B) but the budget is {numbers['sram_budget_bytes']:,} B (SRAM minus reserved "
+            f"bytes); the arena's peak is at layer {numbers['peak_step']} ('{numbers['peak_layer']}').")
+    if not numbers["flash_fits"]:
+        problems.append(
+            f"flash budget exceeded on board '{board}': the model needs {numbers['flash_bytes']:,} B (text + data: "
+            f"code and const weights) but the budget is {numbers['flash_budget_bytes']:,} B (flash minus reserved "
+            "bytes).")
+    if problems:
+        raise McuforgeError(" ".join(problems) + " See budget.json.")
+
+
+def run_board(cfg: dict, paths, sizes: dict, elf: Path, build_dir: Path) -> dict:
+    """After the board build: budget.json next to size.json, then refuse a model over budget."""
+    from .io import read_json
+
+    numbers = report(sizes, read_json(paths.plan), measure(Path(elf), Path(build_dir)),
+                     cfg["resolved"]["sram_budget_bytes"], cfg["resolved"]["flash_budget_bytes"])
+    write_json(Path(paths.size_json).parent / "budget.json", numbers)
+    check(numbers, cfg["board"]["name"])
+    return numbers
