@@ -30,12 +30,13 @@ def _load():
     except ConfigError as exc:
         print(f"mcuforge: configuration error\n{exc}", file=sys.stderr)
         sys.exit(2)
-    return cfg, config_stage.Paths(build or ROOT / "build" / cfg["name"])
+    return cfg, config_stage.paths(cfg, build or ROOT / "build" / cfg["name"])
 
 
 CFG, PATHS = _load()
 PATHS.root.mkdir(parents=True, exist_ok=True)
 DATA_FILES = [PATHS.data_file(key) for key in data_stage.SPLITS]
+TRAINED = not CFG["deploy"]["model"]  # deploy.model: the given int8 model replaces data/search/train/quantize
 
 DOIT_CONFIG = {
     "default_tasks": ["manifest", "review"],
@@ -115,6 +116,10 @@ def task_quantize():
     }
 
 
+if not TRAINED:
+    del task_data, task_search, task_train, task_quantize
+
+
 def task_schedule():
     """Plan the activation arena (tensor lifetimes, offsets, lower bound): schedule/plan.json, plan.txt, memory.png."""
     return {
@@ -176,7 +181,7 @@ def task_verify():
     board = CFG["board"]["name"]
     return {
         "actions": [action("tasks.verify:run", CFG, PATHS)],
-        "file_dep": [PATHS.int8, PATHS.plan, PATHS.data_file("x_test"), PATHS.data_file("y_test"),
+        "file_dep": [PATHS.int8, PATHS.plan, *([PATHS.data_file("x_test"), PATHS.data_file("y_test")] if TRAINED else []),
                      PATHS.executable("host"), PATHS.executable("host", dump=True),
                      PATHS.executable(board), PATHS.executable(board, dump=True)],
         "targets": [PATHS.verify_report],

@@ -133,6 +133,13 @@ class DeployConfig(Strict):
     verify_samples: int = Field(default=100, ge=1, le=100000, description="Test samples compared with ONNX Runtime.")
     layer_samples: int = Field(default=3, ge=0, le=1000, description="Samples whose every layer output is compared.")
     emulate: bool = Field(default=True, description="Run the cross-compiled binary under QEMU when the board has a machine.")
+    model: str = Field(
+        default="", pattern=r"^$|^.+\.(tflite|onnx)$",
+        description="A ready int8 model instead of data/search/train/quantize: a .tflite file (verified byte for byte "
+        "against the TFLite Micro interpreter, fixed requantization) or an already quantized .onnx file (against ONNX "
+        "Runtime), relative to the pipeline YAML. Verification then uses verify_samples random inputs (seed). "
+        "Empty = train the pipeline's own model.",
+    )
     latency_ms: float | None = Field(
         default=None, gt=0,
         description="Latency budget of one inference (ms), checked by `doit review` against the instructions counted "
@@ -154,15 +161,31 @@ class PipelineConfig(Strict):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$", description="Pipeline name; artifacts go to build/<name>/.")
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seed of every random choice (data order, init, search).")
-    dataset: DatasetConfig = Field(description="Data.")
-    search: SearchConfig = Field(description="Architecture.")
-    train: TrainConfig = Field(description="Training.")
+    dataset: DatasetConfig | None = Field(default=None, description="Data (required unless deploy.model is set).")
+    search: SearchConfig | None = Field(default=None, description="Architecture (required unless deploy.model is set).")
+    train: TrainConfig | None = Field(default=None, description="Training (required unless deploy.model is set).")
     quantize: QuantizeConfig = Field(default_factory=QuantizeConfig, description="Quantization.")
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig, description="Memory planning.")
     deploy: DeployConfig = Field(description="Deployment target.")
 
     @model_validator(mode="after")
+    def _sections_for_the_model(self) -> "PipelineConfig":
+        """dataset, search and train are required to train a model, and unused (so not allowed) with deploy.model."""
+        given = [name for name in ("dataset", "search", "train") if getattr(self, name) is not None]
+        if self.deploy.model and given:
+            raise ValueError(f"deploy.model ({self.deploy.model}) replaces data, search, training and quantization: "
+                             f"remove {', '.join(given)}")
+        if not self.deploy.model:
+            for name in ("dataset", "search", "train"):
+                if getattr(self, name) is None:
+                    description = type(self).model_fields[name].description
+                    raise ValueError(f"missing required field '{name}' ({description})")
+        return self
+
+    @model_validator(mode="after")
     def _model_matches_data(self) -> "PipelineConfig":
+        if self.deploy.model:
+            return self
         arch = self.search.model
         if arch is None:
             if self.dataset.kind == DatasetKind.image_folder.value and not self.dataset.path:

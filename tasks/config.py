@@ -24,6 +24,7 @@ class Paths:
     """Every artifact of one pipeline, under build/<name>/."""
 
     root: Path
+    model: Path | None = None  # deploy.model: the given int8 model replaces quantize/model_int8.onnx
 
     @property
     def config(self) -> Path:
@@ -54,7 +55,7 @@ class Paths:
 
     @property
     def int8(self) -> Path:
-        return self.root / "quantize" / "model_int8.onnx"
+        return self.model if self.model is not None else self.root / "quantize" / "model_int8.onnx"
 
     @property
     def quant_metrics(self) -> Path:
@@ -122,24 +123,40 @@ def resolve(pipeline: str, overrides: dict[str, str]) -> dict:
     cfg = loaded.pipeline.model_dump(mode="json")
     board = loaded.board.model_dump(mode="json")
     yaml_dir = loaded.source.parent
-    try:
-        data_stage.check_available(cfg["dataset"], yaml_dir)
-    except ConfigError as exc:
-        raise ConfigError(f"{loaded.source_map.find(('dataset', 'path'))}: {exc}") from None
+    model = cfg["deploy"]["model"]
+    if model:
+        model_path = (yaml_dir / model).resolve()
+        if not model_path.is_file():
+            raise ConfigError(f"{loaded.source_map.find(('deploy', 'model'))}: deploy.model: no such file {model_path} "
+                              "(relative paths are relative to the pipeline YAML)")
+    else:
+        try:
+            data_stage.check_available(cfg["dataset"], yaml_dir)
+        except ConfigError as exc:
+            raise ConfigError(f"{loaded.source_map.find(('dataset', 'path'))}: {exc}") from None
     requant = cfg["quantize"]["requant"]
-    if requant == "auto":
+    if model.endswith(".tflite"):
+        requant = "fixed"  # TFLite's integer arithmetic, whatever the board
+    elif requant == "auto":
         requant = "float" if loaded.board.has_fpu else "fixed"
     cfg["board"] = board
     cfg["resolved"] = {
         "pipeline_file": _portable(loaded.source),
         "board_file": _portable(board_path(cfg["deploy"]["board"], yaml_dir)),
-        "dataset_path": _portable(data_stage.dataset_path(cfg["dataset"], yaml_dir)) if cfg["dataset"]["path"]
-        or cfg["dataset"]["kind"] == "fashion_mnist" else "",
+        "dataset_path": _portable(data_stage.dataset_path(cfg["dataset"], yaml_dir)) if not model
+        and (cfg["dataset"]["path"] or cfg["dataset"]["kind"] == "fashion_mnist") else "",
+        "model_file": _portable(model_path) if model else "",
         "requant": requant,
         "sram_budget_bytes": loaded.board.sram_budget,
         "flash_budget_bytes": loaded.board.flash_budget,
     }
     return cfg
+
+
+def paths(cfg: dict, root: Path) -> Paths:
+    """The artifacts of a resolved pipeline under `root` (a deploy.model pipeline reads its model where it is)."""
+    model = cfg["resolved"].get("model_file", "")
+    return Paths(Path(root), absolute(model) if model else None)
 
 
 def absolute(portable: str) -> Path:

@@ -11,12 +11,27 @@ from pathlib import Path
 
 import numpy as np
 
-from . import reference, toolchain
+from . import reference, tflm_reference, toolchain
 from .errors import McuforgeError
 from .graph import Graph
 from .io import write_bytes
 
 FIXED_TOLERANCE_LSB = 1
+
+
+def _reference(graph: Graph):
+    """ONNX Runtime for ONNX models; TFLite Micro's interpreter for imported .tflite models."""
+    return tflm_reference if graph.format == "tflite" else reference
+
+
+def model_inputs(graph: Graph, count: int, seed: int) -> np.ndarray:
+    """Random inputs for a pipeline given a ready model (deploy.model, no dataset): int8 engine inputs for .tflite
+    models, uint8 NHWC images (the ONNX reference quantizes them itself) for ONNX models."""
+    rng = np.random.default_rng(seed)
+    shape = (count,) + tuple(graph.tensors[graph.input].shape)
+    if graph.format == "tflite":
+        return rng.integers(-128, 128, size=shape, dtype=np.int8)
+    return rng.integers(0, 256, size=shape, dtype=np.uint8)
 
 
 def compare(a: np.ndarray, b: np.ndarray) -> dict:
@@ -56,7 +71,7 @@ def _onnx_order(graph: Graph, op, array: np.ndarray) -> np.ndarray:
     """A view that flattens a spatial NHWC tensor holds its bytes in NHWC order; ONNX flattens NCHW. Reorder the
     engine's bytes the ONNX way so both sides compare value for value (the engine permutes the consuming fully
     connected layer's weights instead of moving data)."""
-    if op.kind != "view":
+    if op.kind != "view" or graph.format == "tflite":  # TFLite flattens NHWC, like the engine
         return array
     src = graph.tensors[op.inputs[0]]
     if len(src.shape) != 3 or src.shape[0] * src.shape[1] == 1:
@@ -76,15 +91,19 @@ def run_checks(graph: Graph, model_path: Path, x: np.ndarray, y: np.ndarray, lay
                requant: str, builds: dict, machine: str | None, work: Path, timeout: float = 600) -> dict:
     """Run everything; return the report (reproducible: counts only) and the wall times (not reproducible).
     Raises nothing on mismatch: see `judge`."""
-    ref = reference.run(model_path, graph, x)
-    tolerance = 0 if requant == "float" else FIXED_TOLERANCE_LSB
+    ref = _reference(graph).run(model_path, graph, x)
+    tflite = graph.format == "tflite"  # TFLite Micro's integer kernels are reproduced exactly: no tolerance
+    tolerance = 0 if requant == "float" or tflite else FIXED_TOLERANCE_LSB
     shape = graph.tensors[graph.output].shape
     inputs = work / "inputs.bin"
     write_vectors({"inputs.bin": ref[graph.input], "ort_outputs.bin": ref[graph.output]}, work)
     report: dict = {"requant": requant, "tolerance_lsb": tolerance, "samples": int(len(x)),
-                    "ort_accuracy": float((ref["logits"].argmax(1) == y).mean())}
+                    "reference": "tflite-micro" if tflite else "onnxruntime",
+                    "ort_accuracy": None if y is None else float((ref["logits"].argmax(1) == y).mean())}
 
-    def accuracy(outputs: np.ndarray) -> float:
+    def accuracy(outputs: np.ndarray) -> float | None:
+        if y is None:  # random inputs (deploy.model): no labels
+            return None
         return float((outputs.reshape(len(outputs), -1).argmax(1) == y).mean())
 
     started = time.perf_counter()
@@ -113,7 +132,7 @@ def run_checks(graph: Graph, model_path: Path, x: np.ndarray, y: np.ndarray, lay
 
 def _layer_checks(graph: Graph, model_path: Path, x: np.ndarray, builds: dict, machine: str | None, work: Path,
                   timeout: float) -> list[dict]:
-    ref = reference.run(model_path, graph, x, layers=True)
+    ref = _reference(graph).run(model_path, graph, x, layers=True)
     inputs = work / "layer_inputs.bin"
     write_vectors({"layer_inputs.bin": ref[graph.input]}, work)
     toolchain.run_host(builds["host_dump"], inputs, work / "layer_host_out.bin", work / "layers_host", timeout=timeout)
@@ -132,7 +151,7 @@ def _layer_checks(graph: Graph, model_path: Path, x: np.ndarray, builds: dict, m
     for index, op in enumerate(graph.ops):
         entry = {"index": index, "name": op.name, "kind": op.kind, "tensor": op.output,
                  "bytes": graph.tensors[op.output].bytes, "host_vs_ort": compare(host[index], ref[op.output])}
-        if op.kind != "view":
+        if op.kind != "view" and graph.format != "tflite":  # TFLM: per layer from the same inference already
             # the op alone in ORT, fed the engine's own input tensors: isolates this kernel's arithmetic
             alone = reference.run_layer(model_path, graph, op, engine_tensors)
             entry["host_vs_ort_isolated"] = compare(host[index], alone.reshape(host[index].shape))
@@ -145,7 +164,9 @@ def _layer_checks(graph: Graph, model_path: Path, x: np.ndarray, builds: dict, m
 def judge(report: dict) -> list[str]:
     """The reasons the verification fails (empty when it passes).
 
-    float: every output byte equals ONNX Runtime's, and every layer's. fixed: every layer, fed the engine's own
+    The `*_ort` keys compare with the reference: ONNX Runtime, or TFLite Micro for .tflite models (`reference`).
+    float, and every .tflite model: every output byte equals the reference's, and every layer's.
+    fixed (ONNX models): every layer, fed the engine's own
     inputs, is within FIXED_TOLERANCE_LSB of ONNX Runtime's op (rounding differs by design); end to end the
     differences compound through the layers, so there they are counted and reported, not bounded.
     Both: the QEMU build's bytes equal the host build's.
@@ -159,10 +180,12 @@ def judge(report: dict) -> list[str]:
         stats = bad["host_vs_ort_isolated"]
         problems.append(f"layer {bad['index']} ({bad['kind']} '{bad['name']}') alone differs from ONNX Runtime's op: "
                         f"{stats['differing']} values, max |diff| {stats['max_abs_diff']} > {tolerance} LSB")
-    if report["requant"] == "float" and report["host"]["vs_ort"]["max_abs_diff"] > tolerance:
+    exact = report["requant"] == "float" or report.get("reference") == "tflite-micro"
+    if exact and report["host"]["vs_ort"]["max_abs_diff"] > tolerance:
         bad = first_bad_layer(layers, "host_vs_ort", tolerance)
         where = f"; first differing layer {bad['index']} ({bad['kind']} '{bad['name']}')" if bad else ""
-        problems.append(f"host engine differs from ONNX Runtime: {report['host']['vs_ort']['differing']} values, "
+        name = "TFLite Micro" if report.get("reference") == "tflite-micro" else "ONNX Runtime"
+        problems.append(f"host engine differs from {name}: {report['host']['vs_ort']['differing']} values, "
                         f"max |diff| {report['host']['vs_ort']['max_abs_diff']} > {tolerance} LSB{where}")
     if "qemu" in report and report["qemu"]["vs_host"]["differing"]:
         bad = first_bad_layer(layers, "qemu_vs_host", 0) if layers and "qemu_vs_host" in layers[0] else None
@@ -183,8 +206,12 @@ def run(cfg: dict, paths) -> dict:
     from .io import read_json
 
     planner.apply_order(graph, read_json(paths.plan)["order"])  # layer dumps are numbered in the plan's order
-    data = read_for_arch(paths)
-    count = min(cfg["deploy"]["verify_samples"], len(data.y_test))
+    if cfg["deploy"]["model"]:
+        x, y = model_inputs(graph, cfg["deploy"]["verify_samples"], cfg["seed"]), None
+    else:
+        data = read_for_arch(paths)
+        x, y = data.x_test[:cfg["deploy"]["verify_samples"]], data.y_test[:cfg["deploy"]["verify_samples"]]
+    count = len(x)
     board = cfg["board"]
     machine = board["qemu"]["machine"] if cfg["deploy"]["emulate"] else None
     builds = {"host": paths.executable("host"),
@@ -194,7 +221,7 @@ def run(cfg: dict, paths) -> dict:
         builds["board_dump"] = paths.executable(board["name"], dump=True)
     work = paths.verify / "work"
     try:
-        report, timing = run_checks(graph, paths.int8, data.x_test[:count], data.y_test[:count],
+        report, timing = run_checks(graph, paths.int8, x, y,
                             min(cfg["deploy"]["layer_samples"], count), cfg["resolved"]["requant"], builds, machine,
                             work)
     except toolchain.ToolchainError as exc:
