@@ -222,7 +222,7 @@ class Importer:
 
     def check_static(self, index: int, op, t: int) -> None:
         tensor = self.m.tensor(t)
-        signature = list(tensor.ShapeSignatureAsNumpy()) if tensor.ShapeSignatureLength() else []
+        signature = [int(d) for d in tensor.ShapeSignatureAsNumpy()] if tensor.ShapeSignatureLength() else []
         if any(d < 0 for d in signature[1:]) or any(d <= 0 for d in self.m.shape(t)):
             raise self.error(index, op, f"dynamic shape {signature or list(self.m.shape(t))}; the engine needs "
                              "static shapes", t)

@@ -1,0 +1,279 @@
+"""Imported .tflite models against TensorFlow Lite Micro's own interpreter (the tflite-micro package: its reference
+kernels on the host): the MLPerf Tiny reference models end to end (host, and KWS under QEMU on a Cortex-M4F), single
+ops cut from them and variants built with the flatbuffer object API (max pool, add, softmax at several input scales),
+and the errors for files the importer refuses. Every comparison is byte for byte: 0 differing values expected."""
+from pathlib import Path
+
+import flatbuffers
+import numpy as np
+import pytest
+
+from helpers import have_cross_tools
+from schemas.loader import load_board
+from tasks import codegen, graph as graph_mod, planner, tflite_import, tflm_reference, toolchain, verify
+from tasks.errors import McuforgeError
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "models" / "mlperf-tiny"
+VWW = SHARED / "vww_96_int8.tflite"
+KWS = SHARED / "kws_ref_model.tflite"
+
+pytestmark = pytest.mark.skipif(not KWS.is_file() or not VWW.is_file(), reason="needs ../shared/models/mlperf-tiny")
+
+
+def schema():
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema_fb
+
+    return schema_fb
+
+
+def model_object(path: Path):
+    from tflite_micro.python.tflite_micro import runtime
+
+    return runtime.convert_bytearray_to_object(bytearray(path.read_bytes()))
+
+
+def write_model(model, path: Path) -> Path:
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path.write_bytes(bytes(builder.Output()))
+    return path
+
+
+def op_code_index(model, code: int) -> int:
+    for index, op_code in enumerate(model.operatorCodes):
+        if max(op_code.builtinCode, op_code.deprecatedBuiltinCode) == code:
+            return index
+    new = schema().OperatorCodeT()
+    new.builtinCode = code
+    new.deprecatedBuiltinCode = min(code, 127)
+    new.version = 1
+    model.operatorCodes.append(new)
+    return len(model.operatorCodes) - 1
+
+
+def cut(model, first: int, last: int):
+    """Operators first..last of subgraph 0 as the whole model (input: op first's input 0; output: op last's)."""
+    graph = model.subgraphs[0]
+    graph.operators = graph.operators[first:last + 1]
+    graph.inputs = np.array([graph.operators[0].inputs[0]], dtype=np.int32)
+    graph.outputs = np.array([graph.operators[-1].outputs[0]], dtype=np.int32)
+    return model
+
+
+def add_tensor(model, like: int, scale: float, zero_point: int, shape=None) -> int:
+    """A new int8 activation tensor shaped like tensor `like`, with its own quantization."""
+    s = schema()
+    graph = model.subgraphs[0]
+    source = graph.tensors[like]
+    tensor = s.TensorT()
+    tensor.shape = np.array(shape if shape is not None else source.shape, dtype=np.int32)
+    tensor.type = s.TensorType.INT8
+    tensor.buffer = 0
+    tensor.name = f"added_{len(graph.tensors)}".encode()
+    tensor.quantization = s.QuantizationParametersT()
+    tensor.quantization.scale = np.array([scale], dtype=np.float32)
+    tensor.quantization.zeroPoint = np.array([zero_point], dtype=np.int64)
+    graph.tensors.append(tensor)
+    return len(graph.tensors) - 1
+
+
+def engine_vs_tflm(model_path: Path, work: Path, samples: int, board: str | None = None,
+                   layer_samples: int = 2) -> dict:
+    """Import, plan, generate, build (host, and the board under QEMU when given), run both on random int8 inputs."""
+    graph = graph_mod.load(model_path)
+    plan = planner.plan(graph)
+    codegen.write(codegen.generate(graph, plan, model_path.stem), work / "codegen")
+    builds = {"host": toolchain.cmake_build(work / "codegen", work / "host", None, "fixed"),
+              "host_dump": toolchain.cmake_build(work / "codegen", work / "host_dump", None, "fixed", layer_dump=True)}
+    machine = None
+    if board is not None:
+        spec = load_board(board).model_dump(mode="json")
+        machine = spec["qemu"]["machine"]
+        builds["board"] = toolchain.cmake_build(work / "codegen", work / "board", spec, "fixed")
+        builds["board_dump"] = toolchain.cmake_build(work / "codegen", work / "board_dump", spec, "fixed",
+                                                     layer_dump=True)
+    x = verify.model_inputs(graph, samples, seed=1)
+    report, _ = verify.run_checks(graph, model_path, x, None, min(layer_samples, samples), "fixed", builds, machine,
+                                  work / "run")
+    report["problems"] = verify.judge(report)
+    report["arena_bytes"] = plan.peak_bytes()
+    report["kinds"] = [op.kind for op in graph.ops]
+    return report
+
+
+def assert_exact(report: dict) -> None:
+    assert report["reference"] == "tflite-micro"
+    assert report["problems"] == []
+    assert report["host"]["vs_ort"]["differing"] == 0, report["host"]
+    for layer in report.get("layers", []):
+        assert layer["host_vs_ort"]["differing"] == 0, layer
+        if "qemu_vs_host" in layer:
+            assert layer["qemu_vs_host"]["differing"] == 0, layer
+    if "qemu" in report:
+        assert report["qemu"]["vs_ort"]["differing"] == 0 and report["qemu"]["vs_host"]["differing"] == 0
+
+
+# ---- import -----------------------------------------------------------------------------------------------------
+def test_import_reference_models():
+    vww = graph_mod.load(VWW)
+    assert vww.format == "tflite"
+    assert vww.tensors[vww.input].shape == (96, 96, 3) and vww.tensors[vww.output].shape == (2,)
+    assert [op.kind for op in vww.ops].count("depthwise") == 13
+    assert vww.ops[-1].kind == "softmax_tflite" and vww.ops[-4].kind == "avgpool_tflite"
+    kws = graph_mod.load(KWS)
+    assert kws.tensors[kws.input].shape == (49, 10, 1) and kws.tensors[kws.output].shape == (12,)
+    first = kws.ops[0]
+    assert first.consts["weight"].shape == (64, 10, 4, 1)  # OHWI, as in the file
+    assert first.attrs["pads"] == [4, 1, 5, 1]  # SAME, 10x4 kernel, stride 2: the odd row at the bottom
+    assert sum(op.macs(kws.tensors) for op in kws.ops) > 2_000_000
+
+
+def test_softmax_params_match_tflite_micro_formula():
+    params = tflite_import.softmax_params(0.14469251036643982)
+    # beta * scale * 2^26 = 9710068.6 = 0.5787 * 2^24: multiplier round(0.5787 * 2^31), left shift 24
+    assert params["input_left_shift"] == 24
+    assert params["input_multiplier"] == round(0.14469251036643982 * 2**26 / 2**24 * 2**31)
+    assert params["diff_min"] == -int(np.floor(31 * 2**26 / 2**24))
+
+
+def test_tflm_arena_report():
+    figures = tflm_reference.arena(VWW)
+    assert figures["total"] == figures["head"] + figures["tail"]
+    assert figures["head"] >= 55_296  # the layer-by-layer floor
+
+
+# ---- the two reference models, end to end ------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("model", [KWS, VWW], ids=["kws", "vww"])
+def test_reference_model_host_bit_exact(model: Path, tmp_path: Path):
+    report = engine_vs_tflm(model, tmp_path, samples=100, layer_samples=3)
+    assert_exact(report)
+    assert report["samples"] == 100
+    assert report["arena_bytes"] <= tflm_reference.arena(model)["head"]
+
+
+@pytest.mark.slow
+@pytest.mark.qemu
+@pytest.mark.skipif(not have_cross_tools(), reason="needs arm-none-eabi-gcc and qemu")
+def test_kws_under_qemu_bit_exact(tmp_path: Path):
+    report = engine_vs_tflm(KWS, tmp_path, samples=10, board="stm32l4r5", layer_samples=2)
+    assert_exact(report)
+    assert report["qemu"]["instructions_per_inference"] > 1_000_000
+
+
+# ---- single ops and variants -------------------------------------------------------------------------------------
+KWS_OPS = {"conv_2d": (0, 0), "depthwise": (1, 1), "conv_1x1": (2, 2), "average_pool": (9, 9),
+           "reshape_fc": (10, 11), "softmax": (12, 12)}
+
+
+@pytest.mark.parametrize("name", list(KWS_OPS))
+def test_kws_single_ops(name: str, tmp_path: Path):
+    first, last = KWS_OPS[name]
+    path = write_model(cut(model_object(KWS), first, last), tmp_path / f"{name}.tflite")
+    assert_exact(engine_vs_tflm(path, tmp_path, samples=20))
+
+
+@pytest.mark.parametrize("scale", [0.01, 0.3, 2.5])
+def test_softmax_input_scales(scale: float, tmp_path: Path):
+    """TFLM's gemmlowp softmax over random logits at several input scales (diff_min cuts at large scales)."""
+    model = cut(model_object(KWS), 12, 12)
+    graph = model.subgraphs[0]
+    graph.tensors[graph.operators[0].inputs[0]].quantization.scale = np.array([scale], dtype=np.float32)
+    path = write_model(model, tmp_path / "softmax.tflite")
+    assert_exact(engine_vs_tflm(path, tmp_path, samples=50))
+
+
+def test_max_pool_same_padding(tmp_path: Path):
+    """KWS's first conv, then a 3x3 stride-2 SAME max pool (25x5 -> 13x3: padding on the bottom/right) with RELU."""
+    s = schema()
+    model = cut(model_object(KWS), 0, 0)
+    graph = model.subgraphs[0]
+    conv_out = graph.operators[0].outputs[0]
+    q = graph.tensors[conv_out].quantization
+    out = add_tensor(model, conv_out, float(q.scale[0]), int(q.zeroPoint[0]), shape=[1, 13, 3, 64])
+    op = s.OperatorT()
+    op.opcodeIndex = op_code_index(model, s.BuiltinOperator.MAX_POOL_2D)
+    op.inputs = np.array([conv_out], dtype=np.int32)
+    op.outputs = np.array([out], dtype=np.int32)
+    op.builtinOptionsType = s.BuiltinOptions.Pool2DOptions
+    op.builtinOptions = s.Pool2DOptionsT()
+    op.builtinOptions.padding = s.Padding.SAME
+    op.builtinOptions.strideH = op.builtinOptions.strideW = 2
+    op.builtinOptions.filterHeight = op.builtinOptions.filterWidth = 3
+    op.builtinOptions.fusedActivationFunction = s.ActivationFunctionType.RELU
+    graph.operators.append(op)
+    graph.outputs = np.array([out], dtype=np.int32)
+    path = write_model(model, tmp_path / "maxpool.tflite")
+    report = engine_vs_tflm(path, tmp_path, samples=10)
+    assert report["kinds"] == ["conv", "maxpool"]
+    assert_exact(report)
+
+
+@pytest.mark.parametrize("activation", ["NONE", "RELU6"])
+def test_add_of_two_branches(activation: str, tmp_path: Path):
+    """ADD(conv output, depthwise output): inputs at different scales, TFLite's left shift 20 and per-input
+    multipliers, a fused activation."""
+    s = schema()
+    model = cut(model_object(KWS), 0, 1)
+    graph = model.subgraphs[0]
+    a, b = graph.operators[0].outputs[0], graph.operators[1].outputs[0]
+    out = add_tensor(model, b, 0.09, -20)
+    op = s.OperatorT()
+    op.opcodeIndex = op_code_index(model, s.BuiltinOperator.ADD)
+    op.inputs = np.array([a, b], dtype=np.int32)
+    op.outputs = np.array([out], dtype=np.int32)
+    op.builtinOptionsType = s.BuiltinOptions.AddOptions
+    op.builtinOptions = s.AddOptionsT()
+    op.builtinOptions.fusedActivationFunction = getattr(s.ActivationFunctionType, activation)
+    graph.operators.append(op)
+    graph.outputs = np.array([out], dtype=np.int32)
+    path = write_model(model, tmp_path / "add.tflite")
+    report = engine_vs_tflm(path, tmp_path, samples=10)
+    assert report["kinds"] == ["conv", "depthwise", "add"]
+    assert_exact(report)
+
+
+# ---- what the importer refuses -----------------------------------------------------------------------------------
+def _mutated(tmp_path: Path, change) -> Path:
+    model = cut(model_object(KWS), 0, 1)
+    change(model)
+    return write_model(model, tmp_path / "bad.tflite")
+
+
+def _set_type(model, type_code: int) -> None:
+    graph = model.subgraphs[0]
+    graph.tensors[graph.inputs[0]].type = type_code
+
+
+def _set_dynamic(model) -> None:
+    graph = model.subgraphs[0]
+    graph.tensors[graph.inputs[0]].shapeSignature = np.array([1, -1, 10, 1], dtype=np.int32)
+
+
+def _set_tanh(model) -> None:
+    model.subgraphs[0].operators[1].opcodeIndex = op_code_index(model, schema().BuiltinOperator.TANH)
+
+
+@pytest.mark.parametrize("case, change, expected", [
+    ("float", lambda m: _set_type(m, 0), ["operator 0 (CONV_2D)", "float32 activation", "full-integer"]),
+    ("int16", lambda m: _set_type(m, 7), ["operator 0 (CONV_2D)", "int16 activations are not supported"]),
+    ("dynamic", _set_dynamic, ["operator 0 (CONV_2D)", "dynamic shape [1, -1, 10, 1]"]),
+    ("unsupported-op", _set_tanh, ["operator 1 (TANH)", "tensor ", "op not supported"]),
+])
+def test_refused_models(case: str, change, expected: list[str], tmp_path: Path):
+    with pytest.raises(McuforgeError) as info:
+        graph_mod.load(_mutated(tmp_path, change))
+    for text in expected:
+        assert text in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("content, expected", [
+    (lambda data: data[: len(data) // 3], "truncated or corrupt"),
+    (lambda data: b"\x00" * 64, "not a TFLite model"),
+    (lambda data: b"", "not a TFLite model"),
+])
+def test_refused_files(content, expected: str, tmp_path: Path):
+    path = tmp_path / "broken.tflite"
+    path.write_bytes(content(KWS.read_bytes()))
+    with pytest.raises(McuforgeError, match=expected):
+        graph_mod.load(path)
