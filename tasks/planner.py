@@ -34,7 +34,7 @@ from .graph import Graph, Op
 
 ALIGN = 4  # offsets are multiples of 4 so int8 buffers can be read word-wise by future SIMD kernels
 EXACT_MAX_BUFFERS = 9
-EXACT_NODE_LIMIT = 200_000
+EXACT_NODE_LIMIT = 20_000
 ORDER_STATE_LIMIT = 50_000
 
 
