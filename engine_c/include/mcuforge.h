@@ -154,13 +154,6 @@ typedef struct {
     mf_requant requant; /**< fixed mode: input scale / output scale */
 } mf_concat_input;
 
-/** Parameters of mf_softmax_tflm_s8 (TFLite's PreprocessSoftmaxScaling, from tasks/engine_quant.py). */
-typedef struct {
-    int32_t input_multiplier; /**< Q31 multiplier of beta * input_scale * 2^26, [2^30, 2^31 - 1] */
-    int32_t input_left_shift; /**< its exponent, [0, 31] */
-    int32_t diff_min;         /**< input differences below this give 0 (output -128), <= 0 */
-} mf_softmax_tflm_params;
-
 /** Parameters of mf_softmax_tflm_s8 (TFLite's PreprocessSoftmaxScaling, from tasks/tflite_import.py:softmax_params). */
 typedef struct {
     int32_t input_multiplier; /**< Q31 multiplier of beta * input_scale * 2^26, [2^30, 2^31 - 1] */
@@ -372,27 +365,6 @@ mf_status mf_concat_s8(const mf_concat_input *inputs, int32_t num_inputs, int32_
  */
 mf_status mf_softmax_s8(const float *exp_table, float output_scale_recip, int32_t output_zp, int32_t rows,
                         int32_t depth, const int8_t *input, int8_t *output);
-
-/**
- * Average pooling exactly as TensorFlow Lite Micro's int8 reference kernel (imported .tflite models; integer
- * only, both requantization modes): the raw int8 sum over the valid pixels of the window (padding excluded),
- * divided by their count rounding half away from zero, clamped to [act_min, act_max]. Input and output share
- * scale and zero point (TFLite requires it), so there is no rescale; zero points and scales are not read.
- * @param input  Format [H, W, C]. Range [-128, 127].
- * @param output Format [H_out, W_out, C]. Range [act_min, act_max].
- */
-mf_status mf_avgpool_tflm_s8(const mf_pool_params *params, const mf_dims *input_dims, const int8_t *input,
-                             const mf_dims *output_dims, int8_t *output);
-
-/**
- * Softmax along the last axis exactly as TensorFlow Lite Micro's int8 reference kernel (gemmlowp fixed point:
- * exp_on_negative_values of the input difference rescaled to 5 integer bits, a sum with 12 integer bits, its
- * reciprocal by Newton-Raphson); integer only. Output scale 1/256, zero point -128.
- * @param input  Format [rows, depth]. Range [-128, 127].
- * @param output Format [rows, depth]. Range [-128, 127]. Must not overlap input (each row is read twice).
- */
-mf_status mf_softmax_tflm_s8(const mf_softmax_tflm_params *params, int32_t rows, int32_t depth, const int8_t *input,
-                             int8_t *output);
 
 /**
  * Average pooling exactly as TensorFlow Lite Micro's int8 reference kernel (imported .tflite models; integer
