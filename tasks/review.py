@@ -31,7 +31,6 @@ class ReviewPaths:
         self.memory_png = self.dir / "memory.png"
         self.size_png = self.dir / "size.png"
         self.layers_png = self.dir / "layers.png"
-        self.pareto_png = self.dir / "pareto.png"
 
 
 def stage_files(cfg: dict, paths) -> dict[str, list[Path]]:
@@ -55,7 +54,7 @@ def stage_files(cfg: dict, paths) -> dict[str, list[Path]]:
 def input_files(cfg: dict, paths) -> list[Path]:
     files = [f for group in stage_files(cfg, paths).values() for f in group]
     search_dir = paths.arch.parent
-    files += [search_dir / "log.jsonl", search_dir / "pareto.png"]
+    files += [search_dir / name for name in ("log.jsonl", "summary.json", "pareto.png", "cdf.png")]
     return files
 
 
@@ -235,12 +234,13 @@ def size_plot(breakdown: dict, budgets: dict, path: Path) -> None:
             ax.barh([0], [value / 1024], left=left, color=colors[index % len(colors)],
                     label=f"{label}: {value:,} B")
             left += value / 1024
-        if budget:
+        used = sum(parts.values())
+        share = f" = {used / budget:.1%} of the {budget:,} B budget" if budget else ""
+        if budget and budget <= left * 1024 * 1.3:  # draw the budget only when it is on the same scale
             ax.axvline(budget / 1024, color="black", linewidth=1.2)
-            ax.text(budget / 1024, 0.45, f" budget {budget / 1024:,.0f} KiB", fontsize=8, va="center")
-        ax.set_xlim(0, max(left, (budget or 0) / 1024) * 1.25 + 1e-9)
+        ax.set_xlim(0, max(left, 1e-9) * 1.05 if not budget or budget > left * 1024 * 1.3 else budget / 1024 * 1.1)
         ax.set_yticks([])
-        ax.set_title(f"{title}: {sum(parts.values()):,} B", fontsize=9, loc="left")
+        ax.set_title(f"{title}: {used:,} B{share}", fontsize=9, loc="left")
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     axes[-1].set_xlabel("KiB")
     fig.tight_layout()
@@ -365,10 +365,16 @@ def collect(cfg: dict, paths) -> dict:
         }
 
     search_log = paths.arch.parent / "log.jsonl"
-    search = {"ran": search_log.is_file(), "pareto": (paths.arch.parent / "pareto.png").is_file()}
+    summary = _read(paths.arch.parent / "summary.json")
+    search = {"ran": search_log.is_file(), "fixed": cfg["search"].get("model") is not None, "items": []}
     if search["ran"]:
         entries = [line for line in search_log.read_text().splitlines() if line.strip()]
-        search["candidates"] = len(entries)
+        search["items"].append(("candidates evaluated (search/log.jsonl)", len(entries)))
+    if summary:
+        from .diff import flatten
+
+        for key, value in flatten({k: v for k, v in summary.items() if k != "stage1"}).items():
+            search["items"].append((key, value))
 
     energy = None
     movement = None
@@ -427,10 +433,15 @@ def _environment():
     return env
 
 
+IMAGES = ("memory", "layers", "size", "pareto", "cdf")
+
+
 def render(facts: dict, images: dict[str, Path]) -> tuple[str, str]:
     env = _environment()
-    md = env.get_template("report.md.j2").render(f=facts, images={k: v.name for k, v in images.items()})
-    html = env.get_template("report.html.j2").render(f=facts, images={k: data_uri(v) for k, v in images.items()})
+    names = {key: images[key].name if key in images else None for key in IMAGES}
+    uris = {key: data_uri(images[key]) if key in images else None for key in IMAGES}
+    md = env.get_template("report.md.j2").render(f=facts, images=names)
+    html = env.get_template("report.html.j2").render(f=facts, images=uris)
     return md, html
 
 
@@ -449,10 +460,11 @@ def run(cfg: dict, paths) -> dict:
     if facts["layers"]:
         layers_plot(facts["layers"], out.layers_png)
         images["layers"] = out.layers_png
-    pareto = paths.arch.parent / "pareto.png"
-    if pareto.is_file():
-        shutil.copyfile(pareto, out.pareto_png)
-        images["pareto"] = out.pareto_png
+    for key in ("pareto", "cdf"):
+        source = paths.arch.parent / f"{key}.png"
+        if source.is_file():
+            shutil.copyfile(source, out.dir / f"search_{key}.png")
+            images[key] = out.dir / f"search_{key}.png"
     md, html = render(facts, images)
     write_text(out.md, md)
     write_text(out.html, html)
