@@ -19,9 +19,11 @@ Planners (placement of buffers, given an op order):
   never worse than the baseline: op orders (the ONNX order, and with `reorder` the order that minimises the peak of
   live bytes: exact dynamic programming over the sets of executed ops when the graph has few enough of them
   (ORDER_STATE_LIMIT), a greedy choice among ready ops otherwise), in-place on and off, and placement orders (by
-  size, by first use, by size x lifetime, by the live bytes around the buffer) with first fit; for graphs of at most
-  EXACT_MAX_BUFFERS buffers an exact search over placement orders (first fit in the order of an optimal plan's
-  offsets reproduces that plan, so trying every order finds an optimum), bounded by EXACT_NODE_LIMIT nodes.
+  size, by first use, by size x lifetime, by the live bytes around the buffer) with first fit and with best fit
+  (the tightest gap); then a local search over the placement order (move one buffer elsewhere in the order, keep
+  improvements; at most IMPROVE_TRIALS placements); for graphs of at most EXACT_MAX_BUFFERS buffers an exact search
+  over placement orders (first fit in the order of an optimal plan's offsets reproduces that plan, so trying every
+  order finds an optimum), bounded by EXACT_NODE_LIMIT nodes. Each stops early once it reaches the lower bound.
 Limits are node/state counts, not wall time, so plans are reproducible across machines. The lower bound (max over
 steps of the live bytes) is exact for the chosen order; no placement can beat it, and a plan at it is optimal.
 """
@@ -35,6 +37,8 @@ from .graph import Graph, Op
 ALIGN = 4  # offsets are multiples of 4 so int8 buffers can be read word-wise by future SIMD kernels
 EXACT_MAX_BUFFERS = 9
 EXACT_NODE_LIMIT = 20_000
+IMPROVE_MAX_BUFFERS = 200
+IMPROVE_TRIALS = 4000
 ORDER_STATE_LIMIT = 50_000
 
 
@@ -267,12 +271,68 @@ def first_fit(buf: Buffer, placed: list[Buffer]) -> int:
     return candidate
 
 
-def place_in_order(buffers: list[Buffer]) -> int:
+def best_fit(buf: Buffer, placed: list[Buffer]) -> int:
+    """The aligned offset whose free gap (up to the next colliding buffer above) fits `buf` most tightly; the top
+    of the placed buffers when no gap fits."""
+    blocks = []
+    for other in placed:
+        if not buf.overlaps_in_time(other):
+            continue
+        for fa, la, sa in buf.spans():
+            for fb, lb, sb in other.spans():
+                if fa <= lb and fb <= la:
+                    blocks.append((other.offset, other.offset + sb, sa))
+    best, best_gap = None, None
+    for candidate in sorted({0} | {_align(end) for _, end, _ in blocks}):
+        if any(candidate + need > start and candidate < end for start, end, need in blocks):
+            continue
+        above = [start for start, _, _ in blocks if start >= candidate]
+        gap = (min(above) - candidate) if above else None
+        if gap is None:
+            if best is None:
+                best = candidate
+            break
+        if best_gap is None or gap < best_gap:
+            best, best_gap = candidate, gap
+    return best if best is not None else 0
+
+
+def place_in_order(buffers: list[Buffer], fit=first_fit) -> int:
     placed: list[Buffer] = []
     for buf in buffers:
-        buf.offset = first_fit(buf, placed)
+        buf.offset = fit(buf, placed)
         placed.append(buf)
     return max((b.offset + b.size for b in buffers), default=0)
+
+
+def improve(order: list[Buffer], arena: int, lower: int) -> tuple[int, list[Buffer]]:
+    """Local search over the placement order with first fit: move one buffer to another place in the order (the
+    buffers reaching the top of the arena first), keep the first move that lowers the arena, repeat; at most
+    IMPROVE_TRIALS placements, stopping at the lower bound. First fit in the order of an optimal plan's offsets
+    reproduces that plan, so some order reaches the optimum."""
+    trials = 0
+    improved = True
+    while improved and arena > lower and trials < IMPROVE_TRIALS:
+        improved = False
+        place_in_order(order)
+        movers = sorted(range(len(order)), key=lambda i: (order[i].offset + order[i].size != arena, -order[i].offset, i))
+        for i in movers:
+            rest = order[:i] + order[i + 1:]
+            for j in range(len(order)):
+                if j == i:
+                    continue
+                trial = rest[:j] + [order[i]] + rest[j:]
+                trials += 1
+                value = place_in_order(trial)
+                if value < arena:
+                    arena, order, improved = value, trial, True
+                    break
+                if trials >= IMPROVE_TRIALS:
+                    break
+            if improved or trials >= IMPROVE_TRIALS:
+                break
+    place_in_order(order)
+    return arena, order
 
 
 def greedy_by_size(buffers: dict[str, Buffer]) -> None:
@@ -346,11 +406,19 @@ def best_placement(buffers: dict[str, Buffer]) -> str:
     lower = max(_live_around(list(buffers.values())).values(), default=0)
     best_arena, best_offsets, how = None, None, ""
     for name, ordered in placement_orders(buffers).items():
-        arena = place_in_order(ordered)
-        if best_arena is None or arena < best_arena:
-            best_arena, best_offsets, how = arena, {b.name: b.offset for b in ordered}, f"first_fit/{name}"
-        if arena <= lower:
+        for fit_name, fit in (("first_fit", first_fit), ("best_fit", best_fit)):
+            arena = place_in_order(ordered, fit)
+            if best_arena is None or arena < best_arena:
+                best_arena, best_offsets, how = arena, {b.name: b.offset for b in ordered}, f"{fit_name}/{name}"
+            if arena <= lower:
+                break
+        if best_arena <= lower:
             break
+    if best_arena is not None and best_arena > lower and len(buffers) <= IMPROVE_MAX_BUFFERS:
+        start = sorted(buffers.values(), key=lambda b: (best_offsets[b.name], -b.size, b.name))
+        arena, order = improve(start, place_in_order(start), lower)
+        if arena < best_arena:
+            best_arena, best_offsets, how = arena, {b.name: b.offset for b in order}, how + " + local search"
     if best_arena is not None and best_arena > lower and len(buffers) <= EXACT_MAX_BUFFERS:
         arena, offsets, finished = exact_placement(buffers, best_arena, lower)
         if offsets is not None:
@@ -533,10 +601,10 @@ def plan(graph: Graph, planner: str = "best", inplace_depthwise: bool = True, re
             if inplace_depthwise else baseline
         result.candidates = []
     else:
-        orders = candidate_orders(graph, inplace_depthwise) if reorder else {"onnx": list(graph.ops)}
         candidates = [("onnx", False, "greedy_by_size", baseline)]
-        for order_name, order in orders.items():
-            for inplace in ([False, True] if inplace_depthwise else [False]):
+        for inplace in ([False, True] if inplace_depthwise else [False]):
+            orders = candidate_orders(graph, inplace) if reorder else {"onnx": list(graph.ops)}
+            for order_name, order in orders.items():
                 candidates.append((order_name, inplace, "best", _make(graph, "best", order, inplace, best_placement)))
         # smallest arena; on ties the configuration asked for (in-place on when enabled), then the ONNX order
         ranked = sorted(enumerate(candidates), key=lambda ic: (ic[1][3].peak_bytes(), ic[1][1] != inplace_depthwise,
