@@ -198,10 +198,9 @@ def test_diff_of_two_boards(built: Path, tmp_path):
     diff = run_doit("diff", f"a={a_yaml}", f"b={b_yaml}", f"build_a={built}", f"build_b={b_build}")
     assert diff.returncode == 0, diff.stdout + diff.stderr
     out = diff.stdout
-    (tmp_path / "diff.md").write_text(out)
     assert "| `deploy.board` | stm32f746 | lpc1768 |" in out
     assert "| `resolved.requant` | float | fixed |" in out
-    assert "| `board.clock_mhz` | 216.0 | 96.0 |" in out or "| `board.clock_mhz` | 216 | 96 |" in out
+    assert "| `board.clock_mhz` | 216.0 | 100.0 |" in out
     assert re.search(r"^\| flash \(ELF\) \| [\d,]+ B \| [\d,]+ B \| [+-][\d,]+", out, flags=re.M), out
     assert "b breaks no budget that a met." in out
 
