@@ -88,6 +88,8 @@ def engine_graph(spec: ArchSpec) -> tuple[Graph, int, int, int]:
 
 
 def cost(spec: ArchSpec, planner_name: str = "greedy_by_size") -> Cost:
+    """The default planner is TFLite Micro's greedy one (fast enough for thousands of samples); the `schedule` task's
+    `best` planner never needs more, so a candidate that fits here fits after scheduling."""
     graph, macs, params, const = engine_graph(spec)
     arena = planner.plan(graph, planner_name).peak_bytes()
     return Cost(macs=macs, params=params, arena_bytes=arena, peak_sram_bytes=arena + RUNTIME_SRAM_BYTES,
