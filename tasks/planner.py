@@ -29,6 +29,7 @@ steps of the live bytes) is exact for the chosen order; no placement can beat it
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 from .errors import McuforgeError
@@ -514,8 +515,6 @@ class _OrderModel:
                     value, choice = peak, i
             memo[done] = (value, choice)
             return value
-
-        import sys
 
         limit = sys.getrecursionlimit()
         sys.setrecursionlimit(max(limit, 4 * len(self.ops) + 100))

@@ -104,6 +104,12 @@ def test_inplace_depthwise_credit_exact_offsets():
     assert planner.live_bytes(on) == [256 + 1024, 1024 + scratch, 1024 + 256]
     assert on.lower_bound() == on.peak_bytes() == 1280
     on.check_no_overlap()
+    text = on.dump()
+    assert "planner best: arena 1280 B, lower bound 1280 B" in text
+    assert "in place: dw: b over a, scratch 256 B" in text
+    assert "       0     1024     1024  [  0,  2] +++  a" in text  # the in-place profile: a, then b in its bytes
+    assert {name: b.offset for name, b in on.buffers.items()} == {"a": 0, "in": 1024, "dw/scratch": 1024,
+                                                                  "out": 1024}
     again = planner.from_json(on.to_json())
     assert again.offset("b") == again.offset("a") and again.buffers["a"].segments == on.buffers["a"].segments
 
