@@ -596,8 +596,8 @@ def plan(graph: Graph, planner: str = "best", inplace_depthwise: bool = True, re
         raise McuforgeError(f"unknown planner '{planner}' (allowed: {', '.join(PLANNERS)})")
     baseline = _make(graph, "greedy_by_size", list(graph.ops), False, greedy_by_size)
     if planner == "greedy_by_size":
-        result = _make(graph, planner, list(graph.ops), inplace_depthwise, greedy_by_size) \
-            if inplace_depthwise else baseline
+        wanted = inplace_depthwise and any(_inplace_candidate(graph, op) for op in graph.ops)
+        result = _make(graph, planner, list(graph.ops), True, greedy_by_size) if wanted else baseline
         result.candidates = []
     else:
         candidates = [("onnx", False, "greedy_by_size", baseline)]
