@@ -21,24 +21,26 @@ def memory_plot(plan: planner.Plan, baseline: planner.Plan, path: Path, budget: 
 
     live, base_live = planner.live_bytes(plan), planner.live_bytes(baseline)
     steps = range(len(live))
-    fig, ax = plt.subplots(figsize=(9, 3.8), dpi=100)
+    fig, ax = plt.subplots(figsize=(12, 4), dpi=100)
     ax.bar([s - 0.2 for s in steps], [v / 1024 for v in base_live], width=0.4, color="#bbbbbb",
-           label="live tensors, greedy_by_size (ONNX order)")
+           label="live tensors, baseline (greedy_by_size, ONNX order, no in-place)")
+    what = f"{plan.planner}, {len(plan.inplace)} ops in place" + (", reordered" if plan.order != baseline.order else "")
     ax.bar([s + 0.2 for s in steps], [v / 1024 for v in live], width=0.4, color="#4c9be8",
-           label=f"live tensors, {plan.planner}")
+           label=f"live tensors, {what}")
     ax.axhline(baseline.peak_bytes() / 1024, color="#888888", linestyle="--",
-               label=f"arena greedy_by_size: {baseline.peak_bytes():,} B")
+               label=f"arena, baseline: {baseline.peak_bytes():,} B")
     ax.axhline(plan.peak_bytes() / 1024, color="#d9534f", linestyle="--",
-               label=f"arena {plan.planner}: {plan.peak_bytes():,} B")
-    ax.axhline(plan.lower_bound() / 1024, color="#5cb85c", linestyle=":", label=f"lower bound: {plan.lower_bound():,} B")
+               label=f"arena, {plan.planner}: {plan.peak_bytes():,} B")
+    ax.axhline(plan.lower_bound() / 1024, color="#5cb85c", linestyle=":",
+               label=f"lower bound ({plan.planner}'s order): {plan.lower_bound():,} B")
     top = max(baseline.peak_bytes(), plan.peak_bytes())
     if budget is not None and budget < 4 * top:
         ax.axhline(budget / 1024, color="black", linewidth=1, label=f"SRAM budget: {budget:,} B")
-    ax.set_xlabel(f"op ({plan.planner} execution order)")
+    ax.set_xlabel(f"step (ops labelled in {plan.planner}'s order; baseline bars are in ONNX order)")
     ax.set_ylabel("KiB")
     ax.set_xticks(list(steps))
     ax.set_xticklabels(plan.layers, rotation=90, fontsize=7)
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title("Activation memory over time")
     fig.tight_layout()
     with atomic_path(path) as tmp:
