@@ -165,7 +165,8 @@ def _task_build_board():
         "file_dep": PATHS.codegen_files + ENGINE_FILES,
         "targets": [PATHS.executable(board), PATHS.executable(board, dump=True), PATHS.size_json,
                     PATHS.size_json.parent / "budget.json"],
-        "uptodate": [config_changed(REQUANT | {"board": CFG["board"]})],
+        "uptodate": [config_changed(REQUANT | {"board": CFG["board"]}),
+                     lambda: build_stage.sizes_are_for(PATHS, board)],
         "clean": True,
     }
 

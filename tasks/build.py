@@ -5,6 +5,8 @@ The board build also writes size.json (text/data/bss from arm-none-eabi-size, an
 """
 from __future__ import annotations
 
+import json
+
 from . import budget, toolchain
 from .errors import McuforgeError
 from .io import write_json
@@ -38,6 +40,7 @@ def run_board(cfg: dict, paths) -> dict:
     elf = _build(paths, board, requant, paths.build_dir(board["name"]), False)
     _build(paths, board, requant, paths.build_dir(board["name"], dump=True), True)
     sizes = toolchain.elf_size(elf)
+    sizes["board"] = board["name"]
     stack = toolchain.stack_usage(paths.build_dir(board["name"]))
     sizes["max_stack_frame_bytes"] = max(stack.values(), default=0)
     sizes["flash_budget_bytes"] = cfg["resolved"]["flash_budget_bytes"]
@@ -45,3 +48,12 @@ def run_board(cfg: dict, paths) -> dict:
     write_json(paths.size_json, sizes)
     budget.run_board(cfg, paths, sizes, elf, paths.build_dir(board["name"]))  # budget.json; over budget: error
     return {"flash": sizes["flash"], "ram": sizes["ram"]}
+
+
+def sizes_are_for(paths, board: str) -> bool:
+    """doit uptodate check: size.json and budget.json sit in the build root, shared by the boards a pipeline was built
+    for; they are current only if the last board build was this board's."""
+    try:
+        return json.loads(paths.size_json.read_text()).get("board") == board
+    except (OSError, ValueError):
+        return False
