@@ -17,3 +17,17 @@ def run_doit(*args: str, cwd: Path = ROOT, timeout: float = 900) -> subprocess.C
 
 def have_cross_tools() -> bool:
     return shutil.which("arm-none-eabi-gcc") is not None and shutil.which("qemu-system-arm") is not None
+
+
+def _mlperf_dir() -> Path:
+    """The MLPerf Tiny reference models (read in place, never copied): $MCUFORGE_MLPERF_DIR, ../shared beside the
+    clone, or the workplace's /work/shared."""
+    candidates = [os.environ.get("MCUFORGE_MLPERF_DIR", ""), ROOT.parent / "shared" / "models" / "mlperf-tiny",
+                  Path("/work/shared/models/mlperf-tiny")]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "kws_ref_model.tflite").is_file():
+            return Path(candidate)
+    return ROOT.parent / "shared" / "models" / "mlperf-tiny"
+
+
+MLPERF = _mlperf_dir()

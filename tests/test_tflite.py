@@ -8,12 +8,12 @@ import flatbuffers
 import numpy as np
 import pytest
 
-from helpers import have_cross_tools
+from helpers import MLPERF, have_cross_tools
 from schemas.loader import load_board
 from tasks import codegen, graph as graph_mod, planner, tflite_import, tflm_reference, toolchain, verify
 from tasks.errors import McuforgeError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "models" / "mlperf-tiny"
+SHARED = MLPERF
 VWW = SHARED / "vww_96_int8.tflite"
 KWS = SHARED / "kws_ref_model.tflite"
 

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, have_cross_tools, run_doit
+from helpers import MLPERF, ROOT, have_cross_tools, run_doit
 from schemas.loader import ConfigError
 from tasks import config as config_stage
 
-KWS = ROOT.parent / "shared" / "models" / "mlperf-tiny" / "kws_ref_model.tflite"
+KWS = MLPERF / "kws_ref_model.tflite"
+MODEL = {"mlperf_kws": KWS, "mlperf_vww": MLPERF / "vww_96_int8.tflite"}
 pytestmark = pytest.mark.skipif(not KWS.is_file(), reason="needs ../shared/models/mlperf-tiny")
 
 
@@ -22,7 +23,7 @@ def _pipeline(tmp_path: Path, body: str) -> Path:
 
 def test_mlperf_pipelines_resolve():
     for name in ("mlperf_kws", "mlperf_vww"):
-        cfg = config_stage.resolve(name, {})
+        cfg = config_stage.resolve(name, {"deploy.model": str(MODEL[name])})
         assert cfg["dataset"] is None and cfg["search"] is None and cfg["train"] is None
         assert cfg["resolved"]["requant"] == "fixed"  # TFLite arithmetic on a board with an FPU too
         model = config_stage.absolute(cfg["resolved"]["model_file"])
@@ -45,7 +46,7 @@ def test_model_pipeline_errors(tmp_path: Path, body: str, expected: list[str]):
 
 
 def test_doit_list_has_no_training_tasks():
-    result = run_doit("list", "pipeline=mlperf_kws")
+    result = run_doit("list", "pipeline=mlperf_kws", f"deploy.model={KWS}")
     assert result.returncode == 0, result.stderr
     tasks = {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
     assert {"schedule", "codegen", "build_host", "verify"} <= tasks
@@ -56,7 +57,8 @@ def test_doit_list_has_no_training_tasks():
 @pytest.mark.qemu
 @pytest.mark.skipif(not have_cross_tools(), reason="needs arm-none-eabi-gcc and qemu")
 def test_doit_run_kws_pipeline(tmp_path: Path):
-    result = run_doit("run", "pipeline=mlperf_kws", f"build={tmp_path}", "deploy.verify_samples=20", "manifest")
+    result = run_doit("run", "pipeline=mlperf_kws", f"build={tmp_path}", "deploy.verify_samples=20",
+                      f"deploy.model={KWS}", "manifest")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads((tmp_path / "verify" / "report.json").read_text())
     assert report["reference"] == "tflite-micro" and report["passed"]
