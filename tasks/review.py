@@ -366,7 +366,7 @@ def collect(cfg: dict, paths) -> dict:
 
     search_log = paths.arch.parent / "log.jsonl"
     summary = _read(paths.arch.parent / "summary.json")
-    search = {"ran": search_log.is_file(), "fixed": cfg["search"].get("model") is not None, "items": []}
+    search = {"ran": search_log.is_file(), "fixed": (cfg["search"] or {}).get("model") is not None, "items": []}
     if search["ran"]:
         entries = [line for line in search_log.read_text().splitlines() if line.strip()]
         search["items"].append(("candidates evaluated (search/log.jsonl)", len(entries)))
@@ -503,7 +503,8 @@ def summary_lines(cfg: dict, paths) -> list[str]:
         lines.append(f"  SRAM       arena {plan['arena_bytes']:,} B / {sram_budget:,} B")
     if verify:
         result = "PASSED" if verify["passed"] else "FAILED"
-        diffs = f"host vs ORT {verify['host']['vs_ort']['differing']} differing bytes"
+        reference = "TFLite Micro" if verify.get("reference") == "tflite-micro" else "ORT"
+        diffs = f"host vs {reference} {verify['host']['vs_ort']['differing']} differing bytes"
         if "qemu" in verify:
             diffs += f", QEMU vs host {verify['qemu']['vs_host']['differing']}"
         lines.append(f"  verify     {result} ({diffs})")

@@ -58,8 +58,11 @@ def test_doit_list_has_no_training_tasks():
 @pytest.mark.skipif(not have_cross_tools(), reason="needs arm-none-eabi-gcc and qemu")
 def test_doit_run_kws_pipeline(tmp_path: Path):
     result = run_doit("run", "pipeline=mlperf_kws", f"build={tmp_path}", "deploy.verify_samples=20",
-                      f"deploy.model={KWS}", "manifest")
+                      f"deploy.model={KWS}")  # the default tasks, review included
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "host vs TFLite Micro 0 differing bytes" in result.stdout
+    review = (tmp_path / "review" / "report.md").read_text()
+    assert review.startswith("# Review: mlperf_kws on stm32l4r5") and (tmp_path / "review" / "report.html").is_file()
     report = json.loads((tmp_path / "verify" / "report.json").read_text())
     assert report["reference"] == "tflite-micro" and report["passed"]
     assert report["host"]["vs_ort"]["differing"] == 0 and report["qemu"]["vs_ort"]["differing"] == 0
