@@ -4,6 +4,10 @@
 
 #include "mcuforge.h"
 
+/* TFLite's SaturatingRoundingDoublingHighMul (mf_requant.c): (a * b + 2^30) >> 31, ties away from zero; only
+ * INT32_MIN * INT32_MIN saturates. Shared by the fixed-point requantization and the TFLite Micro-exact kernels. */
+int32_t mf_saturating_rounding_doubling_high_mul(int32_t a, int32_t b);
+
 #define MF_INT8_MIN (-128)
 #define MF_INT8_MAX 127
 

@@ -43,7 +43,7 @@ static int64_t mf_floor_shift(int64_t x, int32_t exponent)
     return -((-(x + 1)) >> exponent) - 1;
 }
 
-static int32_t mf_saturating_rounding_doubling_high_mul(int32_t a, int32_t b)
+int32_t mf_saturating_rounding_doubling_high_mul(int32_t a, int32_t b)
 {
     int64_t ab;
     if (a == INT32_MIN && b == INT32_MIN) {
