@@ -117,6 +117,11 @@ class SearchConfig(Strict):
     evolution: EvolutionConfig = Field(default_factory=EvolutionConfig, description="Evolutionary search.")
     proxy: ProxyConfig = Field(default_factory=ProxyConfig, description="Accuracy proxy.")
     workers: int = Field(default=2, ge=1, le=256, description="Candidates trained in parallel (processes, 1 torch thread each).")
+    time_budget_s: float = Field(
+        default=0.0, ge=0.0,
+        description="Stop starting new generations once stage 2 has run this long (0 = no limit). When it triggers, "
+        "the result depends on the machine's speed and is no longer reproducible from the seed alone.",
+    )
     executor: Literal["local", "ray"] = Field(
         default="local", description="Where candidates are trained: local processes, or Ray (optional dependency, "
         "`pip install ray`; see docs/search.md).")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,9 +173,12 @@ def _evaluate(job: tuple[dict, int]) -> float:
 
 # ---- stage 2 -----------------------------------------------------------------------------------------------------
 def evolve(space: dict, channels: int, resolution: int, width: float, limits: dict, evo: dict, seed: int,
-           evaluate, log: list, progress: bool = True) -> dict:
-    """Evolutionary search; `evaluate(list of ArchSpec) -> list of accuracies`. Returns the best log entry."""
+           evaluate, log: list, progress: bool = True, time_budget_s: float = 0.0) -> dict:
+    """Evolutionary search; `evaluate(list of ArchSpec) -> list of accuracies`. Returns the best result
+    ({"genes", "entry", "spec", "generations", "stopped_by_time_budget"})."""
     rng = np.random.default_rng([seed, 2])
+    started = time.monotonic()
+    stopped = False
     results: dict[tuple, dict] = {}
 
     def propose(make) -> Genes | None:
@@ -199,7 +203,12 @@ def evolve(space: dict, channels: int, resolution: int, width: float, limits: di
         raise McuforgeError("search: no architecture of the chosen space fits the budgets after 200 tries")
 
     bar = tqdm(total=evo["iterations"], desc="search stage 2", disable=not progress, mininterval=2.0)
+    generations = 0
     for generation in range(evo["iterations"]):
+        if generation and time_budget_s and time.monotonic() - started > time_budget_s:
+            stopped = True
+            break
+        generations += 1
         fresh = [g for g in population if g.key() not in results]
         specs = [to_spec(g, space, resolution, width, channels) for g in fresh]
         accuracies = evaluate(specs)
@@ -238,7 +247,7 @@ def evolve(space: dict, channels: int, resolution: int, width: float, limits: di
         population = parents + children
     bar.close()
     best = max(results.values(), key=lambda r: (r["entry"]["proxy_accuracy"], -r["entry"]["macs"]))
-    return best
+    return dict(best, generations=generations, stopped_by_time_budget=stopped)
 
 
 # ---- plots -------------------------------------------------------------------------------------------------------
@@ -312,7 +321,8 @@ def run_search(cfg: dict, paths, progress: bool = True) -> dict:
             jobs = [(spec.model_dump(mode="json"), candidate_seed(seed, spec)) for spec in specs]
             return pool.map(_evaluate, jobs)
 
-        best = evolve(space, channels, resolution, width, limits, search["evolution"], seed, evaluate, log, progress)
+        best = evolve(space, channels, resolution, width, limits, search["evolution"], seed, evaluate, log, progress,
+                      search["time_budget_s"])
     finally:
         pool.close()
     search_dir = paths.arch.parent
@@ -321,7 +331,8 @@ def run_search(cfg: dict, paths, progress: bool = True) -> dict:
     plot_cdfs(stage1_log, (resolution, width), search_dir / "cdf.png")
     plot_pareto(log, limits, best["entry"], search_dir / "pareto.png")
     summary = {"budgets": limits, "chosen_space": {"resolution": resolution, "width": width}, "stage1": stats,
-               "evaluated": len(log), "best": best["entry"]}
+               "evaluated": len(log), "generations": best["generations"],
+               "stopped_by_time_budget": best["stopped_by_time_budget"], "best": best["entry"]}
     write_json(search_dir / "summary.json", summary)
     write_json(paths.arch, best["spec"].model_dump(mode="json"))
     return {"resolution": resolution, "width": width, "proxy_accuracy": best["entry"]["proxy_accuracy"],

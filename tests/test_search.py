@@ -86,3 +86,31 @@ def test_same_seed_same_architecture(tmp_path: Path):
     other = run_doit("search", "pipeline=digits_nas", f"build={tmp_path / 'c'}", "seed=1")
     assert other.returncode == 0
     assert (tmp_path / "c" / "search" / "log.jsonl").read_bytes() != outputs[0]["log.jsonl"]
+
+
+def test_time_budget_stops_generations():
+    space = _space()
+    limits = {"sram_bytes": 12000, "flash_bytes": 56000, "macs": 0}
+    evo = {"population": 4, "parents": 2, "mutation_prob": 0.3, "crossover_share": 0.5, "iterations": 5}
+
+    def slow_accuracy(specs):
+        import time
+
+        time.sleep(0.3)
+        return [0.5] * len(specs)
+
+    best = search.evolve(space, 1, 16, 0.5, limits, evo, 0, slow_accuracy, [], progress=False, time_budget_s=0.1)
+    assert best["stopped_by_time_budget"] and best["generations"] == 1
+    unlimited = search.evolve(space, 1, 16, 0.5, limits, evo, 0, lambda s: [0.5] * len(s), [], progress=False)
+    assert not unlimited["stopped_by_time_budget"] and unlimited["generations"] == 5
+
+
+@pytest.mark.slow
+def test_ray_executor_gives_the_local_result(tmp_path: Path):
+    pytest.importorskip("ray", reason="Ray is an optional dependency (pip install ray)")
+    local = run_doit("search", "pipeline=digits_nas", f"build={tmp_path / 'local'}")
+    ray = run_doit("search", "pipeline=digits_nas", f"build={tmp_path / 'ray'}", "search.executor=ray",
+                   "search.workers=2")
+    assert local.returncode == 0 and ray.returncode == 0, ray.stderr[-3000:]
+    for name in ("arch.json", "log.jsonl"):
+        assert (tmp_path / "local" / "search" / name).read_bytes() == (tmp_path / "ray" / "search" / name).read_bytes()
