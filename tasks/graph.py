@@ -117,6 +117,14 @@ def _unsupported(node, why: str) -> McuforgeError:
                          "Relu/Clip are fused into the op before them")
 
 
+def _single_io(graph) -> tuple[str, str]:
+    """Names of the model's one input and one output."""
+    if len(graph.input) != 1 or len(graph.output) != 1:
+        raise McuforgeError(f"the model must have one input and one output (has {len(graph.input)} and "
+                            f"{len(graph.output)})")
+    return graph.input[0].name, graph.output[0].name
+
+
 QOPERATOR_TYPES = ("QLinearConv", "QLinearAdd", "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearConcat",
                    "QGemm", "QLinearMatMul", "QLinearSoftmax")
 
@@ -170,10 +178,7 @@ def _load_qdq(model) -> Graph:
             tensors[out] = Tensor(out, _nchw_to_nhwc_shape(shapes[out]), float(scale), int(zp_arr))
         return tensors[out]
 
-    if len(graph.input) != 1 or len(graph.output) != 1:
-        raise McuforgeError(f"the model must have one input and one output (has {len(graph.input)} and "
-                            f"{len(graph.output)})")
-    onnx_input, onnx_output = graph.input[0].name, graph.output[0].name
+    onnx_input, onnx_output = _single_io(graph)
     first = [n for n in consumers[onnx_input] if n.op_type == "QuantizeLinear"]
     if len(first) != 1 or len(consumers[onnx_input]) != 1:
         raise McuforgeError(f"graph input '{onnx_input}' must feed exactly one QuantizeLinear (a QDQ int8 model)")
@@ -420,10 +425,7 @@ def _load_qoperator(model) -> Graph:
     for node in graph.node:
         for name in node.input:
             consumers[name].append(node)
-    if len(graph.input) != 1 or len(graph.output) != 1:
-        raise McuforgeError(f"the model must have one input and one output (has {len(graph.input)} and "
-                            f"{len(graph.output)})")
-    onnx_input, onnx_output = graph.input[0].name, graph.output[0].name
+    onnx_input, onnx_output = _single_io(graph)
     tensors: dict[str, Tensor] = {}
 
     def const(name: str, node) -> np.ndarray:
