@@ -250,8 +250,8 @@ def live_bytes(plan: Plan) -> list[int]:
 
 
 # ---- placement ---------------------------------------------------------------------------------------------------
-def first_fit(buf: Buffer, placed: list[Buffer]) -> int:
-    """The lowest aligned offset where `buf` collides with no placed buffer (segment by segment in time)."""
+def _colliding_blocks(buf: Buffer, placed: list[Buffer]) -> list[tuple[int, int, int]]:
+    """(start, end, bytes `buf` needs there) of every placed segment live at the same time as a segment of `buf`."""
     blocks = []
     for other in placed:
         if not buf.overlaps_in_time(other):
@@ -260,6 +260,12 @@ def first_fit(buf: Buffer, placed: list[Buffer]) -> int:
             for fb, lb, sb in other.spans():
                 if fa <= lb and fb <= la:
                     blocks.append((other.offset, other.offset + sb, sa))
+    return blocks
+
+
+def first_fit(buf: Buffer, placed: list[Buffer]) -> int:
+    """The lowest aligned offset where `buf` collides with no placed buffer (segment by segment in time)."""
+    blocks = _colliding_blocks(buf, placed)
     blocks.sort()
     candidate = 0
     moved = True
@@ -275,14 +281,7 @@ def first_fit(buf: Buffer, placed: list[Buffer]) -> int:
 def best_fit(buf: Buffer, placed: list[Buffer]) -> int:
     """The aligned offset whose free gap (up to the next colliding buffer above) fits `buf` most tightly; the top
     of the placed buffers when no gap fits."""
-    blocks = []
-    for other in placed:
-        if not buf.overlaps_in_time(other):
-            continue
-        for fa, la, sa in buf.spans():
-            for fb, lb, sb in other.spans():
-                if fa <= lb and fb <= la:
-                    blocks.append((other.offset, other.offset + sb, sa))
+    blocks = _colliding_blocks(buf, placed)
     best, best_gap = None, None
     for candidate in sorted({0} | {_align(end) for _, end, _ in blocks}):
         if any(candidate + need > start and candidate < end for start, end, need in blocks):
