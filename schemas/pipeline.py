@@ -102,6 +102,21 @@ class Planner(str, Enum):
     best = "best"
 
 
+class PatchStage(Strict):
+    """A fixed patch-based stage (MCUNetV2): the model's first `layers` layers run patch by patch."""
+
+    layers: int = Field(ge=1, le=10000, description="How many of the model's first layers (ONNX order) run per patch; "
+                        "the last one's output is the first tensor computed whole.")
+    grid: list[int] = Field(min_length=2, max_length=2, description="Patches as [rows, columns] of that output, "
+                            "each 1..64 and at most its height/width.")
+
+    @model_validator(mode="after")
+    def _grid_range(self):
+        if any(not 1 <= n <= 64 for n in self.grid) or self.grid == [1, 1]:
+            raise ValueError(f"grid {self.grid}: rows and columns must be 1..64 and not both 1")
+        return self
+
+
 class ScheduleConfig(Strict):
     """Memory planning of the activation arena (tasks/planner.py)."""
 
@@ -120,6 +135,23 @@ class ScheduleConfig(Strict):
         default=True,
         description="best: also try the topological op order that minimises the peak of live bytes (branches: "
         "residual adds, concats); codegen runs the ops in the plan's order.",
+    )
+    patch: Literal["off", "auto"] | PatchStage = Field(
+        default="off",
+        description="Patch-based inference (MCUNetV2): off; auto (the first layers and the patch grid that give the "
+        "smallest arena within patch_max_macs_overhead, if that beats layer by layer); or {layers, grid}. Outputs "
+        "are byte-identical to layer by layer.",
+    )
+    patch_max_macs_overhead: float = Field(
+        default=0.2, ge=0.0, le=10.0,
+        description="auto patching: the largest extra MACs (halo recomputation) allowed, as a fraction of the "
+        "model's MACs (0.2 = +20%).",
+    )
+    fuse_mbconv: bool = Field(
+        default=True,
+        description="Run an inverted bottleneck (1x1 expansion, depthwise, 1x1 projection) as one fused op, row band "
+        "by row band, so its expanded tensor is never whole in memory; only the blocks that lower the planned arena "
+        "are fused. Outputs are byte-identical.",
     )
 
 

@@ -75,20 +75,20 @@ def _padding(pads: list[int]) -> str:
     return f"{{{top}, {left}, {bottom}, {right}}}"
 
 
-def emit_conv(ctx: Context, index: int, op: Op) -> None:
+def conv_constants(ctx: Context, prefix: str, op: Op) -> dict:
+    """Weights, bias and requantization arrays of a convolution in weights.c; the kernel, its parameter
+    initializers and argument names."""
     g = ctx.graph
     src, dst = g.tensors[op.inputs[0]], g.tensors[op.output]
     weight = op.consts["weight"]
     reals = (np.float64(src.scale) * op.consts["w_scale"].astype(np.float64)) / np.float64(dst.scale)
     floats = eq.float_multiplier(src.scale, op.consts["w_scale"], dst.scale)
-    prefix = f"l{index}"
     ctx.const("int8_t", f"{prefix}_weight", weight, align=4)
     bias = ctx.const("int32_t", f"{prefix}_bias", op.consts["bias"]) if "bias" in op.consts else "NULL"
     ctx.mode_consts(prefix, reals, floats)
     lo, hi = op.attrs["clamp"]
     sh, sw = op.attrs["strides"]
     dh, dw = op.attrs["dilations"]
-    inplace = ctx.plan.inplace.get(op.name)
     if op.kind == "depthwise":
         kh, kw, _ = weight.shape
         filter_dims = f"{{{kh}, {kw}, {weight.shape[2]}}}"
@@ -97,21 +97,45 @@ def emit_conv(ctx: Context, index: int, op: Op) -> None:
         _, kh, kw, cin = weight.shape
         filter_dims = f"{{{kh}, {kw}, {cin}}}"
         function = "mf_conv2d_1x1_s8" if op.kind == "conv1x1" else "mf_conv2d_s8"
+    params = (f"{{{src.zp}, {dst.zp}, {{{sh}, {sw}}}, {{{dh}, {dw}}}, {_padding(op.attrs['pads'])}, {lo}, {hi}}}")
+    return {"function": function, "params": params, "filter_dims": filter_dims, "weight": f"{prefix}_weight",
+            "bias": bias, "quant": f"MF_QUANT({prefix})"}
+
+
+def emit_conv(ctx: Context, index: int, op: Op) -> None:
+    g = ctx.graph
+    src, dst = g.tensors[op.inputs[0]], g.tensors[op.output]
+    c = conv_constants(ctx, f"l{index}", op)
+    inplace = ctx.plan.inplace.get(op.name)
     body = ctx.body
-    body.line(f"static const mf_conv_params params = {{{src.zp}, {dst.zp}, {{{sh}, {sw}}}, {{{dh}, {dw}}}, "
-              f"{_padding(op.attrs['pads'])}, {lo}, {hi}}};")
-    body.line(f"static const mf_quant_params quant = MF_QUANT({prefix});")
-    body.line(f"static const mf_dims in_dims = {_dims(src.shape)}, filter_dims = {filter_dims}, "
+    body.line(f"static const mf_conv_params params = {c['params']};")
+    body.line(f"static const mf_quant_params quant = {c['quant']};")
+    body.line(f"static const mf_dims in_dims = {_dims(src.shape)}, filter_dims = {c['filter_dims']}, "
               f"out_dims = {_dims(dst.shape)};")
     if inplace is not None:  # the output overwrites the input (tasks/planner.py: in-place depthwise)
         if ctx.plan.offset(src.name) != ctx.plan.offset(dst.name):
             raise McuforgeError(f"plan error: in-place op '{op.name}' has different input and output offsets")
         _call(ctx, index, f"mf_depthwise_conv2d_inplace_s8(&params, &quant, &in_dims, {ctx.arena(src.name)}, "
-                          f"&filter_dims, {prefix}_weight, {bias}, &out_dims, {ctx.arena(inplace['scratch'])}, "
+                          f"&filter_dims, {c['weight']}, {c['bias']}, &out_dims, {ctx.arena(inplace['scratch'])}, "
                           f"{inplace['scratch_bytes']})")
         return
-    _call(ctx, index, f"{function}(&params, &quant, &in_dims, {ctx.arena(src.name)}, &filter_dims, "
-                      f"{prefix}_weight, {bias}, &out_dims, {ctx.arena(dst.name)})")
+    _call(ctx, index, f"{c['function']}(&params, &quant, &in_dims, {ctx.arena(src.name)}, &filter_dims, "
+                      f"{c['weight']}, {c['bias']}, &out_dims, {ctx.arena(dst.name)})")
+
+
+def emit_mbconv_fused(ctx: Context, index: int, op: Op) -> None:
+    """A fused inverted bottleneck (tasks/fuse.py): one mf_conv_stage per inner conv; scratch from the plan."""
+    from .fuse import inner_ops
+
+    g = ctx.graph
+    src, dst = g.tensors[op.inputs[0]], g.tensors[op.output]
+    with ctx.body.block("static const mf_mbconv_params params = {", "};"):
+        for letter, inner in zip("edp", inner_ops(op)):
+            c = conv_constants(ctx, f"l{index}{letter}", inner)
+            ctx.body.line(f"{{{c['params']}, {c['quant']}, {c['filter_dims']}, {c['weight']}, {c['bias']}}},")
+    ctx.body.line(f"static const mf_dims in_dims = {_dims(src.shape)}, out_dims = {_dims(dst.shape)};")
+    _call(ctx, index, f"mf_mbconv_fused_s8(&params, &in_dims, {ctx.arena(src.name)}, &out_dims, "
+                      f"{ctx.arena(dst.name)}, {planner_scratch(ctx, op)}, {op.attrs['scratch_bytes']})")
 
 
 def emit_fc(ctx: Context, index: int, op: Op) -> None:
@@ -135,8 +159,8 @@ def emit_fc(ctx: Context, index: int, op: Op) -> None:
                       f"{prefix}_weight, {bias}, {ctx.arena(dst.name)})")
 
 
-def emit_add(ctx: Context, index: int, op: Op) -> None:
-    g = ctx.graph
+def add_init(g: Graph, op: Op) -> str:
+    """The mf_add_params initializer of an add."""
     a, b, dst = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.output]
     fixed = eq.add_fixed_params(a.scale, b.scale, dst.scale)
     lo, hi = op.attrs["clamp"]
@@ -144,19 +168,35 @@ def emit_add(ctx: Context, index: int, op: Op) -> None:
     def requant(pair) -> str:
         return f"{{0.0f, {pair[0]}, {pair[1]}}}"
 
-    ctx.body.line(
-        f"static const mf_add_params params = {{{a.zp}, {b.zp}, {dst.zp}, {c_float(a.scale)}, {c_float(b.scale)}, "
-        f"{c_float(dst.scale)}, {fixed['left_shift']}, {requant(fixed['input1'])}, {requant(fixed['input2'])}, "
-        f"{requant(fixed['output'])}, {lo}, {hi}}};")
+    return (f"{{{a.zp}, {b.zp}, {dst.zp}, {c_float(a.scale)}, {c_float(b.scale)}, {c_float(dst.scale)}, "
+            f"{fixed['left_shift']}, {requant(fixed['input1'])}, {requant(fixed['input2'])}, "
+            f"{requant(fixed['output'])}, {lo}, {hi}}}")
+
+
+def emit_add(ctx: Context, index: int, op: Op) -> None:
+    a, b, dst = (ctx.graph.tensors[name] for name in (*op.inputs, op.output))
+    ctx.body.line(f"static const mf_add_params params = {add_init(ctx.graph, op)};")
     _call(ctx, index, f"mf_add_s8(&params, {dst.bytes}, {ctx.arena(a.name)}, {ctx.arena(b.name)}, "
                       f"{ctx.arena(dst.name)})")
 
 
-def _pool_params(src, dst, kernel, strides, pads, count_include_pad, clamp, real) -> str:
+def _pool_init(src, dst, kernel, strides, pads, count_include_pad, clamp, real) -> str:
     lo, hi = clamp
-    return (f"static const mf_pool_params params = {{{{{kernel[0]}, {kernel[1]}}}, {{{strides[0]}, {strides[1]}}}, "
-            f"{_padding(pads)}, {count_include_pad}, {src.zp}, {dst.zp}, {c_float(src.scale)}, {c_float(dst.scale)}, "
-            f"{_requant_scalar(real)}, {lo}, {hi}}};")
+    return (f"{{{{{kernel[0]}, {kernel[1]}}}, {{{strides[0]}, {strides[1]}}}, {_padding(pads)}, {count_include_pad}, "
+            f"{src.zp}, {dst.zp}, {c_float(src.scale)}, {c_float(dst.scale)}, {_requant_scalar(real)}, {lo}, {hi}}}")
+
+
+def pool_setup(g: Graph, op: Op) -> tuple[str, str]:
+    """(kernel function, mf_pool_params initializer) of a windowed pool: avgpool, maxpool, or TFLite Micro's
+    average pool (imported .tflite models: same scale in and out, one rounding division)."""
+    src, dst = g.tensors[op.inputs[0]], g.tensors[op.output]
+    a = op.attrs
+    if op.kind == "avgpool_tflite":
+        return "mf_avgpool_tflm_s8", _pool_init(src, dst, a["kernel"], a["strides"], a["pads"], 0, a["clamp"], 1.0)
+    real = float(np.float64(src.scale) / np.float64(dst.scale))
+    function = "mf_avgpool_s8" if op.kind == "avgpool" else "mf_maxpool_s8"
+    return function, _pool_init(src, dst, a["kernel"], a["strides"], a["pads"], a["count_include_pad"], a["clamp"],
+                                real)
 
 
 def emit_global_avgpool(ctx: Context, index: int, op: Op) -> None:
@@ -164,19 +204,17 @@ def emit_global_avgpool(ctx: Context, index: int, op: Op) -> None:
     src, dst = g.tensors[op.inputs[0]], g.tensors[op.output]
     h, w, _ = src.shape
     real = float(np.float64(src.scale) / (np.float64(dst.scale) * h * w))
-    ctx.body.line(_pool_params(src, dst, (h, w), (1, 1), [0, 0, 0, 0], 0, op.attrs["clamp"], real))
+    ctx.body.line(f"static const mf_pool_params params = "
+                  f"{_pool_init(src, dst, (h, w), (1, 1), [0, 0, 0, 0], 0, op.attrs['clamp'], real)};")
     ctx.body.line(f"static const mf_dims in_dims = {_dims(src.shape)};")
     _call(ctx, index, f"mf_global_avgpool_s8(&params, &in_dims, {ctx.arena(src.name)}, {ctx.arena(dst.name)})")
 
 
 def emit_pool(ctx: Context, index: int, op: Op) -> None:
-    g = ctx.graph
-    src, dst = g.tensors[op.inputs[0]], g.tensors[op.output]
-    real = float(np.float64(src.scale) / np.float64(dst.scale))
-    ctx.body.line(_pool_params(src, dst, op.attrs["kernel"], op.attrs["strides"], op.attrs["pads"],
-                               op.attrs["count_include_pad"], op.attrs["clamp"], real))
+    src, dst = ctx.graph.tensors[op.inputs[0]], ctx.graph.tensors[op.output]
+    function, init = pool_setup(ctx.graph, op)
+    ctx.body.line(f"static const mf_pool_params params = {init};")
     ctx.body.line(f"static const mf_dims in_dims = {_dims(src.shape)}, out_dims = {_dims(dst.shape)};")
-    function = "mf_avgpool_s8" if op.kind == "avgpool" else "mf_maxpool_s8"
     _call(ctx, index, f"{function}(&params, &in_dims, {ctx.arena(src.name)}, &out_dims, {ctx.arena(dst.name)})")
 
 
@@ -207,17 +245,6 @@ def emit_softmax(ctx: Context, index: int, op: Op) -> None:
                       f"{ctx.arena(src.name)}, {ctx.arena(dst.name)})")
 
 
-def emit_avgpool_tflite(ctx: Context, index: int, op: Op) -> None:
-    """TFLite Micro's average pool (imported .tflite models): same scale in and out, one rounding division."""
-    g = ctx.graph
-    src, dst = g.tensors[op.inputs[0]], g.tensors[op.output]
-    ctx.body.line(_pool_params(src, dst, op.attrs["kernel"], op.attrs["strides"], op.attrs["pads"], 0,
-                               op.attrs["clamp"], 1.0))
-    ctx.body.line(f"static const mf_dims in_dims = {_dims(src.shape)}, out_dims = {_dims(dst.shape)};")
-    _call(ctx, index, f"mf_avgpool_tflm_s8(&params, &in_dims, {ctx.arena(src.name)}, &out_dims, "
-                      f"{ctx.arena(dst.name)})")
-
-
 def emit_softmax_tflite(ctx: Context, index: int, op: Op) -> None:
     """TFLite Micro's int8 softmax (gemmlowp fixed point; output scale 1/256, zero point -128)."""
     from .tflite_import import softmax_params
@@ -229,6 +256,137 @@ def emit_softmax_tflite(ctx: Context, index: int, op: Op) -> None:
                   f"{p['input_left_shift']}, {p['diff_min']}}};")
     _call(ctx, index, f"mf_softmax_tflm_s8(&params, {src.bytes // depth}, {depth}, {ctx.arena(src.name)}, "
                       f"{ctx.arena(op.output)})")
+
+
+def _geometry_table(ctx: Context, name: str, rows: list[list[int]]) -> str:
+    """A per-patch geometry table (int16 rows) as a static const inside the stage's block."""
+    width = len(rows[0])
+    ctx.body.line(f"static const int16_t {name}[{len(rows)}][{width}] = {{")
+    for row in rows:
+        ctx.body.line("    {" + ", ".join(map(str, row)) + "},")
+    ctx.body.line("};")
+    return name
+
+
+def emit_patch_stage(ctx: Context, index: int, op: Op) -> None:
+    """Patch-based inference (tasks/patch.py): for each patch, copy its box of the stage input into the working
+    memory, run every layer of the stage on boxes (per-patch shapes and padding from geometry tables), copy the
+    tile into the stage output."""
+    from .patch import box_padding, need, tiles
+
+    g, stage = ctx.graph, op.attrs["stage"]
+    offsets, work = op.attrs["offsets"], planner_scratch(ctx, op)
+    patches = len(stage.boxes)
+    src, dst = g.tensors[stage.source], g.tensors[stage.output]
+    local = {stage.source: "in"}
+
+    def buf(name: str) -> str:
+        return f"{work} + {offsets[local.get(name, name)]}"
+
+    copy_in = _geometry_table(ctx, f"l{index}_in", [[b[stage.source].y0, b[stage.source].x0, b[stage.source].h,
+                                                     b[stage.source].w] for b in stage.boxes])
+    copy_out = _geometry_table(ctx, f"l{index}_out", [[t.y0, t.x0, t.h, t.w]
+                                                      for t in tiles(dst.shape, stage.grid)])
+    calls = []  # (statics written above the loop, the loop body of this layer)
+    for j, inner in enumerate(stage.ops):
+        prefix = f"l{index}_{j}"
+        out_t = g.tensors[inner.output]
+        if inner.kind == "add":
+            a, b = inner.inputs
+            rows = []
+            for boxes in stage.boxes:
+                o, ba, bb = boxes[inner.output], boxes[a], boxes[b]
+                rows.append([o.h, o.w, o.y0 - ba.y0, o.x0 - ba.x0, ba.w, o.y0 - bb.y0, o.x0 - bb.x0, bb.w])
+            table = _geometry_table(ctx, f"{prefix}_geom", rows)
+            ctx.body.line(f"static const mf_add_params {prefix}_params = {add_init(g, inner)};")
+            c = out_t.shape[2]
+            calls.append([f"const int16_t *geom = {table}[p];",
+                          "int32_t row;",
+                          "for (row = 0; row < geom[0]; row++) {",
+                          f"    status = mf_add_s8(&{prefix}_params, geom[1] * {c}, "
+                          f"{buf(a)} + ((row + geom[2]) * geom[4] + geom[3]) * {c}, "
+                          f"{buf(b)} + ((row + geom[5]) * geom[7] + geom[6]) * {c}, "
+                          f"{buf(inner.output)} + row * geom[1] * {c});",
+                          "    if (status != MF_OK) {", "        return status;", "    }", "}"])
+            continue
+        in_name = inner.inputs[0]
+        in_t = g.tensors[in_name]
+        rows = []
+        for boxes in stage.boxes:
+            o, i = boxes[inner.output], boxes[in_name]
+            if need(inner, o, in_t.shape) != i:
+                raise McuforgeError(f"plan error: patch layer '{inner.name}' reads a box other than its input's")
+            rows.append([i.h, i.w, o.h, o.w, *box_padding(inner, o, i)])
+        table = _geometry_table(ctx, f"{prefix}_geom", rows)
+        if inner.kind in ("conv", "conv1x1", "depthwise"):
+            cc = conv_constants(ctx, prefix, inner)
+            if inner.kind == "conv1x1" and any(any(r[4:]) for r in rows):
+                cc["function"] = "mf_conv2d_s8"  # a padded box: the general kernel (same arithmetic)
+            ctx.body.line(f"static const mf_conv_params {prefix}_params = {cc['params']};")
+            ctx.body.line(f"static const mf_quant_params {prefix}_quant = {cc['quant']};")
+            ctx.body.line(f"static const mf_dims {prefix}_filter = {cc['filter_dims']};")
+            call = (f"{cc['function']}(&params, &{prefix}_quant, &in_dims, {buf(in_name)}, &{prefix}_filter, "
+                    f"{cc['weight']}, {cc['bias']}, &out_dims, {buf(inner.output)})")
+            ptype = "mf_conv_params"
+        else:
+            function, init = pool_setup(g, inner)
+            ctx.body.line(f"static const mf_pool_params {prefix}_params = {init};")
+            call = f"{function}(&params, &in_dims, {buf(in_name)}, &out_dims, {buf(inner.output)})"
+            ptype = "mf_pool_params"
+        calls.append([f"const int16_t *geom = {table}[p];",
+                      f"{ptype} params = {prefix}_params;",
+                      f"mf_dims in_dims, out_dims;",
+                      f"in_dims.h = geom[0]; in_dims.w = geom[1]; in_dims.c = {in_t.shape[2]};",
+                      f"out_dims.h = geom[2]; out_dims.w = geom[3]; out_dims.c = {out_t.shape[2]};",
+                      "params.padding.top = geom[4]; params.padding.left = geom[5];",
+                      "params.padding.bottom = geom[6]; params.padding.right = geom[7];",
+                      f"status = {call};",
+                      "if (status != MF_OK) {", "    return status;", "}"])
+    ctx.body.line("int32_t p;")
+    with ctx.body.block(f"for (p = 0; p < {patches}; p++) {{"):
+        sc, dc = src.shape[2], dst.shape[2]
+        ctx.body.line(f"const int16_t *box = {copy_in}[p], *tile = {copy_out}[p];")
+        ctx.body.line(f"status = mf_copy_rows_s8({ctx.arena(src.name)} + (box[0] * {src.shape[1]} + box[1]) * {sc}, "
+                      f"{src.shape[1] * sc}, {buf(stage.source)}, box[3] * {sc}, box[2], box[3] * {sc});")
+        with ctx.body.block("if (status != MF_OK) {"):
+            ctx.body.line("return status;")
+        for j, lines in enumerate(calls):
+            with ctx.body.block(f"{{ /* {_describe(g, stage.ops[j])} */"):
+                ctx.body.lines(lines)
+        ctx.body.line(f"status = mf_copy_rows_s8({buf(stage.output)}, tile[3] * {dc}, {ctx.arena(dst.name)} + "
+                      f"(tile[0] * {dst.shape[1]} + tile[1]) * {dc}, {dst.shape[1] * dc}, tile[2], tile[3] * {dc});")
+        with ctx.body.block("if (status != MF_OK) {"):
+            ctx.body.line("return status;")
+
+
+def planner_scratch(ctx: Context, op: Op) -> str:
+    """The arena address of a compound op's working memory."""
+    from .planner import scratch_name
+
+    return ctx.arena(scratch_name(op))
+
+
+def emit_pad(ctx: Context, index: int, op: Op) -> None:
+    """TFLite PAD / PADV2: the input bytes with a constant around them along H, W and C."""
+    src, dst = ctx.graph.tensors[op.inputs[0]], ctx.graph.tensors[op.output]
+    before, after = op.attrs["channels"]
+    ctx.body.line(f"static const mf_pad_params params = {{{_padding(op.attrs['pads'])}, {before}, {after}, "
+                  f"{op.attrs['value']}}};")
+    ctx.body.line(f"static const mf_dims in_dims = {_dims(src.shape)}, out_dims = {_dims(dst.shape)};")
+    _call(ctx, index, f"mf_pad_s8(&params, &in_dims, {ctx.arena(src.name)}, &out_dims, {ctx.arena(dst.name)})")
+
+
+def emit_mean_tflite(ctx: Context, index: int, op: Op) -> None:
+    """TFLite Micro's int8 MEAN over H, W and/or C (one multiplier holds the rescale and the division)."""
+    from .tflite_import import mean_params
+
+    src, dst = ctx.graph.tensors[op.inputs[0]], ctx.graph.tensors[op.output]
+    p = mean_params(src.scale, dst.scale, op.attrs["count"])
+    reduce = ", ".join(str(int(flag)) for flag in op.attrs["reduce"])
+    ctx.body.line(f"static const mf_mean_params params = {{{reduce}, {src.zp}, {dst.zp}, {p['multiplier']}, "
+                  f"{p['shift']}}};")
+    ctx.body.line(f"static const mf_dims in_dims = {_dims(src.shape)};")
+    _call(ctx, index, f"mf_mean_tflm_s8(&params, &in_dims, {ctx.arena(src.name)}, {ctx.arena(dst.name)})")
 
 
 def emit_view(ctx: Context, index: int, op: Op) -> None:
@@ -246,9 +404,13 @@ EMITTERS = {
     "maxpool": emit_pool,
     "concat": emit_concat,
     "softmax": emit_softmax,
-    "avgpool_tflite": emit_avgpool_tflite,
+    "avgpool_tflite": emit_pool,
     "softmax_tflite": emit_softmax_tflite,
+    "pad": emit_pad,
+    "mean_tflite": emit_mean_tflite,
     "view": emit_view,
+    "patch_stage": emit_patch_stage,
+    "mbconv_fused": emit_mbconv_fused,
 }
 
 
@@ -354,12 +516,8 @@ def write(sources: dict[str, str], out_dir: Path) -> None:
 
 def run(cfg: dict, paths) -> dict:
     """Stage `codegen`: model.h, model.c, weights.c, weights.h from the int8 model and schedule/plan.json."""
-    from . import graph as graph_mod
-    from . import planner
-    from .io import read_json
+    from . import rewrite
 
-    graph = graph_mod.load(paths.int8)
-    plan = planner.from_json(read_json(paths.plan))
-    planner.apply_order(graph, plan.order)  # kernels run, and layers are numbered, in the plan's order
+    graph, plan = rewrite.planned(paths.int8, paths.plan)  # kernels run, and layers are numbered, in the plan's order
     write(generate(graph, plan, cfg["name"]), paths.codegen)
     return {"layers": len(graph.ops)}

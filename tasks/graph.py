@@ -44,6 +44,8 @@ class Op:
     nodes: list[str] = field(default_factory=list)  # QOperator: the ONNX node(s) this op executes
 
     def macs(self, tensors: dict[str, Tensor]) -> int:
+        if "macs" in self.attrs:  # compound ops (tasks/rewrite.py) count their inner ops as they execute them
+            return int(self.attrs["macs"])
         out = tensors[self.output]
         if self.kind in ("conv", "conv1x1"):
             kh, kw, cin = self.consts["weight"].shape[1:]

@@ -72,6 +72,7 @@ class Plan:
     layers: list[str] = field(default_factory=list)  # op kind per step, for the dumps
     baseline: dict = field(default_factory=dict)  # greedy_by_size on the ONNX order without in-place
     candidates: list[dict] = field(default_factory=list)  # what `best` tried
+    rewrites: list[dict] = field(default_factory=list)  # graph rewrites planned with (tasks/rewrite.py)
     how: str = ""  # the placement that produced the offsets
 
     def offset(self, tensor: str) -> int:
@@ -137,6 +138,7 @@ class Plan:
             "inplace": {k: dict(sorted(v.items())) for k, v in sorted(self.inplace.items())},
             "baseline": self.baseline,
             "candidates": self.candidates,
+            "rewrites": self.rewrites,
         }
 
 
@@ -152,6 +154,11 @@ def view_aliases(graph: Graph) -> dict[str, str]:
             src = op.inputs[0]
             aliases[op.output] = aliases.get(src, src)
     return aliases
+
+
+def scratch_name(op: Op) -> str:
+    """The arena buffer of an op's working memory (`attrs["scratch_bytes"]`, e.g. a fused block's row bands)."""
+    return f"{op.name}/work"
 
 
 def inplace_scratch_rows(in_dims, out_dims, stride_h: int, pad_top: int) -> int:
@@ -208,6 +215,10 @@ def lifetimes(graph: Graph, order: list[Op] | None = None, inplace: bool = False
             touch(name, step)
         touch(op.output, step)
     touch(graph.output, len(order) - 1)
+    for step, op in enumerate(order):  # compound ops (tasks/rewrite.py): working memory live at their step only
+        if op.attrs.get("scratch_bytes"):
+            scratch = scratch_name(op)
+            buffers[scratch] = Buffer(scratch, int(op.attrs["scratch_bytes"]), step, step)
     done: dict[str, dict] = {}
     if not inplace:
         return buffers, aliases, done
@@ -627,7 +638,7 @@ def from_json(data: dict) -> Plan:
                for name, t in data["tensors"].items()}
     result = Plan(data["planner"], list(data["order"]), buffers, dict(data["aliases"]),
                   dict(data.get("inplace", {})), list(data.get("layers", [])), dict(data.get("baseline", {})),
-                  list(data.get("candidates", [])))
+                  list(data.get("candidates", [])), list(data.get("rewrites", [])))
     result.check_no_overlap()
     return result
 

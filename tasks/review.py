@@ -172,10 +172,11 @@ def stack_estimate(cfg: dict, paths) -> dict | None:
 
 def layer_table(paths, plan_json: dict, requant: str) -> tuple[list[dict], object, object]:
     from . import graph as graph_mod
-    from . import planner
+    from . import planner, rewrite
 
     graph = graph_mod.load(paths.int8)
     plan = planner.from_json(plan_json)
+    rewrite.apply(graph, plan.rewrites)
     live = planner.live_bytes(plan)
     by_name = {op.name: op for op in graph.ops}
     ops = [by_name[name] for name in plan.order if name in by_name]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from . import budget as budget_mod
 from . import graph as graph_mod
-from . import planner
+from . import planner, rewrite
 from .io import atomic_path, write_json, write_text
 
 
@@ -22,9 +22,11 @@ def memory_plot(plan: planner.Plan, baseline: planner.Plan, path: Path, budget: 
     live, base_live = planner.live_bytes(plan), planner.live_bytes(baseline)
     steps = range(len(live))
     fig, ax = plt.subplots(figsize=(12, 4), dpi=100)
-    ax.bar([s - 0.2 for s in steps], [v / 1024 for v in base_live], width=0.4, color="#bbbbbb",
+    ax.bar([s - 0.2 for s in range(len(base_live))], [v / 1024 for v in base_live], width=0.4, color="#bbbbbb",
            label="live tensors, baseline (greedy_by_size, ONNX order, no in-place)")
     what = f"{plan.planner}, {len(plan.inplace)} ops in place" + (", reordered" if plan.order != baseline.order else "")
+    for spec in plan.rewrites:  # compound ops: one step each, so the plan has fewer steps than the baseline
+        what += f", {spec['kind']} ({spec.get('summary', '')})" if spec.get("summary") else f", {spec['kind']}"
     ax.bar([s + 0.2 for s in steps], [v / 1024 for v in live], width=0.4, color="#4c9be8",
            label=f"live tensors, {what}")
     ax.axhline(baseline.peak_bytes() / 1024, color="#888888", linestyle="--",
@@ -36,7 +38,7 @@ def memory_plot(plan: planner.Plan, baseline: planner.Plan, path: Path, budget: 
     top = max(baseline.peak_bytes(), plan.peak_bytes())
     if budget is not None and budget < 4 * top:
         ax.axhline(budget / 1024, color="black", linewidth=1, label=f"SRAM budget: {budget:,} B")
-    ax.set_xlabel(f"step (ops labelled in {plan.planner}'s order; baseline bars are in ONNX order)")
+    ax.set_xlabel(f"step (ops labelled in {plan.planner}'s order; baseline bars are in ONNX order, one per layer)")
     ax.set_ylabel("KiB")
     ax.set_xticks(list(steps))
     ax.set_xticklabels(plan.layers, rotation=90, fontsize=7)
@@ -55,12 +57,16 @@ def make_plan(graph: graph_mod.Graph, schedule_cfg: dict) -> planner.Plan:
 
 def run(cfg: dict, paths) -> dict:
     graph = graph_mod.load(paths.int8)
-    onnx_ops = list(graph.ops)
+    baseline_graph = dataclasses.replace(graph, ops=list(graph.ops))
+    layer_macs = sum(op.macs(graph.tensors) for op in graph.ops)
+    rewrites = rewrite.choose(graph, cfg["schedule"])  # patches, fused blocks: graph.ops now has compound ops
     plan = make_plan(graph, cfg["schedule"])  # graph.ops now in the plan's order
-    baseline_graph = dataclasses.replace(graph, ops=onnx_ops)
+    plan.rewrites = rewrites
     baseline = planner.plan(baseline_graph, "greedy_by_size", inplace_depthwise=False, reorder=False)
+    plan.baseline = {"arena_bytes": baseline.peak_bytes(), "lower_bound_bytes": baseline.lower_bound()}
     data = plan.to_json()
     data["macs"] = sum(op.macs(graph.tensors) for op in graph.ops)
+    data["macs_layer_by_layer"] = layer_macs
     write_json(paths.plan, data)
     write_text(paths.plan_txt, plan.dump() + "\n")
     sram_budget = cfg["resolved"]["sram_budget_bytes"]

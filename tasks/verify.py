@@ -197,15 +197,11 @@ def judge(report: dict) -> list[str]:
 
 def run(cfg: dict, paths) -> dict:
     """Stage `verify`: writes verify/report.json, then fails (naming the first differing layer) if it must."""
-    from . import graph as graph_mod
+    from . import rewrite
     from .data import read_for_arch
     from .io import write_json
 
-    graph = graph_mod.load(paths.int8)
-    from . import planner
-    from .io import read_json
-
-    planner.apply_order(graph, read_json(paths.plan)["order"])  # layer dumps are numbered in the plan's order
+    graph, _ = rewrite.planned(paths.int8, paths.plan)  # layer dumps are numbered in the plan's order
     if cfg["deploy"]["model"]:
         x, y = model_inputs(graph, cfg["deploy"]["verify_samples"], cfg["seed"]), None
     else:

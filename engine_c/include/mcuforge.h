@@ -388,11 +388,117 @@ mf_status mf_softmax_tflm_s8(const mf_softmax_tflm_params *params, int32_t rows,
                              int8_t *output);
 
 /**
+ * Copy `rows` rows of `row_bytes` bytes from rows `src_stride` bytes apart to rows `dst_stride` bytes apart
+ * (patch-based inference: a patch's box out of a whole NHWC tensor, a computed tile into the whole output).
+ * @param src Format [rows, src_stride]; only the first row_bytes of each row are read.
+ * @param dst Format [rows, dst_stride]; only the first row_bytes of each row are written. Must not overlap src.
+ */
+mf_status mf_copy_rows_s8(const int8_t *src, int32_t src_stride, int8_t *dst, int32_t dst_stride, int32_t rows,
+                          int32_t row_bytes);
+
+/**
  * Index of the first maximum (ONNX ArgMax, select_last_index = 0).
  * @param input Format [size]. Range [-128, 127].
  * @param index Format [1]; receives an index in [0, size - 1].
  */
 mf_status mf_argmax_s8(const int8_t *input, int32_t size, int32_t *index);
+
+/* ------------------------------------------------------------------------------------------------ */
+/* TFLite PAD, PADV2 and MEAN (imported .tflite models)                                              */
+/* ------------------------------------------------------------------------------------------------ */
+
+/** Parameters of mf_pad_s8 (TFLite PAD / PADV2 with constant padding). */
+typedef struct {
+    mf_padding padding;      /**< rows and columns added around the input, >= 0 each */
+    int32_t channels_before; /**< channels added before each pixel's channels, >= 0 */
+    int32_t channels_after;  /**< channels added after them, >= 0 */
+    int32_t pad_value;       /**< the padding byte, [-128, 127]: the output zero point (PAD) or constant_values */
+} mf_pad_params;
+
+/** Parameters of mf_mean_tflm_s8, from tasks/tflite_import.py:mean_params(). */
+typedef struct {
+    int32_t reduce_h;   /**< 1: averaged over H, 0: kept */
+    int32_t reduce_w;   /**< 1: averaged over W, 0: kept */
+    int32_t reduce_c;   /**< 1: averaged over C, 0: kept */
+    int32_t input_zp;   /**< [-128, 127] */
+    int32_t output_zp;  /**< [-128, 127] */
+    /** Q31 multiplier of input_scale / output_scale shifted left by s = min(floor(log2(count)), 32, 31 + its
+     *  exponent) and divided by the count (truncated): TFLite's quantized mean. Range [0, 2^31 - 1]. */
+    int32_t multiplier;
+    int32_t shift;      /**< the exponent minus s, [-31, 30] */
+} mf_mean_params;
+
+/**
+ * Constant padding, exactly as TensorFlow Lite Micro's int8 PAD / PADV2: the input bytes copied unchanged (no
+ * requantization) with pad_value around them along H, W and C.
+ * @param input_dims  input shape (h, w, c).
+ * @param input       Format [H, W, C]. Range [-128, 127].
+ * @param output_dims (h + padding.top + padding.bottom, w + padding.left + padding.right,
+ *                    c + channels_before + channels_after); MF_ARG_ERROR otherwise.
+ * @param output      Format [H_out, W_out, C_out]. Range [-128, 127]. Must not overlap input.
+ */
+mf_status mf_pad_s8(const mf_pad_params *params, const mf_dims *input_dims, const int8_t *input,
+                    const mf_dims *output_dims, int8_t *output);
+
+/**
+ * Mean over H, W and/or C, exactly as TensorFlow Lite Micro's int8 MEAN (integer only, both requantization
+ * modes): out = saturate(mf_multiply_by_quantized_multiplier(sum - input_zp * count, multiplier, shift) +
+ * output_zp), sum the int32 sum of the count = (H if reduce_h) x (W if reduce_w) x (C if reduce_c) values.
+ * Returns MF_UNSUPPORTED for a count above 2^23.
+ * @param input  Format [H, W, C]. Range [-128, 127].
+ * @param output Format [H_out, W_out, C_out] with each reduced axis of size 1 (keep_dims or not: same bytes).
+ *               Range [-128, 127]. Must not overlap input.
+ */
+mf_status mf_mean_tflm_s8(const mf_mean_params *params, const mf_dims *input_dims, const int8_t *input,
+                          int8_t *output);
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Fused inverted bottleneck                                                                         */
+/* ------------------------------------------------------------------------------------------------ */
+
+/** One convolution of a fused block: its parameters, requantization and constants. */
+typedef struct {
+    mf_conv_params params;  /**< zero points, stride, dilation, padding, activation clamp */
+    mf_quant_params quant;  /**< per output channel */
+    mf_dims filter_dims;    /**< 1x1: (1, 1, C_in); depthwise: (K_h, K_w, C) */
+    const int8_t *filter;   /**< 1x1: Format [C_out, 1, 1, C_in]; depthwise: Format [K_h, K_w, C]. Range [-127, 127] */
+    const int32_t *bias;    /**< Format [C_out], or NULL */
+} mf_conv_stage;
+
+/**
+ * An inverted bottleneck (MobileNetV2 block without its residual add): expansion 1x1 (C_in -> C_mid), depthwise
+ * K_h x K_w (C_mid, any stride, dilation and padding), projection 1x1 (C_mid -> C_out). The 1x1 stages have
+ * stride 1 and no padding. Each stage's output zero point is the next stage's input zero point.
+ */
+typedef struct {
+    mf_conv_stage expand;    /**< filter_dims (1, 1, C_in); C_mid = depthwise.filter_dims.c outputs */
+    mf_conv_stage depthwise; /**< filter_dims (K_h, K_w, C_mid) */
+    mf_conv_stage project;   /**< filter_dims (1, 1, C_mid); C_out = output_dims->c outputs */
+} mf_mbconv_params;
+
+/**
+ * Scratch bytes mf_mbconv_fused_s8 needs: (R * W + W_out) * C_mid, a ring of R = min(H, dilation.h * (K_h - 1) + 1)
+ * expanded rows and one depthwise output row. Returns 0 for invalid dimensions.
+ */
+int32_t mf_mbconv_fused_s8_get_buffer_size(const mf_mbconv_params *params, const mf_dims *input_dims,
+                                           const mf_dims *output_dims);
+
+/**
+ * Fused inverted bottleneck computed row by row: for each output row, the expanded rows its depthwise window
+ * newly reaches are computed into a ring in scratch (each expanded row once), then one depthwise row, then its
+ * projection straight into the output. The expanded tensor (H x W x C_mid) is never materialised. Byte-identical,
+ * in both requantization modes, to mf_conv2d_1x1_s8 -> mf_depthwise_conv2d_s8 -> mf_conv2d_1x1_s8.
+ * Returns MF_UNSUPPORTED when a 1x1 stage has a stride other than 1 or padding.
+ * @param input_dims   (H, W, C_in).
+ * @param input        Format [H, W, C_in] (NHWC). Range [-128, 127].
+ * @param output_dims  (H_out, W_out, C_out), H_out and W_out those of the depthwise convolution.
+ * @param output       Format [H_out, W_out, C_out]. Range [project act_min, act_max]. Must not overlap input or
+ *                     scratch.
+ * @param scratch      mf_mbconv_fused_s8_get_buffer_size() bytes, not overlapping input or output.
+ * @param scratch_bytes Its size; MF_ARG_ERROR when smaller than needed.
+ */
+mf_status mf_mbconv_fused_s8(const mf_mbconv_params *params, const mf_dims *input_dims, const int8_t *input,
+                             const mf_dims *output_dims, int8_t *output, int8_t *scratch, int32_t scratch_bytes);
 
 #ifdef __cplusplus
 }
