@@ -71,6 +71,11 @@ def layer_traffic(op, tensors: dict, requant: str) -> dict:
     out_bytes = tensors[op.output].bytes
     if op.kind == "view":
         return {"macs": 0, "flash_read": 0, "sram_read": 0, "sram_write": 0}
+    if op.kind == "mbconv_fused":  # tasks/fuse.py: its three convolutions (the expanded rows go through scratch)
+        from .fuse import inner_ops
+
+        parts = [layer_traffic(inner, tensors, requant) for inner in inner_ops(op)]
+        return {key: sum(part[key] for part in parts) for key in parts[0]}
     if op.kind in WEIGHTED_KINDS:
         macs = op.macs(tensors)
         per_channel_bytes = 4 + (4 if requant == "float" else 8)  # int32 bias + float scale, or multiplier + shift

@@ -1,0 +1,194 @@
+/* Fused inverted bottleneck (1x1 expansion -> depthwise -> 1x1 projection), one output row at a time, so the
+ * expanded tensor never exists whole. Byte-identical to mf_conv2d_1x1_s8, mf_depthwise_conv2d_s8 and
+ * mf_conv2d_1x1_s8 run one after the other: every value goes through the same int32 sums and mf_requant_channel.
+ *
+ * Scratch: a ring of R = min(H, dilation_h * (K_h - 1) + 1) expanded rows (row r lives in slot r % R) and one
+ * depthwise output row. Output row y of the depthwise needs expanded rows first..last (its window, clipped to the
+ * image); they are computed in increasing order, each once, when a window first reaches them. Windows only move
+ * down, and a window spans at most R rows, so a row still needed is never overwritten. Rows no window covers (below
+ * the last window, or between windows when the stride exceeds the window) are never computed; the walk is
+ * mirrored by tasks/fuse.py:expanded_rows, which counts the MACs. */
+#include "../mf_internal.h"
+
+static int mf_stage_ok(const mf_conv_stage *stage)
+{
+    return stage != NULL && mf_conv_params_ok(&stage->params) && mf_quant_ok(&stage->quant) &&
+           mf_dims_ok(&stage->filter_dims) && stage->filter != NULL;
+}
+
+static int mf_pointwise_supported(const mf_conv_stage *stage)
+{
+    const mf_conv_params *p = &stage->params;
+    return stage->filter_dims.h == 1 && stage->filter_dims.w == 1 && p->stride.h == 1 && p->stride.w == 1 &&
+           p->padding.top == 0 && p->padding.left == 0 && p->padding.bottom == 0 && p->padding.right == 0;
+}
+
+static int32_t mf_ring_rows(int32_t in_h, const mf_conv_stage *depthwise)
+{
+    const int32_t span = depthwise->params.dilation.h * (depthwise->filter_dims.h - 1) + 1;
+    return span < in_h ? span : in_h;
+}
+
+static int mf_block_dims_ok(const mf_mbconv_params *params, const mf_dims *input_dims, const mf_dims *output_dims)
+{
+    const mf_conv_stage *dw;
+    if (params == NULL || !mf_dims_ok(input_dims) || !mf_dims_ok(output_dims)) {
+        return 0;
+    }
+    dw = &params->depthwise;
+    return dw->filter_dims.h > 0 && dw->filter_dims.w > 0 && dw->filter_dims.c > 0 && dw->params.stride.h > 0 &&
+           dw->params.stride.w > 0 && dw->params.dilation.h > 0 && dw->params.dilation.w > 0 &&
+           dw->params.padding.top >= 0 && dw->params.padding.left >= 0 && dw->params.padding.bottom >= 0 &&
+           dw->params.padding.right >= 0 &&
+           output_dims->h == mf_window_out_size(input_dims->h, dw->params.padding.top, dw->params.padding.bottom,
+                                                dw->filter_dims.h, dw->params.dilation.h, dw->params.stride.h) &&
+           output_dims->w == mf_window_out_size(input_dims->w, dw->params.padding.left, dw->params.padding.right,
+                                                dw->filter_dims.w, dw->params.dilation.w, dw->params.stride.w);
+}
+
+/* A 1x1 convolution over `pixels` consecutive pixels, as mf_conv2d_1x1_s8 computes each of them. */
+static void mf_pointwise_pixels(const mf_conv_stage *stage, const int8_t *input, int32_t pixels, int32_t in_c,
+                                int32_t out_c, int8_t *output)
+{
+    const int32_t input_zp = stage->params.input_zp;
+    const int32_t output_zp = stage->params.output_zp;
+    const int32_t act_min = stage->params.act_min;
+    const int32_t act_max = stage->params.act_max;
+    const int32_t *bias = stage->bias;
+    int32_t pixel;
+    for (pixel = 0; pixel < pixels; pixel++) {
+        const int8_t *in_pixel = input + (size_t)pixel * (size_t)in_c;
+        int8_t *out_pixel = output + (size_t)pixel * (size_t)out_c;
+        const int8_t *weights = stage->filter;
+        int32_t out_ch;
+        for (out_ch = 0; out_ch < out_c; out_ch++) {
+            int32_t acc = 0;
+            int32_t in_ch;
+            for (in_ch = 0; in_ch < in_c; in_ch++) {
+                acc += ((int32_t)in_pixel[in_ch] - input_zp) * (int32_t)weights[in_ch];
+            }
+            weights += in_c;
+            if (bias != NULL) {
+                acc = mf_wrapping_add(acc, bias[out_ch]);
+            }
+            out_pixel[out_ch] = mf_requant_channel(acc, &stage->quant, out_ch, output_zp, act_min, act_max);
+        }
+    }
+}
+
+/* Depthwise output row `out_y` (out_w pixels of `channels`) from the expanded rows in the ring, as
+ * mf_depthwise_conv2d_s8 computes it. */
+static void mf_depthwise_row(const mf_conv_stage *stage, const int8_t *ring, int32_t ring_rows, int32_t in_h,
+                             int32_t in_w, int32_t channels, int32_t out_y, int32_t out_w, int8_t *out_row)
+{
+    const int32_t k_h = stage->filter_dims.h;
+    const int32_t k_w = stage->filter_dims.w;
+    const int32_t stride_w = stage->params.stride.w;
+    const int32_t dil_h = stage->params.dilation.h;
+    const int32_t dil_w = stage->params.dilation.w;
+    const int32_t pad_left = stage->params.padding.left;
+    const int32_t input_zp = stage->params.input_zp;
+    const int32_t output_zp = stage->params.output_zp;
+    const int32_t act_min = stage->params.act_min;
+    const int32_t act_max = stage->params.act_max;
+    const int32_t in_y_origin = out_y * stage->params.stride.h - stage->params.padding.top;
+    const size_t row_bytes = (size_t)in_w * (size_t)channels;
+    int32_t out_x;
+    for (out_x = 0; out_x < out_w; out_x++) {
+        const int32_t in_x_origin = out_x * stride_w - pad_left;
+        int8_t *out_pixel = out_row + (size_t)out_x * (size_t)channels;
+        int32_t ch;
+        for (ch = 0; ch < channels; ch++) {
+            int32_t acc = 0;
+            int32_t k_y;
+            for (k_y = 0; k_y < k_h; k_y++) {
+                const int32_t in_y = in_y_origin + k_y * dil_h;
+                const int8_t *row;
+                int32_t k_x;
+                if (in_y < 0 || in_y >= in_h) {
+                    continue;
+                }
+                row = ring + (size_t)(in_y % ring_rows) * row_bytes;
+                for (k_x = 0; k_x < k_w; k_x++) {
+                    const int32_t in_x = in_x_origin + k_x * dil_w;
+                    size_t w_index;
+                    if (in_x < 0 || in_x >= in_w) {
+                        continue;
+                    }
+                    w_index = ((size_t)k_y * (size_t)k_w + (size_t)k_x) * (size_t)channels + (size_t)ch;
+                    acc += ((int32_t)row[(size_t)in_x * (size_t)channels + (size_t)ch] - input_zp) *
+                           (int32_t)stage->filter[w_index];
+                }
+            }
+            if (stage->bias != NULL) {
+                acc = mf_wrapping_add(acc, stage->bias[ch]);
+            }
+            out_pixel[ch] = mf_requant_channel(acc, &stage->quant, ch, output_zp, act_min, act_max);
+        }
+    }
+}
+
+int32_t mf_mbconv_fused_s8_get_buffer_size(const mf_mbconv_params *params, const mf_dims *input_dims,
+                                           const mf_dims *output_dims)
+{
+    int32_t mid_c;
+    if (!mf_block_dims_ok(params, input_dims, output_dims)) {
+        return 0;
+    }
+    mid_c = params->depthwise.filter_dims.c;
+    return (mf_ring_rows(input_dims->h, &params->depthwise) * input_dims->w + output_dims->w) * mid_c;
+}
+
+mf_status mf_mbconv_fused_s8(const mf_mbconv_params *params, const mf_dims *input_dims, const int8_t *input,
+                             const mf_dims *output_dims, int8_t *output, int8_t *scratch, int32_t scratch_bytes)
+{
+    if (!mf_block_dims_ok(params, input_dims, output_dims) || !mf_stage_ok(&params->expand) ||
+        !mf_stage_ok(&params->depthwise) || !mf_stage_ok(&params->project) || input == NULL || output == NULL ||
+        scratch == NULL || params->expand.filter_dims.c != input_dims->c ||
+        params->project.filter_dims.c != params->depthwise.filter_dims.c ||
+        params->expand.params.output_zp != params->depthwise.params.input_zp ||
+        params->depthwise.params.output_zp != params->project.params.input_zp) {
+        return MF_ARG_ERROR;
+    }
+    if (!mf_pointwise_supported(&params->expand) || !mf_pointwise_supported(&params->project)) {
+        return MF_UNSUPPORTED;
+    }
+    {
+        const int32_t in_h = input_dims->h;
+        const int32_t in_w = input_dims->w;
+        const int32_t in_c = input_dims->c;
+        const int32_t mid_c = params->depthwise.filter_dims.c;
+        const int32_t out_h = output_dims->h;
+        const int32_t out_w = output_dims->w;
+        const int32_t out_c = output_dims->c;
+        const int32_t stride_h = params->depthwise.params.stride.h;
+        const int32_t pad_top = params->depthwise.params.padding.top;
+        const int32_t reach = params->depthwise.params.dilation.h * (params->depthwise.filter_dims.h - 1);
+        const int32_t ring_rows = mf_ring_rows(in_h, &params->depthwise);
+        const size_t mid_row = (size_t)in_w * (size_t)mid_c;
+        int8_t *const ring = scratch;
+        int8_t *const dw_row = scratch + (size_t)ring_rows * mid_row;
+        int32_t next_row = 0; /* the first expanded row not computed yet */
+        int32_t out_y;
+
+        if (scratch_bytes < mf_mbconv_fused_s8_get_buffer_size(params, input_dims, output_dims)) {
+            return MF_ARG_ERROR;
+        }
+        for (out_y = 0; out_y < out_h; out_y++) {
+            const int32_t top = out_y * stride_h - pad_top;
+            const int32_t first = top > 0 ? top : 0;
+            const int32_t last = top + reach < in_h - 1 ? top + reach : in_h - 1;
+            if (next_row < first) {
+                next_row = first; /* rows above this window that no window reads */
+            }
+            for (; next_row <= last; next_row++) {
+                mf_pointwise_pixels(&params->expand, input + (size_t)next_row * (size_t)in_w * (size_t)in_c, in_w,
+                                    in_c, mid_c, ring + (size_t)(next_row % ring_rows) * mid_row);
+            }
+            mf_depthwise_row(&params->depthwise, ring, ring_rows, in_h, in_w, mid_c, out_y, out_w, dw_row);
+            mf_pointwise_pixels(&params->project, dw_row, out_w, mid_c, out_c,
+                                output + (size_t)out_y * (size_t)out_w * (size_t)out_c);
+        }
+    }
+    return MF_OK;
+}

@@ -1,0 +1,162 @@
+"""Fused inverted bottlenecks: a 1x1 expansion -> depthwise -> 1x1 projection chain run as one op
+(`mbconv_fused`, engine kernel mf_mbconv_fused_s8), row band by row band, so its expanded tensor never exists whole.
+
+Layer by layer, the block's steps need input + expanded (C_in*H*W + e*C_in*H*W), expanded + depthwise output, and
+depthwise output + output; fused, one step needs input + output + scratch, the scratch being the few expanded rows
+the depthwise window spans (a ring of min(H, dilation * (K - 1) + 1) rows) and one depthwise output row. Outputs
+are byte-identical (same int32 sums, same requantization).
+
+A chain qualifies when both 1x1 convolutions have stride 1, the expanded and depthwise tensors each have exactly
+one reader (the next op of the chain) and neither is the model's output. `choose` plans the graph with every
+qualifying block fused; if that lowers the arena, it tries un-fusing each block in turn (graph order) and keeps it
+un-fused when the arena does not grow, so every block left fused is one the arena needs. The spec is JSON:
+{"kind": "fuse_mbconv", "blocks": [[expand, depthwise, project], ...] (op names), "summary": ...}.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from .errors import McuforgeError
+from .graph import Graph, Op
+
+KIND = "mbconv_fused"
+STAGES = ("expand", "depthwise", "project")
+
+
+def expanded_rows(in_h: int, out_h: int, k_h: int, stride_h: int, dilation_h: int, pad_top: int) -> int:
+    """Expanded rows mf_mbconv_fused_s8 computes (its walk): each row some depthwise window reads, once."""
+    reach = dilation_h * (k_h - 1)
+    next_row, computed = 0, 0
+    for out_y in range(out_h):
+        top = out_y * stride_h - pad_top
+        first, last = max(top, 0), min(top + reach, in_h - 1)
+        next_row = max(next_row, first)
+        if next_row <= last:
+            computed += last - next_row + 1
+            next_row = last + 1
+    return computed
+
+
+def scratch_bytes(in_shape, out_shape, mid_c: int, k_h: int, dilation_h: int) -> int:
+    """mf_mbconv_fused_s8_get_buffer_size: a ring of expanded rows plus one depthwise output row."""
+    in_h, in_w, _ = in_shape
+    ring = min(in_h, dilation_h * (k_h - 1) + 1)
+    return (ring * in_w + out_shape[1]) * mid_c
+
+
+def _readers(graph: Graph) -> dict[str, list[Op]]:
+    readers: dict[str, list[Op]] = {}
+    for op in graph.ops:
+        for name in op.inputs:
+            readers.setdefault(name, []).append(op)
+    return readers
+
+
+def _pointwise(op: Op) -> bool:
+    return op.kind == "conv1x1" and list(op.attrs.get("strides", [1, 1])) == [1, 1]
+
+
+def candidates(graph: Graph) -> list[list[str]]:
+    """[expand, depthwise, project] op names of every qualifying chain, in graph order."""
+    readers = _readers(graph)
+    blocks = []
+    for op in graph.ops:
+        if not _pointwise(op) or len(graph.tensors[op.inputs[0]].shape) != 3:
+            continue
+        after = readers.get(op.output, [])
+        if len(after) != 1 or after[0].kind != "depthwise" or op.output == graph.output:
+            continue
+        dw = after[0]
+        last = readers.get(dw.output, [])
+        if len(last) != 1 or not _pointwise(last[0]) or dw.output == graph.output:
+            continue
+        blocks.append([op.name, dw.name, last[0].name])
+    return blocks
+
+
+def fused_op(graph: Graph, expand: Op, depthwise: Op, project: Op) -> Op:
+    """One `mbconv_fused` op running the three (they are not removed from the graph here)."""
+    src = graph.tensors[expand.inputs[0]]
+    mid = graph.tensors[depthwise.output]
+    out = graph.tensors[project.output]
+    k_h = depthwise.consts["weight"].shape[0]
+    stride_h, dilation_h, pad_top = depthwise.attrs["strides"][0], depthwise.attrs["dilations"][0], \
+        depthwise.attrs["pads"][0]
+    cin, mid_c = src.shape[2], mid.shape[2]
+    rows = expanded_rows(src.shape[0], mid.shape[0], k_h, stride_h, dilation_h, pad_top)
+    macs = rows * src.shape[1] * mid_c * cin + depthwise.macs(graph.tensors) + project.macs(graph.tensors)
+    stages = []
+    consts = {}
+    for stage, op in zip(STAGES, (expand, depthwise, project)):
+        stages.append({"name": op.name, "kind": op.kind, "onnx_type": op.onnx_type, "input": op.inputs[0],
+                       "output": op.output, "attrs": dict(op.attrs), "nodes": list(op.nodes)})
+        consts.update({f"{stage}/{key}": value for key, value in op.consts.items()})
+    attrs = {"stages": stages, "scratch_bytes": scratch_bytes(src.shape, out.shape, mid_c, k_h, dilation_h),
+             "macs": int(macs)}
+    nodes = [node for op in (expand, depthwise, project) for node in op.nodes]
+    return Op(KIND, f"{expand.name}+fused", "MBConv", [expand.inputs[0]], project.output, attrs, consts, nodes)
+
+
+def inner_ops(op: Op) -> list[Op]:
+    """The expansion, depthwise and projection ops a `mbconv_fused` op runs (for codegen and reports)."""
+    ops = []
+    for stage, info in zip(STAGES, op.attrs["stages"]):
+        consts = {key.split("/", 1)[1]: value for key, value in op.consts.items() if key.startswith(stage + "/")}
+        ops.append(Op(info["kind"], info["name"], info["onnx_type"], [info["input"]], info["output"],
+                      dict(info["attrs"]), consts, list(info["nodes"])))
+    return ops
+
+
+def _fuse(graph: Graph, names: list[str]) -> None:
+    by_name = {op.name: op for op in graph.ops}
+    missing = [name for name in names if name not in by_name]
+    if missing:
+        raise McuforgeError(f"plan error: fused block {'/'.join(names)}: op '{missing[0]}' is not in the model; "
+                            "re-run the schedule task")
+    expand, depthwise, project = (by_name[name] for name in names)
+    fused = fused_op(graph, expand, depthwise, project)
+    drop = {depthwise.name, project.name}
+    graph.ops = [fused if op is expand else op for op in graph.ops if op.name not in drop]
+
+
+def apply(graph: Graph, spec: dict) -> None:
+    """Replace each block of `spec` with its fused op (at the expansion's place in graph.ops)."""
+    qualifying = {tuple(block) for block in candidates(graph)}
+    for block in spec["blocks"]:
+        if tuple(block) not in qualifying:
+            raise McuforgeError(f"plan error: {' -> '.join(block)} is not a fusable inverted bottleneck of this "
+                                "model; re-run the schedule task")
+        _fuse(graph, list(block))
+
+
+def _arena(graph: Graph, blocks: list[list[str]], schedule_cfg: dict) -> int:
+    from . import planner
+
+    trial = dataclasses.replace(graph, ops=list(graph.ops))  # planner.plan reorders the ops it is given
+    for block in blocks:
+        _fuse(trial, block)
+    return planner.plan(trial, schedule_cfg.get("planner", "best"), schedule_cfg.get("inplace_depthwise", True),
+                        schedule_cfg.get("reorder", True)).peak_bytes()
+
+
+def choose(graph: Graph, schedule_cfg: dict) -> list[dict]:
+    """The fused blocks that lower the planned arena (see the module docstring), applied to `graph`."""
+    if not schedule_cfg.get("fuse_mbconv", True):
+        return []
+    blocks = candidates(graph)
+    if not blocks:
+        return []
+    unfused = _arena(graph, [], schedule_cfg)
+    best = _arena(graph, blocks, schedule_cfg)
+    if best >= unfused:
+        return []
+    kept = list(blocks)
+    for block in blocks:
+        fewer = [b for b in kept if b != block]
+        arena = _arena(graph, fewer, schedule_cfg)
+        if arena <= best:
+            kept, best = fewer, arena
+    spec = {"kind": "fuse_mbconv", "blocks": kept,
+            "summary": f"{len(kept)} inverted bottleneck{'s' if len(kept) != 1 else ''} fused"}
+    apply(graph, spec)
+    return [spec]
