@@ -182,8 +182,9 @@ def layer_table(paths, plan_json: dict, requant: str) -> tuple[list[dict], objec
     ops = [by_name[name] for name in plan.order if name in by_name]
     rows = []
     for step, op in enumerate(ops):
-        weight = op.consts.get("weight")
-        bias = op.consts.get("bias")
+        # compound ops (tasks/fuse.py) keep each inner op's constants as "<stage>/weight", "<stage>/bias"
+        weights = [v for k, v in op.consts.items() if k.rsplit("/", 1)[-1] == "weight"]
+        biases = [v for k, v in op.consts.items() if k.rsplit("/", 1)[-1] == "bias"]
         traffic = energy_mod.layer_traffic(op, graph.tensors, requant)
         rows.append({
             "index": step,
@@ -192,8 +193,8 @@ def layer_table(paths, plan_json: dict, requant: str) -> tuple[list[dict], objec
             "inputs": ", ".join(_shape(graph.tensors[t].shape) for t in op.inputs),
             "output": _shape(graph.tensors[op.output].shape),
             "macs": op.macs(graph.tensors),
-            "weight_bytes": int(weight.size) if weight is not None else 0,
-            "bias_bytes": int(bias.nbytes) if bias is not None else 0,
+            "weight_bytes": sum(int(w.size) for w in weights),
+            "bias_bytes": sum(int(b.nbytes) for b in biases),
             "in_bytes": sum(graph.tensors[t].bytes for t in op.inputs),
             "out_bytes": graph.tensors[op.output].bytes,
             "live_bytes": live[step] if step < len(live) else 0,
