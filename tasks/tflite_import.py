@@ -8,8 +8,13 @@ as TFLite computes it (the odd pixel at the bottom/right), fused activations bec
 
 Ops whose TFLite Micro arithmetic differs from the ONNX Runtime-exact kernels get their own kinds, which codegen
 maps to TFLM-exact kernels: `avgpool_tflite` (integer sum, one rounding division by the valid-pixel count, no
-rescale) and `softmax_tflite` (gemmlowp fixed-point exp and reciprocal). Convolutions, fully connected and add use
-the engine's fixed requantization, which is TFLite's MultiplyByQuantizedMultiplier.
+rescale), `softmax_tflite` (gemmlowp fixed-point exp and reciprocal) and `mean_tflite` (MEAN over H, W and/or C:
+the zero-point-corrected integer sum through one multiplier that holds the division by the count, see mean_params).
+PAD and PADV2 (constant padding along H, W and C) become `pad`, a byte copy as in TFLM. Convolutions, fully
+connected and add use the engine's fixed requantization, which is TFLite's MultiplyByQuantizedMultiplier. A
+depthwise convolution with depth multiplier M > 1 becomes a standard convolution whose weights are zero outside
+input channel oc // M of output channel oc: the same int32 sums, so the same bytes, at C_in times the weights and
+MACs (none extra when C_in is 1, the usual case).
 
 A QUANTIZE first op (float input) and a DEQUANTIZE last op (float output) are the edges: the engine's input is
 the QUANTIZE output, its output the DEQUANTIZE input.
@@ -29,7 +34,7 @@ from .graph import Graph, Op, Tensor
 
 TFLITE_MAGIC = b"TFL3"
 SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "ADD", "RESHAPE",
-             "SOFTMAX", "QUANTIZE (first op)", "DEQUANTIZE (last op)")
+             "SOFTMAX", "PAD", "PADV2", "MEAN", "QUANTIZE (first op)", "DEQUANTIZE (last op)")
 TYPE_NAMES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 7: "int16", 9: "int8", 10: "float64"}
 INT8 = 9
 INT32 = 2
@@ -282,7 +287,8 @@ class Importer:
         handlers = {
             "CONV_2D": self.conv, "DEPTHWISE_CONV_2D": self.conv, "FULLY_CONNECTED": self.fully_connected,
             "AVERAGE_POOL_2D": self.pool, "MAX_POOL_2D": self.pool, "ADD": self.add, "RESHAPE": self.reshape,
-            "SOFTMAX": self.softmax,
+            "SOFTMAX": self.softmax, "PAD": self.pad, "PADV2": self.pad, "MIRROR_PAD": self.mirror_pad,
+            "MEAN": self.mean,
         }
         produced = {m.tensor_name(engine_in)}
         for index in range(first, last):
@@ -328,12 +334,17 @@ class Importer:
         if len(s.shape) != 3 or len(d.shape) != 3 or weight.ndim != 4:
             raise self.error(index, op, "expected 4-D NHWC input, output and weights", ins[0])
         if depthwise:
-            if weight.shape[0] != 1 or weight.shape[3] != s.shape[2] or d.shape[2] != s.shape[2]:
-                raise self.error(index, op, f"depth multiplier {opts.DepthMultiplier()} (weights "
-                                 f"{list(weight.shape)}); only multiplier 1 is supported", ins[1])
+            cin, cout = s.shape[2], d.shape[2]
+            if weight.shape[0] != 1 or weight.shape[3] != cout or cout % cin != 0:
+                raise self.error(index, op, f"depthwise weights {list(weight.shape)} for {cin} input and {cout} "
+                                 f"output channels (depth multiplier {opts.DepthMultiplier()})", ins[1])
             layout = weight[0]
             kh, kw = layout.shape[:2]
-            w_scale = self.weight_scales(index, op, ins[1], d.shape[2], 3)
+            w_scale = self.weight_scales(index, op, ins[1], cout, 3)
+            if cout != cin:  # depth multiplier > 1: a standard convolution, zero outside channel oc // multiplier
+                dense = np.zeros((cout, kh, kw, cin), dtype=np.int8)
+                dense[np.arange(cout), :, :, np.arange(cout) // (cout // cin)] = np.moveaxis(layout, 2, 0)
+                layout, depthwise = dense, False
         else:
             cout, kh, kw, cin = weight.shape
             if cin != s.shape[2]:
@@ -351,6 +362,8 @@ class Importer:
         attrs = {"pads": pads, "strides": strides, "dilations": dilations,
                  "clamp": self.clamp(index, op, opts.FusedActivationFunction(), out)}
         kind = "depthwise" if depthwise else ("conv1x1" if (kh, kw) == (1, 1) and not any(pads) else "conv")
+        if name == "DEPTHWISE_CONV_2D" and not depthwise:
+            attrs["depth_multiplier"] = d.shape[2] // s.shape[2]
         return Op(kind, "", name, [src], out, attrs, consts)
 
     def padding(self, code: int, in_shape, out_shape, strides, spans) -> list[int]:
@@ -426,6 +439,80 @@ class Importer:
                              "requires 1/256 and -128", int(op.Outputs(0)))
         return Op("softmax_tflite", "", name, [src], out, {"beta": float(opts.Beta())})
 
+    def pad(self, index: int, op, name: str) -> Op:
+        """PAD / PADV2: constant paddings [rank, 2] (int32, as TFLite Micro reads them) on H, W, C of a 4-D
+        tensor, or on the features of a [1, N] one; the pad value is the output zero point or PADV2's
+        constant_values."""
+        ins, out = self.io(index, op, 2)
+        src = self.activation(index, op, ins[0])
+        if self.m.buffer(ins[1]) is None:
+            raise self.error(index, op, "non-constant paddings (TFLite Micro needs them in the model)", ins[1])
+        paddings = self.constant(index, op, ins[1], INT32, "paddings tensor").astype(np.int64)
+        rank = len(self.m.shape(ins[0]))
+        if rank not in (2, 4) or paddings.shape != (rank, 2):
+            raise self.error(index, op, f"paddings {paddings.tolist()} for an input of shape "
+                             f"{list(self.m.shape(ins[0]))}; 4-D NHWC or [1, N] inputs are supported", ins[1])
+        if np.any(paddings < 0):
+            raise self.error(index, op, f"negative paddings {paddings.tolist()}", ins[1])
+        if np.any(paddings[0] != 0):
+            raise self.error(index, op, f"padding the batch axis ({paddings[0].tolist()})", ins[1])
+        if rank == 4:
+            (top, bottom), (left, right), (before, after) = paddings[1:].tolist()
+        else:
+            top = bottom = left = right = 0
+            before, after = paddings[1].tolist()
+        s, d = self.tensors[src], self.tensors[out]
+        value = d.zp
+        if len(ins) > 2 and ins[2] >= 0:
+            constant = self.constant(index, op, ins[2], INT8, "constant_values tensor")
+            scales, zps, _ = self.m.quant(ins[2])
+            if constant.size != 1:
+                raise self.error(index, op, f"constant_values of {constant.size} values; one expected", ins[2])
+            if scales.size != 1 or np.float32(scales[0]) != np.float32(d.scale) or int(zps[0]) != d.zp:
+                raise self.error(index, op, "constant_values quantized differently from the output (TFLite Micro "
+                                 "refuses it)", ins[2])
+            value = int(constant.reshape(-1)[0])
+        padded = (s.shape[0] + top + bottom, s.shape[1] + left + right, s.shape[2] + before + after) \
+            if rank == 4 else (s.shape[0] + before + after,)
+        if padded != d.shape:
+            raise self.error(index, op, f"output shape {list(d.shape)}; the paddings give {list(padded)}",
+                             int(op.Outputs(0)))
+        return Op("pad", "", name, [src], out, {"pads": [top, left, bottom, right], "channels": [before, after],
+                                                "value": value})
+
+    def mirror_pad(self, index: int, op, name: str) -> Op:
+        raise self.error(index, op, "mirror padding (REFLECT or SYMMETRIC) is not supported; only constant padding "
+                         "(PAD, PADV2) is", int(op.Inputs(0)))
+
+    def mean(self, index: int, op, name: str) -> Op:
+        """MEAN over at most two of H, W, C of a 4-D tensor (or over the features of a [1, N] one); keep_dims only
+        changes the shape, not the bytes."""
+        import tflite
+
+        ins, out = self.io(index, op, 2)
+        src = self.activation(index, op, ins[0])
+        axes = self.constant(index, op, ins[1], INT32, "axis tensor").reshape(-1)
+        rank = len(self.m.shape(ins[0]))
+        if rank not in (2, 4) or np.any(axes < -rank) or np.any(axes >= rank):
+            raise self.error(index, op, f"axes {axes.tolist()} of an input of shape {list(self.m.shape(ins[0]))}; "
+                             "4-D NHWC or [1, N] inputs are supported", ins[1])
+        resolved = sorted({int(a) % rank for a in axes})
+        if 0 in resolved:
+            raise self.error(index, op, "a mean over the batch axis", ins[1])
+        if len(resolved) > 2:
+            raise self.error(index, op, f"a mean over {len(resolved)} axes; TFLite Micro reduces at most 2", ins[1])
+        s, d = self.tensors[src], self.tensors[out]
+        reduce = [a in resolved for a in (1, 2, 3)] if rank == 4 else [False, False, bool(resolved)]
+        dims = s.shape if rank == 4 else (1, 1, s.shape[0])
+        count = int(np.prod([size for size, r in zip(dims, reduce) if r]))
+        if d.bytes * count != s.bytes:
+            raise self.error(index, op, f"output shape {list(d.shape)} for a mean over axes {resolved} of "
+                             f"{list(self.m.shape(ins[0]))}", int(op.Outputs(0)))
+        mean_params(s.scale, d.scale, count)  # refuses scales TFLite's multiplier cannot hold
+        opts = _options(op, tflite.ReducerOptions)
+        return Op("mean_tflite", "", name, [src], out, {"reduce": reduce, "count": count,
+                                                        "keep_dims": bool(opts.KeepDims())})
+
 
 def quantize_multiplier_tflite(real: float) -> tuple[int, int]:
     """TFLite's QuantizeMultiplier without the engine's clamp of shift > 30 (softmax multipliers reach 2^31)."""
@@ -439,6 +526,19 @@ def quantize_multiplier_tflite(real: float) -> tuple[int, int]:
     if shift < -31:
         return 0, 0
     return int(q_fixed), int(shift)
+
+
+def mean_params(input_scale: float, output_scale: float, count: int) -> dict:
+    """TFLite's integer quantized mean (reference QuantizedMeanOrSum, which the tflite-micro interpreter runs):
+    QuantizeMultiplier(input_scale / output_scale) in double, then the division by the count folded in:
+    s = min(floor(log2(count)), 32, 31 + shift), multiplier = (multiplier << s) // count, shift -= s.
+    {multiplier, shift}: out = MultiplyByQuantizedMultiplier(sum - input_zp * count, multiplier, shift) + zp."""
+    real = float(np.float32(input_scale)) / float(np.float32(output_scale))
+    multiplier, shift = quantize_multiplier_tflite(real)
+    if shift > 30:
+        raise McuforgeError(f"mean: input scale {input_scale} / output scale {output_scale} is too large")
+    folded = min(count.bit_length() - 1, 32, 31 + shift)
+    return {"multiplier": (multiplier << folded) // count, "shift": shift - folded}
 
 
 def softmax_params(input_scale: float, beta: float = 1.0) -> dict:

@@ -23,13 +23,27 @@ def _tensor_index(name: str) -> int:
     return int(name.split(":", 1)[0][1:])
 
 
+def arena_bytes(model_path: Path) -> int:
+    """An arena large enough for the interpreter: every tensor at once (kPreserveAllTensors keeps them all) plus
+    room for its persistent data. The package's default, 10 times the file size, is too small for small models and
+    TFLite Micro then crashes the process instead of failing."""
+    from .tflite_import import parse
+
+    parsed = parse(model_path)
+    itemsize = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 7: 2, 9: 1, 10: 8}
+    tensors = sum(int(np.prod(parsed.shape(t))) * itemsize.get(parsed.tensor(t).Type(), 8) + 16
+                  for t in range(parsed.subgraph.TensorsLength()))
+    return max(10 * len(parsed.data), 2 * tensors + 64 * 1024)
+
+
 def interpreter(model_path: Path, preserve: bool = True):
     from tflite_micro.python.tflite_micro import runtime
 
     config = runtime.InterpreterConfig.kPreserveAllTensors if preserve else \
         runtime.InterpreterConfig.kAllocationRecording
     try:
-        return runtime.Interpreter.from_file(str(model_path), intrepreter_config=config)
+        return runtime.Interpreter.from_file(str(model_path), arena_size=arena_bytes(model_path),
+                                             intrepreter_config=config)
     except (RuntimeError, ValueError) as exc:
         raise McuforgeError(f"{model_path}: TFLite Micro cannot load the model: {exc}") from None
 

@@ -1,7 +1,8 @@
 """Imported .tflite models against TensorFlow Lite Micro's own interpreter (the tflite-micro package: its reference
 kernels on the host): the MLPerf Tiny reference models end to end (host, and KWS under QEMU on a Cortex-M4F), single
 ops cut from them and variants built with the flatbuffer object API (max pool, add, softmax at several input scales),
-and the errors for files the importer refuses. Every comparison is byte for byte: 0 differing values expected."""
+single-op models built from scratch (PAD, PADV2, MEAN, depthwise with a depth multiplier) on random inputs, and the
+errors for files the importer refuses. Every comparison is byte for byte: 0 differing values expected."""
 from pathlib import Path
 
 import flatbuffers
@@ -83,8 +84,10 @@ def engine_vs_tflm(model_path: Path, work: Path, samples: int, board: str | None
     graph = graph_mod.load(model_path)
     plan = planner.plan(graph)
     codegen.write(codegen.generate(graph, plan, model_path.stem), work / "codegen")
-    builds = {"host": toolchain.cmake_build(work / "codegen", work / "host", None, "fixed"),
-              "host_dump": toolchain.cmake_build(work / "codegen", work / "host_dump", None, "fixed", layer_dump=True)}
+    builds = {"host": toolchain.cmake_build(work / "codegen", work / "host", None, "fixed")}
+    if layer_samples:  # a single-op model's one layer is its output: no per-layer build needed
+        builds["host_dump"] = toolchain.cmake_build(work / "codegen", work / "host_dump", None, "fixed",
+                                                    layer_dump=True)
     machine = None
     if board is not None:
         spec = load_board(board).model_dump(mode="json")
@@ -231,6 +234,179 @@ def test_add_of_two_branches(activation: str, tmp_path: Path):
     report = engine_vs_tflm(path, tmp_path, samples=10)
     assert report["kinds"] == ["conv", "depthwise", "add"]
     assert_exact(report)
+
+
+# ---- single ops built from scratch: PAD, PADV2, MEAN, depthwise with a depth multiplier --------------------------
+def quantization(scale, zero_point, dimension: int = 0):
+    q = schema().QuantizationParametersT()
+    q.scale = np.atleast_1d(np.asarray(scale, dtype=np.float32))
+    q.zeroPoint = np.atleast_1d(np.asarray(zero_point, dtype=np.int64))
+    q.quantizedDimension = dimension
+    return q
+
+
+def single_op_model(path: Path, code: str, x: tuple, y: tuple, constants: list, options=None) -> Path:
+    """A model of one operator: int8 input x = (shape, scale, zero point) -> int8 output y; `constants` are the
+    operator's further inputs, (numpy array, tensor type name, quantization or None) each; `options` a builtin
+    options object (its class names the union type)."""
+    s = schema()
+    model = s.ModelT()
+    model.version = 3
+    model.buffers = [s.BufferT()]
+    code_value = getattr(s.BuiltinOperator, code)
+    model.operatorCodes = []
+    op_code_index(model, code_value)
+    graph = s.SubGraphT()
+    graph.tensors = []
+
+    def tensor(shape, type_name: str, name: str, quant=None, data=None) -> int:
+        t = s.TensorT()
+        t.shape = np.array(shape, dtype=np.int32)
+        t.type = getattr(s.TensorType, type_name)
+        t.name = name.encode()
+        t.buffer = 0
+        if data is not None:
+            buffer = s.BufferT()
+            buffer.data = np.frombuffer(np.ascontiguousarray(data).tobytes(), dtype=np.uint8)
+            model.buffers.append(buffer)
+            t.buffer = len(model.buffers) - 1
+        t.quantization = quant
+        graph.tensors.append(t)
+        return len(graph.tensors) - 1
+
+    x_index = tensor(x[0], "INT8", "x", quantization(x[1], x[2]))
+    inputs = [x_index] + [tensor(np.shape(data), type_name, f"const{i}", quant, data)
+                          for i, (data, type_name, quant) in enumerate(constants)]
+    y_index = tensor(y[0], "INT8", "y", quantization(y[1], y[2]))
+    op = s.OperatorT()
+    op.opcodeIndex = 0
+    op.inputs = np.array(inputs, dtype=np.int32)
+    op.outputs = np.array([y_index], dtype=np.int32)
+    if options is not None:
+        op.builtinOptionsType = getattr(s.BuiltinOptions, type(options).__name__[:-1])
+        op.builtinOptions = options
+    graph.operators = [op]
+    graph.inputs = np.array([x_index], dtype=np.int32)
+    graph.outputs = np.array([y_index], dtype=np.int32)
+    model.subgraphs = [graph]
+    return write_model(model, path)
+
+
+PAD_CASES = {
+    # input shape, paddings, PADV2 constant (None: PAD, the output zero point), output zero point
+    "pad-hwc": ([1, 5, 4, 3], [[0, 0], [1, 2], [0, 3], [2, 1]], None, -9),  # TFLM copies bytes: out zp differs
+    "padv2-hw": ([1, 6, 7, 8], [[0, 0], [2, 0], [1, 1], [0, 0]], -128, 4),
+    "pad-features": ([1, 10], [[0, 0], [3, 2]], None, 11),
+}
+
+
+@pytest.mark.parametrize("case", list(PAD_CASES))
+def test_pad(case: str, tmp_path: Path):
+    shape, paddings, constant, out_zp = PAD_CASES[case]
+    paddings = np.array(paddings, dtype=np.int32)
+    out_shape = [int(d) + int(p.sum()) for d, p in zip(shape, paddings)]
+    constants = [(paddings, "INT32", None)]
+    if constant is not None:
+        constants.append((np.array([constant], dtype=np.int8), "INT8", quantization(0.2, out_zp)))
+    path = single_op_model(tmp_path / "pad.tflite", "PAD" if constant is None else "PADV2", (shape, 0.1, 7),
+                           (out_shape, 0.2, out_zp), constants)
+    report = engine_vs_tflm(path, tmp_path, samples=20, layer_samples=0)
+    assert report["kinds"] == ["pad"]
+    assert_exact(report)
+
+
+MEAN_CASES = {
+    # input shape, axes, keep_dims, input (scale, zp), output (scale, zp)
+    "hw-global-pool": ([1, 7, 9, 16], [1, 2], False, (0.05, 3), (0.02, -7)),
+    "hw-keep-same-quant": ([1, 5, 6, 8], [2, 1], True, (0.05, 3), (0.05, 3)),  # ties: the multiplier's rounding
+    "w-negative-axis": ([1, 4, 11, 5], [-2], False, (0.01, -128), (0.031, -100)),
+    "channels-of-vector": ([1, 40], [1], True, (0.3, 20), (0.1, 5)),
+}
+
+
+@pytest.mark.parametrize("case", list(MEAN_CASES))
+def test_mean(case: str, tmp_path: Path):
+    shape, axes, keep, (in_scale, in_zp), (out_scale, out_zp) = MEAN_CASES[case]
+    rank = len(shape)
+    reduced = {a % rank for a in axes}
+    out_shape = [1 if i in reduced else d for i, d in enumerate(shape)] if keep else \
+        [d for i, d in enumerate(shape) if i not in reduced]
+    options = schema().ReducerOptionsT()
+    options.keepDims = keep
+    path = single_op_model(tmp_path / "mean.tflite", "MEAN", (shape, in_scale, in_zp), (out_shape, out_scale, out_zp),
+                           [(np.array(axes, dtype=np.int32), "INT32", None)], options)
+    report = engine_vs_tflm(path, tmp_path, samples=50, layer_samples=0)
+    assert report["kinds"] == ["mean_tflite"]
+    assert_exact(report)
+
+
+def test_mean_params_fold_the_count():
+    """TFLite's quantized mean: QuantizeMultiplier(0.05 / 0.02) = (0.625 * 2^31, 2), then the count 63 folded in
+    with s = floor(log2(63)) = 5: multiplier (0.625 * 2^31 << 5) // 63, shift 2 - 5."""
+    params = tflite_import.mean_params(0.05, 0.02, 63)
+    multiplier = round(float(np.float32(0.05)) / float(np.float32(0.02)) / 4 * 2**31)
+    assert params == {"multiplier": (multiplier << 5) // 63, "shift": -3}
+    assert tflite_import.mean_params(0.05, 0.05, 1) == {"multiplier": 2**30, "shift": 1}
+
+
+@pytest.mark.parametrize("in_channels, multiplier", [(1, 6), (3, 2)])
+def test_depthwise_depth_multiplier(in_channels: int, multiplier: int, tmp_path: Path):
+    """DEPTHWISE_CONV_2D with depth multiplier > 1 (per-channel weight scales, bias, SAME padding, stride 2, RELU):
+    imported as a standard convolution, byte-identical to TFLM."""
+    s = schema()
+    rng = np.random.default_rng(in_channels)
+    out_channels = in_channels * multiplier
+    weights = rng.integers(-127, 128, size=(1, 3, 3, out_channels), dtype=np.int8)
+    w_scales = rng.uniform(0.002, 0.02, out_channels).astype(np.float32)
+    in_scale = 0.05
+    bias = rng.integers(-2000, 2000, size=out_channels).astype(np.int32)
+    options = s.DepthwiseConv2DOptionsT()
+    options.padding = s.Padding.SAME
+    options.strideH = options.strideW = 2
+    options.dilationHFactor = options.dilationWFactor = 1
+    options.depthMultiplier = multiplier
+    options.fusedActivationFunction = s.ActivationFunctionType.RELU
+    path = single_op_model(tmp_path / "dw.tflite", "DEPTHWISE_CONV_2D", ([1, 9, 8, in_channels], in_scale, -5),
+                           ([1, 5, 4, out_channels], 0.08, -20),
+                           [(weights, "INT8", quantization(w_scales, np.zeros(out_channels), 3)),
+                            (bias, "INT32", quantization(in_scale * w_scales, np.zeros(out_channels)))], options)
+    report = engine_vs_tflm(path, tmp_path, samples=20, layer_samples=0)
+    assert report["kinds"] == ["conv"]
+    assert_exact(report)
+    graph = graph_mod.load(path)
+    assert graph.ops[0].attrs["depth_multiplier"] == multiplier
+    assert graph.ops[0].consts["weight"].shape == (out_channels, 3, 3, in_channels)
+
+
+def _refused_single_op(tmp_path: Path, case: str) -> Path:
+    x = ([1, 4, 4, 2], 0.1, 0)
+    paddings = np.array([[0, 0], [1, 1], [1, 1], [0, 0]], dtype=np.int32)
+    padded = ([1, 6, 6, 2], 0.1, 0)
+    if case == "mirror-pad":
+        options = schema().MirrorPadOptionsT()
+        return single_op_model(tmp_path / "m.tflite", "MIRROR_PAD", x, padded, [(paddings, "INT32", None)], options)
+    if case == "int64-paddings":
+        return single_op_model(tmp_path / "m.tflite", "PAD", x, padded, [(paddings.astype(np.int64), "INT64", None)])
+    if case == "batch-padding":
+        return single_op_model(tmp_path / "m.tflite", "PAD", x, ([3, 6, 6, 2], 0.1, 0),
+                               [(paddings + np.array([[1, 1], [0, 0], [0, 0], [0, 0]], np.int32), "INT32", None)])
+    axes = {"mean-batch": [0, 1], "mean-three-axes": [1, 2, 3]}[case]
+    return single_op_model(tmp_path / "m.tflite", "MEAN", x, ([1], 0.1, 0), [(np.array(axes, np.int32), "INT32", None)],
+                           schema().ReducerOptionsT())
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("mirror-pad", ["operator 0 (MIRROR_PAD)", "tensor 0 'x'", "mirror padding"]),
+    ("int64-paddings", ["operator 0 (PAD)", "tensor 1 'const0'", "int64 paddings tensor; int32 expected"]),
+    ("batch-padding", ["operator 0 (PAD)", "tensor 2 'y'", "batch 3; the engine runs batch 1"]),
+    ("mean-batch", ["operator 0 (MEAN)", "tensor 1 'const0'", "a mean over the batch axis"]),
+    ("mean-three-axes", ["operator 0 (MEAN)", "TFLite Micro reduces at most 2"]),
+])
+def test_refused_pad_and_mean(case: str, expected: list[str], tmp_path: Path):
+    with pytest.raises(McuforgeError) as info:
+        graph_mod.load(_refused_single_op(tmp_path, case))
+    for text in expected:
+        assert text in str(info.value), str(info.value)
 
 
 # ---- what the importer refuses -----------------------------------------------------------------------------------
