@@ -28,8 +28,7 @@ from .graph import Graph, Op
 
 WINDOW_KINDS = ("conv", "conv1x1", "depthwise", "avgpool", "maxpool", "avgpool_tflite")
 STAGE_KINDS = WINDOW_KINDS + ("add",)
-AUTO_GRIDS = (2, 3, 4, 5, 6, 8)
-AUTO_FINALISTS = 6  # candidates with the smallest estimated peak that are planned in full
+AUTO_GRIDS = (2, 3, 4, 5, 6, 8, 10, 12)
 
 
 @dataclass(frozen=True)
@@ -194,12 +193,25 @@ def layout(graph: Graph, stage: Stage) -> tuple[int, dict[str, int]]:
 
 
 # ---- the rewrite -------------------------------------------------------------------------------------------------
+def overlay(graph: Graph, stage: Stage) -> int:
+    """Where the stage input X can sit inside one buffer that holds the output S from byte 0, so that every tile
+    of S, written after its patch, lands below every byte of X a later patch still reads (S shrinks the image,
+    so its tiles advance slower than the patches' boxes of X): the smallest such offset, aligned."""
+    src, dst = graph.tensors[stage.source].shape, graph.tensors[stage.output].shape
+    starts = [(b[stage.source].y0 * src[1] + b[stage.source].x0) * src[2] for b in stage.boxes]
+    ends = [((t.y1 - 1) * dst[1] + t.x1) * dst[2] for t in tiles(dst, stage.grid)]
+    later = [min(starts[q:]) for q in range(1, len(starts))] + [None]
+    at = max([end - first for end, first in zip(ends, later) if first is not None] + [0])
+    return -(-at // planner.ALIGN) * planner.ALIGN
+
+
 def compound(graph: Graph, stage: Stage) -> Op:
     scratch, offsets = layout(graph, stage)
     first, last = stage.ops[0], stage.ops[-1]
     return Op("patch_stage", f"patch[{first.name}..{last.name}]", "PatchStage", [stage.source], stage.output,
               {"scratch_bytes": scratch, "macs": stage.patch_macs(graph), "grid": list(stage.grid),
-               "stage": stage, "offsets": offsets, "layer_macs": stage.layer_macs(graph)},
+               "overlay": overlay(graph, stage), "stage": stage, "offsets": offsets,
+               "layer_macs": stage.layer_macs(graph)},
               nodes=[node for op in stage.ops for node in op.nodes])
 
 
@@ -254,19 +266,20 @@ def candidates(graph: Graph, max_overhead: float, grids=None) -> list[Stage]:
     return found
 
 
-def estimated_peak(graph: Graph, stage: Stage) -> int:
-    """Lower bound of the arena with this stage (ONNX order, in-place credited): a cheap pre-selection."""
-    trial = dataclasses.replace(graph, ops=list(graph.ops))
-    _replace(trial, stage)
-    buffers, _, _ = planner.lifetimes(trial, inplace=True)
-    plan = planner.Plan("estimate", [], buffers)
-    return plan.lower_bound()
+def stage_bytes(graph: Graph, stage: Stage) -> int:
+    """Bytes live while the stage runs: X and S overlaid (see `overlay`) and one patch's working memory."""
+    src, dst = graph.tensors[stage.source], graph.tensors[stage.output]
+    return max(overlay(graph, stage) + src.bytes, dst.bytes) + layout(graph, stage)[0]
 
 
 def planned_arena(graph: Graph, stage: Stage | None, schedule_cfg: dict) -> int:
+    """The arena of the model with this stage (None: without), after the rewrites that follow patching."""
+    from . import rewrite
+
     trial = dataclasses.replace(graph, ops=list(graph.ops))
     if stage is not None:
         _replace(trial, stage)
+    rewrite.choose(trial, schedule_cfg, after="patch")
     return planner.plan(trial, schedule_cfg["planner"], schedule_cfg.get("inplace_depthwise", True),
                         schedule_cfg.get("reorder", True)).peak_bytes()
 
@@ -295,14 +308,20 @@ def choose(graph: Graph, schedule_cfg: dict) -> list[dict]:
         _replace(graph, stage)
         return [spec]
     limit = schedule_cfg.get("patch_max_macs_overhead", 0.2)
-    stages = candidates(graph, limit)
-    if not stages:
-        return []
-    ranked = sorted(stages, key=lambda s: (estimated_peak(graph, s), s.patch_macs(graph), len(s.ops), s.grid))
+    per_length: dict[int, Stage] = {}  # for each stage length, the grid with the fewest bytes while it runs
+    for stage in candidates(graph, limit):
+        key = (stage_bytes(graph, stage), stage.patch_macs(graph), stage.grid)
+        held = per_length.get(len(stage.ops))
+        if held is None or key < (stage_bytes(graph, held), held.patch_macs(graph), held.grid):
+            per_length[len(stage.ops)] = stage
     best, best_arena = None, planned_arena(graph, None, schedule_cfg)
-    for stage in ranked[:AUTO_FINALISTS]:
+    for length in sorted(per_length):
+        stage = per_length[length]
+        if stage_bytes(graph, stage) >= best_arena:
+            continue  # the stage alone needs more than the best arena so far
         arena = planned_arena(graph, stage, schedule_cfg)
-        if arena < best_arena:
+        if arena < best_arena or (arena == best_arena and best is not None
+                                  and stage.patch_macs(graph) < best.patch_macs(graph)):
             best, best_arena = stage, arena
     if best is None:
         return []

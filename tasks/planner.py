@@ -73,10 +73,11 @@ class Plan:
     baseline: dict = field(default_factory=dict)  # greedy_by_size on the ONNX order without in-place
     candidates: list[dict] = field(default_factory=list)  # what `best` tried
     rewrites: list[dict] = field(default_factory=list)  # graph rewrites planned with (tasks/rewrite.py)
+    displacements: dict[str, int] = field(default_factory=dict)  # tensor -> offset inside its shared buffer
     how: str = ""  # the placement that produced the offsets
 
     def offset(self, tensor: str) -> int:
-        return self.buffers[self.aliases.get(tensor, tensor)].offset
+        return self.buffers[self.aliases.get(tensor, tensor)].offset + self.displacements.get(tensor, 0)
 
     def peak_bytes(self) -> int:
         return max((b.offset + max(s for _, _, s in b.spans()) for b in self.buffers.values()), default=0)
@@ -139,6 +140,7 @@ class Plan:
             "baseline": self.baseline,
             "candidates": self.candidates,
             "rewrites": self.rewrites,
+            "displacements": dict(sorted(self.displacements.items())),
         }
 
 
@@ -199,6 +201,7 @@ def lifetimes(graph: Graph, order: list[Op] | None = None, inplace: bool = False
     order = graph.ops if order is None else order
     aliases = view_aliases(graph)
     buffers: dict[str, Buffer] = {}
+    displacements = graph_displacements(graph)
 
     def touch(tensor: str, step: int) -> None:
         root = aliases.get(tensor, tensor)
@@ -219,6 +222,8 @@ def lifetimes(graph: Graph, order: list[Op] | None = None, inplace: bool = False
         if op.attrs.get("scratch_bytes"):
             scratch = scratch_name(op)
             buffers[scratch] = Buffer(scratch, int(op.attrs["scratch_bytes"]), step, step)
+        if "overlay" in op.attrs:
+            _overlay(graph, buffers, aliases, displacements, op, step)
     done: dict[str, dict] = {}
     if not inplace:
         return buffers, aliases, done
@@ -247,6 +252,33 @@ def lifetimes(graph: Graph, order: list[Op] | None = None, inplace: bool = False
         buffers[scratch] = Buffer(scratch, size, step, step)
         done[op.name] = {"input": src, "output": op.output, "scratch": scratch, "scratch_bytes": size}
     return buffers, aliases, done
+
+
+def graph_displacements(graph: Graph) -> dict[str, int]:
+    """tensor -> its byte offset inside the buffer it shares (overlays of compound ops; 0 when absent)."""
+    return {op.inputs[0]: int(op.attrs["overlay"]) for op in graph.ops if "overlay" in op.attrs}
+
+
+def _overlay(graph: Graph, buffers: dict[str, Buffer], aliases: dict[str, str], displacements: dict[str, int],
+             op: Op, step: int) -> None:
+    """A compound op whose output may be written over its dying input (patch-based inference: each output tile
+    lands below every input byte a later patch reads): one buffer holds the output at 0 and the input at
+    `attrs["overlay"]`, so the step needs overlay + input bytes instead of input + output."""
+    src = aliases.get(op.inputs[0], op.inputs[0])
+    host = buffers[src]
+    if host.last_use != step or host.segments or src == aliases.get(graph.output, graph.output):
+        raise McuforgeError(f"plan error: '{op.name}' writes over its input, which is still needed after it")
+    out = buffers.pop(op.output)
+    at = displacements[op.inputs[0]]
+    spans = [(host.first_use, step, max(at + host.size, out.size))]
+    if out.last_use > step:
+        spans.append((step + 1, out.last_use, out.size))
+    host.segments, host.last_use = spans, max(step, out.last_use)
+    host.size = max(size for _, _, size in spans)
+    aliases[op.output] = src
+    for name, root in list(aliases.items()):
+        if root == op.output:
+            aliases[name] = src
 
 
 def live_bytes(plan: Plan) -> list[int]:
@@ -589,7 +621,7 @@ def _make(graph: Graph, planner: str, order: list[Op], inplace: bool, place) -> 
     buffers, aliases, done = lifetimes(graph, order, inplace)
     how = place(buffers)
     return Plan(planner, [op.name for op in order], buffers, aliases, done, [op.kind for op in order],
-                how=how or "first_fit/size")
+                how=how or "first_fit/size", displacements=graph_displacements(graph))
 
 
 def _summary(result: Plan) -> dict:
@@ -638,7 +670,8 @@ def from_json(data: dict) -> Plan:
                for name, t in data["tensors"].items()}
     result = Plan(data["planner"], list(data["order"]), buffers, dict(data["aliases"]),
                   dict(data.get("inplace", {})), list(data.get("layers", [])), dict(data.get("baseline", {})),
-                  list(data.get("candidates", [])), list(data.get("rewrites", [])))
+                  list(data.get("candidates", [])), list(data.get("rewrites", [])),
+                  dict(data.get("displacements", {})))
     result.check_no_overlap()
     return result
 

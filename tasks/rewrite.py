@@ -37,10 +37,12 @@ def apply(graph: Graph, rewrites: list[dict]) -> None:
         rewriter(spec["kind"]).apply(graph, spec)
 
 
-def choose(graph: Graph, schedule_cfg: dict) -> list[dict]:
-    """Every rewrite the schedule config enables and that pays off, applied to `graph`, in REWRITERS order."""
+def choose(graph: Graph, schedule_cfg: dict, after: str | None = None) -> list[dict]:
+    """Every rewrite the schedule config enables and that pays off, applied to `graph`, in REWRITERS order (only
+    the kinds after `after`: a rewriter judging its options by the arena they lead to runs the later ones)."""
+    kinds = list(REWRITERS)
     chosen: list[dict] = []
-    for kind in REWRITERS:
+    for kind in kinds[kinds.index(after) + 1:] if after else kinds:
         chosen += rewriter(kind).choose(graph, schedule_cfg)
     return chosen
 
