@@ -7,6 +7,8 @@ calibration: memory does not depend on the weights): the default pipeline's mode
 built; else its fixed-model fallback is skipped), digits, MobileNetV2-0.35 at 96/128/160 px, an MCUNet-like net
 (mixed 3/5/7 kernels and expansions, residual blocks) and a multi-branch Inception-style concat net (also with every
 branch's reduction first) and a two-branch MBConv net whose model code expands both branches first.
+Fused bottlenecks: `best` after tasks/fuse.py fused the inverted bottlenecks that lower its arena (blocks fused /
+blocks that qualify), and the MACs of the fused graph over the layer-by-layer MACs (1.000: nothing recomputed).
 
     .venv/bin/python benchmarks/planner_bench.py [--out DIR]
 
@@ -30,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from schemas.arch import ArchSpec  # noqa: E402
+from tasks import fuse  # noqa: E402
 from tasks import graph as graph_mod  # noqa: E402
 from tasks import model as model_mod  # noqa: E402
 from tasks import planner  # noqa: E402
@@ -183,7 +186,15 @@ def measure(int8: Path) -> dict:
     best = planner.plan(graph, "best")
     seconds = time.perf_counter() - started
     noinplace = planner.plan(dataclasses.replace(graph, ops=list(onnx_graph.ops)), "best", inplace_depthwise=False)
-    return {"ops": len(graph.ops), "greedy": greedy.peak_bytes(), "greedy_lb": greedy.lower_bound(),
+    fused_graph = dataclasses.replace(graph, ops=list(onnx_graph.ops))
+    blocks = len(fuse.candidates(fused_graph))
+    specs = fuse.choose(fused_graph, {"planner": "best", "fuse_mbconv": True})
+    fused = planner.plan(fused_graph, "best")
+    macs = sum(op.macs(graph.tensors) for op in onnx_graph.ops)
+    fused_macs = sum(op.macs(graph.tensors) for op in fused_graph.ops)
+    return {"fused": fused.peak_bytes(), "fused_blocks": f"{sum(len(s['blocks']) for s in specs)}/{blocks}",
+            "fused_macs": fused_macs / macs if macs else 1.0,
+            "ops": len(graph.ops), "greedy": greedy.peak_bytes(), "greedy_lb": greedy.lower_bound(),
             "best_noinplace": noinplace.peak_bytes(), "best": best.peak_bytes(), "lb": best.lower_bound(),
             "inplace": len(best.inplace), "reordered": best.order != [op.name for op in onnx_graph.ops],
             "seconds": seconds}
@@ -204,13 +215,15 @@ def main() -> int:
         rows.append((name, r, good))
         print(f"{name}: done", file=sys.stderr)
     print("| model | ops | greedy_by_size B | LB (ONNX order, no in-place) B | best, no in-place B | best B | "
-          "lower bound B | best / LB | best / greedy | in-place ops | reordered | plan s | goal |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "lower bound B | best / LB | best / greedy | in-place ops | reordered | plan s | goal | "
+          "fused bottlenecks B | fused / best | blocks fused | MACs fused / layer by layer |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, r, good in rows:
         print(f"| {name} | {r['ops']} | {r['greedy']:,} | {r['greedy_lb']:,} | {r['best_noinplace']:,} | "
               f"{r['best']:,} | {r['lb']:,} | {r['best'] / r['lb']:.3f} | {r['best'] / r['greedy']:.3f} | "
               f"{r['inplace']} | {'yes' if r['reordered'] else 'no'} | {r['seconds']:.2f} | "
-              f"{'ok' if good else 'MISSED'} |")
+              f"{'ok' if good else 'MISSED'} | {r['fused']:,} | {r['fused'] / r['best']:.3f} | {r['fused_blocks']} | "
+              f"{r['fused_macs']:.3f} |")
     return 0 if ok else 1
 
 

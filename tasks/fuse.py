@@ -8,8 +8,9 @@ are byte-identical (same int32 sums, same requantization).
 
 A chain qualifies when both 1x1 convolutions have stride 1, the expanded and depthwise tensors each have exactly
 one reader (the next op of the chain) and neither is the model's output. `choose` plans the graph with every
-qualifying block fused; if that lowers the arena, it tries un-fusing each block in turn (graph order) and keeps it
-un-fused when the arena does not grow, so every block left fused is one the arena needs. The spec is JSON:
+qualifying block fused, then tries un-fusing each block in turn (graph order) and keeps it un-fused when the arena
+does not grow; what is left is applied if its arena is below the unfused one, and every block in it is one the
+arena needs. The spec is JSON:
 {"kind": "fuse_mbconv", "blocks": [[expand, depthwise, project], ...] (op names), "summary": ...}.
 """
 from __future__ import annotations
@@ -147,15 +148,14 @@ def choose(graph: Graph, schedule_cfg: dict) -> list[dict]:
     if not blocks:
         return []
     unfused = _arena(graph, [], schedule_cfg)
-    best = _arena(graph, blocks, schedule_cfg)
-    if best >= unfused:
-        return []
-    kept = list(blocks)
+    kept, best = list(blocks), _arena(graph, blocks, schedule_cfg)
     for block in blocks:
         fewer = [b for b in kept if b != block]
         arena = _arena(graph, fewer, schedule_cfg)
         if arena <= best:
             kept, best = fewer, arena
+    if not kept or best >= unfused:
+        return []
     spec = {"kind": "fuse_mbconv", "blocks": kept,
             "summary": f"{len(kept)} inverted bottleneck{'s' if len(kept) != 1 else ''} fused"}
     apply(graph, spec)
