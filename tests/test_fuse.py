@@ -12,6 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "engine"))
 
+from helpers import have_cross_tools  # noqa: E402
 from mf_engine import MF_OK, Conv, ConvParams, Dims, Engine, Padding, QuantParams, Tile, build_engine  # noqa: E402
 
 from tasks import fuse, planner, rewrite  # noqa: E402
@@ -215,8 +216,10 @@ def test_choose_keeps_only_blocks_the_arena_needs(mbv2_model: Path):
     assert op.attrs["scratch_bytes"] < layers.tensors[inner[kept[0][0]].output].bytes
 
 
-def _build(int8: Path, work: Path, schedule: dict) -> tuple[dict, planner.Plan]:
-    """schedule -> plan.json -> (re-applied rewrites) codegen -> host builds -> verify against ONNX Runtime."""
+def _build(int8: Path, work: Path, schedule: dict, board: str | None = None) -> tuple[dict, planner.Plan]:
+    """schedule -> plan.json -> (re-applied rewrites) codegen -> host (and board) builds -> verify against ONNX
+    Runtime."""
+    from schemas.loader import load_board
     from tasks import codegen, graph as graph_mod, toolchain, verify
     from tasks.io import write_json
 
@@ -229,9 +232,15 @@ def _build(int8: Path, work: Path, schedule: dict) -> tuple[dict, planner.Plan]:
     codegen.write(codegen.generate(graph, plan, "mbv2"), work / "codegen")
     builds = {"host": toolchain.cmake_build(work / "codegen", work / "host", None, "float"),
               "host_dump": toolchain.cmake_build(work / "codegen", work / "host_dump", None, "float", layer_dump=True)}
+    machine = None
+    if board is not None:
+        spec = load_board(board).model_dump(mode="json")
+        machine = spec["qemu"]["machine"]
+        builds["board"] = toolchain.cmake_build(work / "codegen", work / "board", spec, "float")
     h, w, c = graph.tensors[graph.input].shape
     x = np.random.default_rng(3).integers(0, 256, size=(6, h, w, c), dtype=np.uint8)
-    report, _ = verify.run_checks(graph, int8, x, np.zeros(len(x), np.int64), 2, "float", builds, None, work / "run")
+    report, _ = verify.run_checks(graph, int8, x, np.zeros(len(x), np.int64), 2, "float", builds, machine,
+                                  work / "run")
     report["problems"] = verify.judge(report)
     return report, plan
 
@@ -250,3 +259,21 @@ def test_fused_build_identical_to_unfused_and_ort(mbv2_model: Path, tmp_path: Pa
     assert (tmp_path / "on" / "run" / "host_outputs.bin").read_bytes() == \
         (tmp_path / "off" / "run" / "host_outputs.bin").read_bytes()
     assert "mf_mbconv_fused_s8(" in (tmp_path / "on" / "codegen" / "model.c").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not have_cross_tools(), reason="needs arm-none-eabi-gcc and qemu")
+def test_fused_build_under_qemu(mbv2_model: Path, tmp_path: Path):
+    report, plan = _build(mbv2_model, tmp_path, SCHEDULE, "stm32l4r5")
+    assert plan.rewrites and report["problems"] == []
+    assert report["qemu"]["vs_host"]["differing"] == 0 and report["qemu"]["vs_ort"]["differing"] == 0
+
+
+def test_apply_refuses_a_block_that_does_not_qualify(mbv2_model: Path):
+    from tasks import graph as graph_mod
+    from tasks.errors import McuforgeError
+
+    graph = graph_mod.load(mbv2_model)
+    expand, dw, project = fuse.candidates(graph)[0]
+    with pytest.raises(McuforgeError, match="not a fusable inverted bottleneck"):
+        fuse.apply(graph, {"kind": "fuse_mbconv", "blocks": [[expand, dw, dw]]})
