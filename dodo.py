@@ -196,7 +196,7 @@ def task_manifest():
     """Write manifest.json: sha256 of every artifact, tool versions, resolved-config hash."""
     return {
         "actions": [action("tasks.manifest:run", CFG, PATHS)],
-        "file_dep": manifest_stage.artifacts(CFG, PATHS),
+        "file_dep": manifest_stage.artifacts(CFG, PATHS) + manifest_stage.inputs(CFG),
         "targets": [PATHS.manifest],
         "uptodate": [config_changed(manifest_stage.tool_versions())],
         "clean": True,

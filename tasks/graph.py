@@ -131,6 +131,22 @@ QOPERATOR_TYPES = ("QLinearConv", "QLinearAdd", "QLinearGlobalAveragePool", "QLi
                    "QGemm", "QLinearMatMul", "QLinearSoftmax")
 
 
+def name_nodes(model) -> None:
+    """Name every unnamed or twice-named node `<op_type>_<index>`, the same on every load: ops, plans and the per-layer
+    reference find nodes by name, and ONNX Runtime's quantize_static leaves its nodes unnamed when the float model's
+    were (no pre-processing)."""
+    seen: set[str] = set()
+    taken = {node.name for node in model.graph.node}
+    for index, node in enumerate(model.graph.node):
+        if not node.name or node.name in seen:
+            name = f"{node.op_type}_{index}"
+            while name in taken:
+                name += "_"
+            node.name = name
+            taken.add(name)
+        seen.add(node.name)
+
+
 def load(path: Path) -> Graph:
     """Parse an int8 ONNX model (QOperator or QDQ format) into a Graph; raise McuforgeError naming the op and node
     when something is unsupported. A .tflite file goes to tasks/tflite_import.py."""
@@ -141,6 +157,7 @@ def load(path: Path) -> Graph:
 
         return load_tflite(path)
     model = onnx.load(str(path))
+    name_nodes(model)
     if any(node.op_type in QOPERATOR_TYPES for node in model.graph.node):
         return _load_qoperator(model)
     return _load_qdq(model)

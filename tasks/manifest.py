@@ -1,4 +1,7 @@
-"""Stage `manifest`: sha256 of every artifact, versions of the tools, hash of the resolved config. No timestamps."""
+"""Stage `manifest`: sha256 of every artifact, versions of the tools, hash of the resolved config. No timestamps.
+
+A pipeline given a ready model (deploy.model) reads it from outside the build: the manifest records it under "model"
+(its path as the YAML gives it, the file it resolved to, sha256 and size), and `check` names it when it changed."""
 from __future__ import annotations
 
 import platform
@@ -10,7 +13,8 @@ from pathlib import Path
 
 from .io import sha256_file, write_json
 
-PACKAGES = ("torch", "onnx", "onnxruntime", "numpy", "scikit-learn", "pydantic", "doit", "matplotlib")
+PACKAGES = ("torch", "onnx", "onnxruntime", "numpy", "scikit-learn", "pydantic", "doit", "matplotlib", "tflite",
+            "tflite-micro")
 TOOLS = {
     "gcc": ["gcc", "--version"],
     "arm-none-eabi-gcc": ["arm-none-eabi-gcc", "--version"],
@@ -50,8 +54,25 @@ def artifacts(cfg: dict, paths) -> list[Path]:
     return files
 
 
-def build_manifest(root: Path, files: list[Path], config_sha256: str) -> dict:
-    return {
+def inputs(cfg: dict) -> list[Path]:
+    """Files outside the build that the pipeline reads as they are: the deploy.model file."""
+    from .config import absolute
+
+    return [absolute(cfg["resolved"]["model_file"])] if cfg["deploy"]["model"] else []
+
+
+def model_entry(cfg: dict) -> dict | None:
+    """The deploy.model file: {"path": as the YAML gives it, "file": where it resolved to (relative to the project
+    when inside it), "sha256", "bytes"}; None when the pipeline trains its own model."""
+    if not cfg["deploy"]["model"]:
+        return None
+    path = inputs(cfg)[0]
+    return {"path": cfg["deploy"]["model"], "file": cfg["resolved"]["model_file"], "sha256": sha256_file(path),
+            "bytes": path.stat().st_size}
+
+
+def build_manifest(root: Path, files: list[Path], config_sha256: str, model: dict | None = None) -> dict:
+    manifest = {
         "config_sha256": config_sha256,
         "artifacts": {str(p.relative_to(root)): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
                       for p in sorted(files)},
@@ -59,22 +80,35 @@ def build_manifest(root: Path, files: list[Path], config_sha256: str) -> dict:
         "platform": {"machine": platform.machine(), "system": platform.system(),
                      "python_implementation": sys.implementation.name},
     }
+    if model is not None:
+        manifest["model"] = model
+    return manifest
 
 
 def run(cfg: dict, paths) -> dict:
     from .config import config_hash
 
-    manifest = build_manifest(paths.root, artifacts(cfg, paths), config_hash(cfg))
+    manifest = build_manifest(paths.root, artifacts(cfg, paths), config_hash(cfg), model_entry(cfg))
     write_json(paths.manifest, manifest)
     return manifest
 
 
 def check(paths) -> list[str]:
     """Re-hash an existing build: the artifacts that changed, appeared or disappeared since the manifest."""
+    from .config import absolute
     from .io import read_json
 
-    recorded = read_json(paths.manifest)["artifacts"]
+    manifest = read_json(paths.manifest)
+    recorded = manifest["artifacts"]
     problems = []
+    model = manifest.get("model")
+    if model is not None:
+        path = absolute(model["file"])
+        where = f"deploy.model {model['path']} ({path})"
+        if not path.is_file():
+            problems.append(f"{where}: missing")
+        elif sha256_file(path) != model["sha256"]:
+            problems.append(f"{where}: changed (sha256 {model['sha256'][:12]}... when the manifest was written)")
     for name in sorted(recorded):
         path = paths.root / name
         if not path.is_file():

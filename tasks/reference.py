@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import to_float_nchw
-from .graph import Graph
+from .graph import Graph, name_nodes
 
 
 def _to_nhwc(array: np.ndarray) -> np.ndarray:
@@ -51,6 +51,8 @@ def run(model_path: Path, graph: Graph, x: np.ndarray, layers: bool = False, lev
         names += [op.output for op in graph.ops]
     names = list(dict.fromkeys(names))
     sess = session(model_path, graph, names, level)
+    if sess.get_inputs()[0].shape[0] == 1:  # exported with a static batch of 1 (torch.onnx.export's default)
+        batch = 1
     wanted = [graph.onnx_output] + names
     chunks: dict[str, list[np.ndarray]] = {name: [] for name in wanted}
     for start in range(0, len(x), batch):
@@ -94,7 +96,9 @@ def layer_session(model_path: Path, graph: Graph, op):
     from onnx.utils import Extractor
 
     if graph.format == "qoperator":
-        part = _single_op_model(onnx.load(str(model_path)), graph, op)
+        model = onnx.load(str(model_path))
+        name_nodes(model)  # the names tasks/graph.py gave the nodes
+        part = _single_op_model(model, graph, op)
     else:
         model = onnx.shape_inference.infer_shapes(onnx.load(str(model_path)))
         part = Extractor(model).extract_model(list(dict.fromkeys(op.inputs)), [op.output])
