@@ -378,6 +378,53 @@ def test_depthwise_depth_multiplier(in_channels: int, multiplier: int, tmp_path:
     assert graph.ops[0].consts["weight"].shape == (out_channels, 3, 3, in_channels)
 
 
+def add_constant(model, values: np.ndarray, type_name: str) -> int:
+    """A new constant tensor (its own buffer) holding `values`."""
+    s = schema()
+    buffer = s.BufferT()
+    buffer.data = np.frombuffer(np.ascontiguousarray(values).tobytes(), dtype=np.uint8)
+    model.buffers.append(buffer)
+    tensor = s.TensorT()
+    tensor.shape = np.array(values.shape, dtype=np.int32)
+    tensor.type = getattr(s.TensorType, type_name)
+    tensor.buffer = len(model.buffers) - 1
+    tensor.name = f"constant_{len(model.subgraphs[0].tensors)}".encode()
+    model.subgraphs[0].tensors.append(tensor)
+    return len(model.subgraphs[0].tensors) - 1
+
+
+def test_kws_with_pad_and_mean(tmp_path: Path):
+    """The whole KWS model rewritten with the two patterns converters emit: ZeroPadding2D as PAD before a VALID
+    first convolution (equal to its SAME padding), and global average pooling as MEAN over H and W (keep_dims false)
+    in place of AVERAGE_POOL_2D + RESHAPE; every layer compared with TFLite Micro."""
+    s = schema()
+    model = model_object(KWS)
+    graph = model.subgraphs[0]
+    first, pool, reshape = graph.operators[0], graph.operators[9], graph.operators[10]
+    q = graph.tensors[first.inputs[0]].quantization
+    padded = add_tensor(model, first.inputs[0], float(q.scale[0]), int(q.zeroPoint[0]), shape=[1, 58, 12, 1])
+    pad = s.OperatorT()
+    pad.opcodeIndex = op_code_index(model, s.BuiltinOperator.PAD)
+    paddings = np.array([[0, 0], [4, 5], [1, 1], [0, 0]], dtype=np.int32)
+    pad.inputs = np.array([first.inputs[0], add_constant(model, paddings, "INT32")], dtype=np.int32)
+    pad.outputs = np.array([padded], dtype=np.int32)
+    first.inputs[0] = padded
+    first.builtinOptions.padding = s.Padding.VALID
+    mean = s.OperatorT()
+    mean.opcodeIndex = op_code_index(model, s.BuiltinOperator.MEAN)
+    mean.inputs = np.array([pool.inputs[0], add_constant(model, np.array([1, 2], dtype=np.int32), "INT32")],
+                           dtype=np.int32)
+    mean.outputs = np.array(reshape.outputs, dtype=np.int32)
+    mean.builtinOptionsType = s.BuiltinOptions.ReducerOptions
+    mean.builtinOptions = s.ReducerOptionsT()
+    graph.operators = [pad] + graph.operators[:9] + [mean] + graph.operators[11:]
+    path = write_model(model, tmp_path / "kws_pad_mean.tflite")
+    report = engine_vs_tflm(path, tmp_path, samples=20, layer_samples=2)
+    assert report["kinds"][:2] == ["pad", "conv"] and report["kinds"][-3:] == ["mean_tflite", "fc", "softmax_tflite"]
+    assert_exact(report)
+    assert len(report["layers"]) == 13
+
+
 def _refused_single_op(tmp_path: Path, case: str) -> Path:
     x = ([1, 4, 4, 2], 0.1, 0)
     paddings = np.array([[0, 0], [1, 1], [1, 1], [0, 0]], dtype=np.int32)
