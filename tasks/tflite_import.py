@@ -508,7 +508,10 @@ class Importer:
         if d.bytes * count != s.bytes:
             raise self.error(index, op, f"output shape {list(d.shape)} for a mean over axes {resolved} of "
                              f"{list(self.m.shape(ins[0]))}", int(op.Outputs(0)))
-        mean_params(s.scale, d.scale, count)  # refuses scales TFLite's multiplier cannot hold
+        try:
+            mean_params(s.scale, d.scale, count)
+        except McuforgeError as exc:
+            raise self.error(index, op, str(exc), ins[0]) from None
         opts = _options(op, tflite.ReducerOptions)
         return Op("mean_tflite", "", name, [src], out, {"reduce": reduce, "count": count,
                                                         "keep_dims": bool(opts.KeepDims())})

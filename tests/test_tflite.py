@@ -432,6 +432,11 @@ def _refused_single_op(tmp_path: Path, case: str) -> Path:
     if case == "mirror-pad":
         options = schema().MirrorPadOptionsT()
         return single_op_model(tmp_path / "m.tflite", "MIRROR_PAD", x, padded, [(paddings, "INT32", None)], options)
+    if case == "runtime-paddings":  # the paddings tensor has no data: computed at run time
+        path = single_op_model(tmp_path / "m.tflite", "PAD", x, padded, [(paddings, "INT32", None)])
+        model = model_object(path)
+        model.subgraphs[0].tensors[1].buffer = 0
+        return write_model(model, path)
     if case == "int64-paddings":
         return single_op_model(tmp_path / "m.tflite", "PAD", x, padded, [(paddings.astype(np.int64), "INT64", None)])
     if case == "batch-padding":
@@ -444,6 +449,7 @@ def _refused_single_op(tmp_path: Path, case: str) -> Path:
 
 @pytest.mark.parametrize("case, expected", [
     ("mirror-pad", ["operator 0 (MIRROR_PAD)", "tensor 0 'x'", "mirror padding"]),
+    ("runtime-paddings", ["operator 0 (PAD)", "tensor 1 'const0'", "non-constant paddings"]),
     ("int64-paddings", ["operator 0 (PAD)", "tensor 1 'const0'", "int64 paddings tensor; int32 expected"]),
     ("batch-padding", ["operator 0 (PAD)", "tensor 2 'y'", "batch 3; the engine runs batch 1"]),
     ("mean-batch", ["operator 0 (MEAN)", "tensor 1 'const0'", "a mean over the batch axis"]),
