@@ -308,23 +308,26 @@ def choose(graph: Graph, schedule_cfg: dict) -> list[dict]:
         _replace(graph, stage)
         return [spec]
     limit = schedule_cfg.get("patch_max_macs_overhead", 0.2)
-    per_length: dict[int, Stage] = {}  # for each stage length, the grid with the fewest bytes while it runs
+    by_length: dict[int, list[Stage]] = {}
     for stage in candidates(graph, limit):
-        key = (stage_bytes(graph, stage), stage.patch_macs(graph), stage.grid)
-        held = per_length.get(len(stage.ops))
-        if held is None or key < (stage_bytes(graph, held), held.patch_macs(graph), held.grid):
-            per_length[len(stage.ops)] = stage
+        by_length.setdefault(len(stage.ops), []).append(stage)
+    # each length with its grid of fewest bytes while the stage runs, judged by the whole arena
     best, best_arena = None, planned_arena(graph, None, schedule_cfg)
-    for length in sorted(per_length):
-        stage = per_length[length]
+    for length, stages in sorted(by_length.items()):
+        stage = min(stages, key=lambda s: (stage_bytes(graph, s), s.patch_macs(graph), s.grid))
         if stage_bytes(graph, stage) >= best_arena:
             continue  # the stage alone needs more than the best arena so far
         arena = planned_arena(graph, stage, schedule_cfg)
-        if arena < best_arena or (arena == best_arena and best is not None
-                                  and stage.patch_macs(graph) < best.patch_macs(graph)):
+        if arena < best_arena:
             best, best_arena = stage, arena
     if best is None:
         return []
+    for stage in sorted(by_length[len(best.ops)], key=lambda s: (s.patch_macs(graph), s.grid)):
+        if stage.patch_macs(graph) >= best.patch_macs(graph):
+            break  # the cheapest grid of that length that reaches the same arena
+        if stage_bytes(graph, stage) <= best_arena and planned_arena(graph, stage, schedule_cfg) == best_arena:
+            best = stage
+            break
     spec = spec_of(graph, best)
     _replace(graph, best)
     return [spec]

@@ -67,10 +67,17 @@ def run(cfg: dict, paths) -> dict:
     data = plan.to_json()
     data["macs"] = sum(op.macs(graph.tensors) for op in graph.ops)
     data["macs_layer_by_layer"] = layer_macs
+    if rewrites:  # what the rewrites bought: the same planner on the model's own layers
+        alone = make_plan(dataclasses.replace(baseline_graph, ops=list(baseline_graph.ops)), cfg["schedule"])
+        data["arena_layer_by_layer"] = alone.peak_bytes()
     write_json(paths.plan, data)
     write_text(paths.plan_txt, plan.dump() + "\n")
     sram_budget = cfg["resolved"]["sram_budget_bytes"]
     memory_plot(plan, baseline, paths.memory_png, sram_budget)
     budget_mod.check_arena(plan, graph, sram_budget, cfg["board"]["name"])
-    return {"arena_bytes": data["arena_bytes"], "lower_bound_bytes": data["lower_bound_bytes"],
-            "greedy_by_size_bytes": data["baseline"]["arena_bytes"]}
+    result = {"arena_bytes": data["arena_bytes"], "lower_bound_bytes": data["lower_bound_bytes"],
+              "greedy_by_size_bytes": data["baseline"]["arena_bytes"]}
+    if rewrites:
+        result["arena_layer_by_layer"] = data["arena_layer_by_layer"]
+        result["rewrites"] = "; ".join(spec["summary"] for spec in rewrites)
+    return result

@@ -17,6 +17,7 @@ from .graph import Graph
 from .io import write_bytes
 
 FIXED_TOLERANCE_LSB = 1
+COMPOUND_KINDS = ("patch_stage", "mbconv_fused")  # tasks/rewrite.py
 
 
 def _reference(graph: Graph):
@@ -151,6 +152,8 @@ def _layer_checks(graph: Graph, model_path: Path, x: np.ndarray, builds: dict, m
     for index, op in enumerate(graph.ops):
         entry = {"index": index, "name": op.name, "kind": op.kind, "tensor": op.output,
                  "bytes": graph.tensors[op.output].bytes, "host_vs_ort": compare(host[index], ref[op.output])}
+        if len(op.nodes) > 1 and op.kind in COMPOUND_KINDS:
+            entry["inner_layers"] = len(op.nodes)
         if op.kind != "view" and graph.format != "tflite":  # TFLM: per layer from the same inference already
             # the op alone in ORT, fed the engine's own input tensors: isolates this kernel's arithmetic
             alone = reference.run_layer(model_path, graph, op, engine_tensors)
@@ -174,8 +177,11 @@ def judge(report: dict) -> list[str]:
     problems = []
     tolerance = report["tolerance_lsb"]
     layers = report.get("layers", [])
-    bad = first_bad_layer([layer for layer in layers if "host_vs_ort_isolated" in layer], "host_vs_ort_isolated",
-                          tolerance)
+    # a compound op (patch stage, fused block) alone is several layers in ONNX Runtime: exact in float mode;
+    # in fixed mode its layers' roundings compound like end to end, so it is reported, not bounded
+    judged = [layer for layer in layers if "host_vs_ort_isolated" in layer
+              and not (tolerance and layer.get("inner_layers"))]
+    bad = first_bad_layer(judged, "host_vs_ort_isolated", tolerance)
     if bad is not None:
         stats = bad["host_vs_ort_isolated"]
         problems.append(f"layer {bad['index']} ({bad['kind']} '{bad['name']}') alone differs from ONNX Runtime's op: "
