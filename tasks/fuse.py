@@ -7,10 +7,13 @@ the depthwise window spans (a ring of min(H, dilation * (K - 1) + 1) rows) and o
 are byte-identical (same int32 sums, same requantization).
 
 A chain qualifies when both 1x1 convolutions have stride 1, the expanded and depthwise tensors each have exactly
-one reader (the next op of the chain) and neither is the model's output. `choose` plans the graph with every
-qualifying block fused, then tries un-fusing each block in turn (graph order) and keeps it un-fused when the arena
-does not grow; what is left is applied if its arena is below the unfused one, and every block in it is one the
-arena needs. The spec is JSON:
+one reader (the next op of the chain) and neither is the model's output. Chains may overlap (MobileNetV1's
+pw -> dw -> pw -> dw -> pw: the middle 1x1 projects one and expands the next); fused blocks may not. `choose` plans
+with every qualifying block fused (of overlapping ones, the first in graph order), un-fuses each block whose
+removal does not grow the arena, tries each block left out in place of the kept blocks it overlaps (kept when the
+arena shrinks), prunes again, and applies the result if its arena is below the unfused one: every block fused is
+one the arena needs. Each step is a full plan of the graph (tasks/planner.py), about 3 plans per block. The spec
+is JSON:
 {"kind": "fuse_mbconv", "blocks": [[expand, depthwise, project], ...] (op names), "summary": ...}.
 """
 from __future__ import annotations
@@ -123,10 +126,15 @@ def _fuse(graph: Graph, names: list[str]) -> None:
 def apply(graph: Graph, spec: dict) -> None:
     """Replace each block of `spec` with its fused op (at the expansion's place in graph.ops)."""
     qualifying = {tuple(block) for block in candidates(graph)}
+    used: set[str] = set()
     for block in spec["blocks"]:
         if tuple(block) not in qualifying:
             raise McuforgeError(f"plan error: {' -> '.join(block)} is not a fusable inverted bottleneck of this "
                                 "model; re-run the schedule task")
+        if used & set(block):
+            raise McuforgeError(f"plan error: fused block {' -> '.join(block)} shares an op with another fused "
+                                "block; re-run the schedule task")
+        used |= set(block)
         _fuse(graph, list(block))
 
 
@@ -140,6 +148,10 @@ def _arena(graph: Graph, blocks: list[list[str]], schedule_cfg: dict) -> int:
                         schedule_cfg.get("reorder", True)).peak_bytes()
 
 
+def _overlap(a: list[str], b: list[str]) -> bool:
+    return bool(set(a) & set(b))
+
+
 def choose(graph: Graph, schedule_cfg: dict) -> list[dict]:
     """The fused blocks that lower the planned arena (see the module docstring), applied to `graph`."""
     if not schedule_cfg.get("fuse_mbconv", True):
@@ -147,13 +159,33 @@ def choose(graph: Graph, schedule_cfg: dict) -> list[dict]:
     blocks = candidates(graph)
     if not blocks:
         return []
-    unfused = _arena(graph, [], schedule_cfg)
-    kept, best = list(blocks), _arena(graph, blocks, schedule_cfg)
-    for block in blocks:
-        fewer = [b for b in kept if b != block]
-        arena = _arena(graph, fewer, schedule_cfg)
-        if arena <= best:
-            kept, best = fewer, arena
+    rank = {tuple(block): i for i, block in enumerate(blocks)}
+
+    def arena(chosen: list[list[str]]) -> int:
+        return _arena(graph, chosen, schedule_cfg)
+
+    def prune(chosen: list[list[str]], value: int) -> tuple[list[list[str]], int]:
+        for block in list(chosen):  # un-fuse what the arena does not need
+            fewer = [b for b in chosen if b != block]
+            smaller = arena(fewer)
+            if smaller <= value:
+                chosen, value = fewer, smaller
+        return chosen, value
+
+    unfused = arena([])
+    kept: list[list[str]] = []
+    for block in blocks:  # chains may share a 1x1 (pw -> dw -> pw -> dw -> pw): first come, first kept
+        if not any(_overlap(block, other) for other in kept):
+            kept.append(block)
+    kept, best = prune(kept, arena(kept))
+    for block in blocks:  # a block left out, in place of the kept ones it overlaps
+        if block in kept:
+            continue
+        swapped = sorted([b for b in kept if not _overlap(b, block)] + [block], key=lambda b: rank[tuple(b)])
+        value = arena(swapped)
+        if value < best:
+            kept, best = swapped, value
+    kept, best = prune(kept, best)
     if not kept or best >= unfused:
         return []
     spec = {"kind": "fuse_mbconv", "blocks": kept,

@@ -160,6 +160,46 @@ def test_expanded_rows_hand_cases():
     assert fuse.scratch_bytes((2, 6, 3), (2, 6, 24), 24, 5, 1) == (2 * 6 + 6) * 24
 
 
+# ---- choosing blocks on hand-made chains (MobileNetV1 style: consecutive chains share their middle 1x1) ---------
+def _chain(channels: list[int], hw: int = 16):
+    """t0 -> 1x1 -> t1 -> 3x3 depthwise -> t2 -> 1x1 -> t3 -> ...; tensor t_i has channels[i] channels."""
+    from tasks.graph import Graph, Op, Tensor
+
+    tensors = {f"t{i}": Tensor(f"t{i}", (hw, hw, c), 1.0, 0) for i, c in enumerate(channels)}
+    ops = []
+    for i, (cin, cout) in enumerate(zip(channels, channels[1:])):
+        pointwise = i % 2 == 0
+        attrs = {"strides": [1, 1], "pads": [0, 0, 0, 0] if pointwise else [1, 1, 1, 1], "dilations": [1, 1],
+                 "clamp": (-128, 127)}
+        weight = np.ones((cout, 1, 1, cin) if pointwise else (3, 3, cin), np.int8)
+        ops.append(Op("conv1x1" if pointwise else "depthwise", f"{'pw' if pointwise else 'dw'}{i}", "Conv",
+                      [f"t{i}"], f"t{i + 1}", attrs, {"weight": weight, "w_scale": np.ones(cout, np.float32)}))
+    return Graph(tensors, ops, "t0", f"t{len(channels) - 1}", "in", "out")
+
+
+def test_choose_overlapping_chains_hand_cases():
+    # 16x16 tensors, 256 B per channel. Two inverted bottlenecks 8 -> 48 -> 48 -> 8 joined by an 8 -> 8 depthwise:
+    # unfused, an expansion step holds 8 + 48 channels = 14,336 B (the depthwise runs in place with 2 rows of
+    # scratch). Fusing both outer blocks leaves in + out + scratch = 2 x 2,048 + (3 x 16 + 16) x 48 = 7,168 B; the
+    # middle chain (8 -> 8 -> 8 -> 48) shares a 1x1 with each of them and is not fused.
+    graph = _chain([8, 48, 48, 8, 8, 48, 48, 8])
+    blocks = fuse.candidates(graph)
+    assert blocks == [["pw0", "dw1", "pw2"], ["pw2", "dw3", "pw4"], ["pw4", "dw5", "pw6"]]
+    assert planner.plan(_chain([8, 48, 48, 8, 8, 48, 48, 8])).peak_bytes() == 14336
+    specs = fuse.choose(graph, {})
+    assert specs[0]["blocks"] == [blocks[0], blocks[2]]
+    assert planner.plan(graph).peak_bytes() == 7168
+    # 8 -> 8 -> 8 -> 48 -> 48 -> 8 -> 8 -> 8: the outer chains are not inverted (fusing one keeps its 48-channel
+    # end live beside its input: 14,848 B > 14,336 B); the middle one is: the first-come pick is swapped for it
+    graph = _chain([8, 8, 8, 48, 48, 8, 8, 8])
+    specs = fuse.choose(graph, {})
+    assert specs[0]["blocks"] == [blocks[1]] and planner.plan(graph).peak_bytes() == 7168
+    # a graph whose only chain raises the arena: nothing fused
+    assert fuse.choose(_chain([48, 8, 8, 48]), {}) == []
+    with pytest.raises(Exception, match="shares an op"):
+        fuse.apply(_chain([8, 48, 48, 8, 8, 48, 48, 8]), {"kind": "fuse_mbconv", "blocks": blocks[:2]})
+
+
 # ---- the rewrite on a MobileNetV2-like model: chosen where it lowers the arena, outputs unchanged ---------------
 SPEC = {
     "input": {"resolution": 32, "channels": 3}, "num_classes": 4, "width_multiplier": 0.5,
