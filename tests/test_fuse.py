@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "engine"))
 
-from helpers import have_cross_tools  # noqa: E402
+from helpers import MLPERF, have_cross_tools  # noqa: E402
 from mf_engine import MF_OK, Conv, ConvParams, Dims, Engine, Padding, QuantParams, Tile, build_engine  # noqa: E402
 
 from tasks import fuse, planner, rewrite  # noqa: E402
@@ -256,7 +256,8 @@ def test_choose_keeps_only_blocks_the_arena_needs(mbv2_model: Path):
     assert op.attrs["scratch_bytes"] < layers.tensors[inner[kept[0][0]].output].bytes
 
 
-def _build(int8: Path, work: Path, schedule: dict, board: str | None = None) -> tuple[dict, planner.Plan]:
+def _build(int8: Path, work: Path, schedule: dict, board: str | None = None, requant: str = "float"
+           ) -> tuple[dict, planner.Plan]:
     """schedule -> plan.json -> (re-applied rewrites) codegen -> host (and board) builds -> verify against ONNX
     Runtime."""
     from schemas.loader import load_board
@@ -270,17 +271,15 @@ def _build(int8: Path, work: Path, schedule: dict, board: str | None = None) -> 
     write_json(work / "plan.json", plan.to_json())
     graph, plan = rewrite.planned(int8, work / "plan.json")  # as codegen and verify see it
     codegen.write(codegen.generate(graph, plan, "mbv2"), work / "codegen")
-    builds = {"host": toolchain.cmake_build(work / "codegen", work / "host", None, "float"),
-              "host_dump": toolchain.cmake_build(work / "codegen", work / "host_dump", None, "float", layer_dump=True)}
+    builds = {"host": toolchain.cmake_build(work / "codegen", work / "host", None, requant),
+              "host_dump": toolchain.cmake_build(work / "codegen", work / "host_dump", None, requant, layer_dump=True)}
     machine = None
     if board is not None:
         spec = load_board(board).model_dump(mode="json")
         machine = spec["qemu"]["machine"]
-        builds["board"] = toolchain.cmake_build(work / "codegen", work / "board", spec, "float")
-    h, w, c = graph.tensors[graph.input].shape
-    x = np.random.default_rng(3).integers(0, 256, size=(6, h, w, c), dtype=np.uint8)
-    report, _ = verify.run_checks(graph, int8, x, np.zeros(len(x), np.int64), 2, "float", builds, machine,
-                                  work / "run")
+        builds["board"] = toolchain.cmake_build(work / "codegen", work / "board", spec, requant)
+    x = verify.model_inputs(graph, 6, seed=3)
+    report, _ = verify.run_checks(graph, int8, x, None, 2, requant, builds, machine, work / "run")
     report["problems"] = verify.judge(report)
     return report, plan
 
@@ -317,3 +316,15 @@ def test_apply_refuses_a_block_that_does_not_qualify(mbv2_model: Path):
     expand, dw, project = fuse.candidates(graph)[0]
     with pytest.raises(McuforgeError, match="not a fusable inverted bottleneck"):
         fuse.apply(graph, {"kind": "fuse_mbconv", "blocks": [[expand, dw, dw]]})
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (MLPERF / "vww_96_int8.tflite").is_file(), reason="MLPerf Tiny reference models not found")
+def test_mlperf_vww_fused_exact_vs_tflite_micro(tmp_path: Path):
+    """MobileNetV1-0.25 (pw -> dw -> pw chains overlap): one block fused takes the arena below the published
+    layer-by-layer floor (55,296 B), every byte still equal to TFLite Micro's (fixed requantization)."""
+    report, plan = _build(MLPERF / "vww_96_int8.tflite", tmp_path, SCHEDULE, requant="fixed")
+    assert plan.rewrites and report["reference"] == "tflite-micro"
+    assert plan.peak_bytes() == 46080 < 55296
+    assert report["problems"] == [] and report["host"]["vs_ort"]["differing"] == 0
+    assert all(layer["host_vs_ort"]["differing"] == 0 for layer in report["layers"])
