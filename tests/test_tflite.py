@@ -393,10 +393,10 @@ def add_constant(model, values: np.ndarray, type_name: str) -> int:
     return len(model.subgraphs[0].tensors) - 1
 
 
-def test_kws_with_pad_and_mean(tmp_path: Path):
+def kws_with_pad_and_mean(path: Path) -> Path:
     """The whole KWS model rewritten with the two patterns converters emit: ZeroPadding2D as PAD before a VALID
     first convolution (equal to its SAME padding), and global average pooling as MEAN over H and W (keep_dims false)
-    in place of AVERAGE_POOL_2D + RESHAPE; every layer compared with TFLite Micro."""
+    in place of AVERAGE_POOL_2D + RESHAPE."""
     s = schema()
     model = model_object(KWS)
     graph = model.subgraphs[0]
@@ -418,7 +418,12 @@ def test_kws_with_pad_and_mean(tmp_path: Path):
     mean.builtinOptionsType = s.BuiltinOptions.ReducerOptions
     mean.builtinOptions = s.ReducerOptionsT()
     graph.operators = [pad] + graph.operators[:9] + [mean] + graph.operators[11:]
-    path = write_model(model, tmp_path / "kws_pad_mean.tflite")
+    return write_model(model, path)
+
+
+def test_kws_with_pad_and_mean(tmp_path: Path):
+    """KWS with PAD and MEAN (kws_with_pad_and_mean), every layer compared with TFLite Micro."""
+    path = kws_with_pad_and_mean(tmp_path / "kws_pad_mean.tflite")
     report = engine_vs_tflm(path, tmp_path, samples=20, layer_samples=2)
     assert report["kinds"][:2] == ["pad", "conv"] and report["kinds"][-3:] == ["mean_tflite", "fc", "softmax_tflite"]
     assert_exact(report)
