@@ -13,7 +13,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent / "engine"))
 
 from helpers import MLPERF, have_cross_tools  # noqa: E402
-from mf_engine import MF_OK, Conv, ConvParams, Dims, Engine, Padding, QuantParams, Tile, build_engine  # noqa: E402
+from mf_engine import (MF_OK, SANITIZE_ENV, SANITIZE_FLAGS, Conv, ConvParams, Dims, Engine, Padding,  # noqa: E402
+                       QuantParams, Tile, build_engine)
 
 from tasks import fuse, planner, rewrite  # noqa: E402
 
@@ -31,8 +32,12 @@ class MbconvParams(C.Structure):
 
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory):
+    """Both requant modes; with MF_ENGINE_SANITIZE=1 (and libasan preloaded) built with ASan and UBSan."""
+    import os
+
     out = tmp_path_factory.mktemp("mf_engine_fuse")
-    return {mode: Engine(build_engine(mode, out), mode) for mode in ("float", "fixed")}
+    extra = SANITIZE_FLAGS if os.environ.get(SANITIZE_ENV) == "1" else ()
+    return {mode: Engine(build_engine(mode, out, extra), mode) for mode in ("float", "fixed")}
 
 
 @dataclasses.dataclass

@@ -14,7 +14,9 @@ import pytest
 from mf_engine import REPO, SANITIZE_ENV, SANITIZE_FLAGS, asan_runtime, build_engine
 
 SUBSET = ["tests/engine/test_conv.py", "tests/engine/test_pool.py", "tests/engine/test_eltwise.py",
-          "tests/engine/test_fully_connected.py", "tests/engine/test_softmax.py", "tests/engine/test_requant.py"]
+          "tests/engine/test_fully_connected.py", "tests/engine/test_softmax.py", "tests/engine/test_requant.py",
+          "tests/test_fuse.py::test_kernel_identical_to_separate_kernels",
+          "tests/test_fuse.py::test_kernel_refuses_small_scratch_and_strided_1x1"]
 
 
 def _sanitized_env() -> dict:
