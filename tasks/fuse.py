@@ -84,8 +84,9 @@ def fused_op(graph: Graph, expand: Op, depthwise: Op, project: Op) -> Op:
     mid = graph.tensors[depthwise.output]
     out = graph.tensors[project.output]
     k_h = depthwise.consts["weight"].shape[0]
-    stride_h, dilation_h, pad_top = depthwise.attrs["strides"][0], depthwise.attrs["dilations"][0], \
-        depthwise.attrs["pads"][0]
+    stride_h = depthwise.attrs["strides"][0]
+    dilation_h = depthwise.attrs["dilations"][0]
+    pad_top = depthwise.attrs["pads"][0]
     cin, mid_c = src.shape[2], mid.shape[2]
     rows = expanded_rows(src.shape[0], mid.shape[0], k_h, stride_h, dilation_h, pad_top)
     macs = rows * src.shape[1] * mid_c * cin + depthwise.macs(graph.tensors) + project.macs(graph.tensors)
