@@ -102,9 +102,10 @@ def _short(name: str) -> str:
 # ---------------------------------------------------------------- ELF breakdown
 
 SYMBOL_GROUPS = (
-    ("weights (int8)", re.compile(r"^l\d+_weight$")),
-    ("biases (int32)", re.compile(r"^l\d+_bias$")),
-    ("requant params", re.compile(r"^l\d+_(scale|mult|shift)$")),
+    # layer prefixes: l<i> (a layer), l<i>e/d/p (a fused bottleneck's convs), l<i>_<j> (a patch stage's layers)
+    ("weights (int8)", re.compile(r"^l\d+(?:[edp]|_\d+)?_weight$")),
+    ("biases (int32)", re.compile(r"^l\d+(?:[edp]|_\d+)?_bias$")),
+    ("requant params", re.compile(r"^l\d+(?:[edp]|_\d+)?_(scale|mult|shift)$")),
 )
 
 
@@ -145,11 +146,33 @@ def size_breakdown(cfg: dict, paths, sizes: dict | None, plan: dict | None, quan
         flash["biases (int32)"] = quant.get("int32_biases", 0)
         if plan:
             sram["arena (activations, I/O inside)"] = plan["arena_bytes"]
-    stack = stack_estimate(cfg, paths) if sizes else None
+    stack = stack_figures(cfg, paths) if sizes else None
     if stack:
-        sram["stack (estimate)"] = stack["bytes"]
+        sram[stack["label"]] = stack["bytes"]
     return {"flash": flash, "sram": sram, "source": source, "stack": stack,
             "flash_total": sum(flash.values()), "sram_total": sum(sram.values())}
+
+
+def stack_figures(cfg: dict, paths) -> dict | None:
+    """The stack counted in the SRAM total: max(static bound, measured) when budget.json and a QEMU run's measured
+    stack exist (tasks/budget.py), the static bound alone before verify, else the chain estimate below."""
+    budget_json = Path(paths.size_json).parent / "budget.json"
+    if not budget_json.is_file():
+        stack = stack_estimate(cfg, paths)
+        if stack:
+            stack.update(label="stack (estimate)", static_bytes=stack["bytes"], uncounted=[])
+        return stack
+    numbers = read_json(budget_json)
+    stack = {"bytes": numbers["stack_bytes"], "static_bytes": numbers["stack_bytes"], "chain": numbers["stack_chain"],
+             "uncounted": numbers.get("uncounted_library_functions", []), "label": "stack (static bound)"}
+    measured = (_read(paths.verify_report) or {}).get("qemu", {})
+    if measured.get("stack_measured_bytes") is not None:
+        stack["measured_bytes"] = measured["stack_measured_bytes"]
+        stack["inference_measured_bytes"] = measured.get("inference_stack_measured_bytes")
+        stack["bytes"] = max(stack["static_bytes"], stack["measured_bytes"])
+        stack["label"] = ("stack (measured, QEMU)" if stack["measured_bytes"] >= stack["static_bytes"]
+                          else "stack (static bound > measured)")
+    return stack
 
 
 def stack_estimate(cfg: dict, paths) -> dict | None:
