@@ -9,9 +9,14 @@ QEMU recipe (Debian qemu-system-arm 7.2, docs: DESIGN section 5): ``qemu-system-
 -monitor none -serial null -semihosting-config enable=on,target=native,arg=mf_runner,arg=<in>,arg=<out>[,arg=<dir>]
 -kernel <elf>``. The runner's startup code reads the ``arg=`` values through SYS_GET_CMDLINE (QEMU joins them with
 spaces), so paths given to QEMU may not contain whitespace; commas are escaped for QEMU's option parser.
+
+Measured stack: the Cortex-M startup paints the free stack and the runner repaints it before every inference
+(engine_c/platform/startup.c); after main the guest prints ``mf_stack: used N B, inference M B, reserved R B`` on the
+semihosting console (QEMU's stderr), which run_qemu parses into RunResult.stack_bytes and inference_stack_bytes.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -38,6 +43,8 @@ OUTPUT_TAIL_LINES = 30
 ELF_MACHINE_ARM = 40
 BENCH_START_SYMBOL = "mf_bench_start"
 BENCH_STOP_SYMBOL = "mf_bench_stop"
+_STACK_LINE = re.compile(r"^mf_stack: used (?P<used>\d+ B|overflow), inference (?P<inference>\d+ B|overflow), "
+                         r"reserved (?P<reserved>\d+) B$", re.MULTILINE)
 
 
 class ToolchainError(RuntimeError):
@@ -50,6 +57,12 @@ class RunResult:
 
     ``instructions`` is filled by run_qemu(count_instructions=True): the exact number of guest instructions executed
     between mf_bench_start and mf_bench_stop, one entry per inference (sample), in order.
+
+    The stack figures are filled by run_qemu (stack painting, Cortex-M runner; None for host runs and for ELFs built
+    without painting), in bytes below the top of the stack: ``stack_bytes`` the high-water mark of the whole run
+    (startup, the runner, newlib's file I/O and the inferences), ``inference_stack_bytes`` the deepest of the
+    inferences alone (mf_model_invoke with the frames of its callers), ``stack_reserved_bytes`` the linker
+    script's stack reservation.
     """
 
     command: list[str]
@@ -59,6 +72,9 @@ class RunResult:
     seconds: float
     instructions: list[int] | None = None
     total_instructions: int | None = None
+    stack_bytes: int | None = None
+    inference_stack_bytes: int | None = None
+    stack_reserved_bytes: int | None = None
 
     @property
     def instructions_per_inference(self) -> int | None:
@@ -254,7 +270,8 @@ def run_qemu(elf: str | os.PathLike[str], machine: str, inputs: str | os.PathLik
 
     With count_instructions, the icount plugin (built next to the ELF on first use) counts the guest instructions
     of every inference, from mf_bench_start to mf_bench_stop: RunResult.instructions (one per sample) and
-    RunResult.instructions_per_inference.
+    RunResult.instructions_per_inference. The runner's stack painting report fills RunResult.stack_bytes,
+    inference_stack_bytes and stack_reserved_bytes (measured_stack).
     """
     elf = Path(elf).resolve()
     if not elf.is_file():
@@ -264,7 +281,8 @@ def run_qemu(elf: str | os.PathLike[str], machine: str, inputs: str | os.PathLik
     arguments = _runner_arguments(Path(inputs).resolve(), Path(outputs).resolve(),
                                   None if layer_dir is None else Path(layer_dir).resolve())
     if not count_instructions:
-        return _run(qemu_command(elf, machine, arguments), timeout, f"QEMU {machine}")
+        result = _run(qemu_command(elf, machine, arguments), timeout, f"QEMU {machine}")
+        return dataclasses.replace(result, **measured_stack(result))
 
     plugin = build_icount_plugin(elf.parent)
     start = symbol_address(elf, BENCH_START_SYMBOL)
@@ -282,7 +300,27 @@ def run_qemu(elf: str | os.PathLike[str], machine: str, inputs: str | os.PathLik
     return RunResult(command=result.command, returncode=result.returncode, stdout=result.stdout,
                      stderr=result.stderr, seconds=result.seconds,
                      instructions=[int(count) for count in report["region_instructions"]],
-                     total_instructions=int(report["total_instructions"]))
+                     total_instructions=int(report["total_instructions"]), **measured_stack(result))
+
+
+def measured_stack(result: RunResult) -> dict[str, int]:
+    """The runner's stack painting report in a QEMU run's output (see RunResult): {} when there is none.
+
+    A stack that reached the end of its reservation raises ToolchainError: the figure would be a lower bound and
+    the program has written below its stack.
+    """
+    match = None
+    for match in _STACK_LINE.finditer(result.stderr + "\n" + result.stdout):
+        pass
+    if match is None:
+        return {}
+    if "overflow" in (match.group("used"), match.group("inference")):
+        raise ToolchainError(f"the runner used all {int(match.group('reserved')):,} B of its stack reservation "
+                             f"(__stack_size in engine_c/platform/mf_sections.ld): {shlex.join(result.command)}\n"
+                             f"{_tail(result.stderr)}")
+    return {"stack_bytes": int(match.group("used").split()[0]),
+            "inference_stack_bytes": int(match.group("inference").split()[0]),
+            "stack_reserved_bytes": int(match.group("reserved"))}
 
 
 # ---- inspect ---------------------------------------------------------------------------------------------------

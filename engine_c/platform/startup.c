@@ -9,6 +9,17 @@
  * string "A B ..." through the semihosting call SYS_GET_CMDLINE. newlib's rdimon-crt0 would do the same, but we
  * link with -nostartfiles (our own vector table and reset handler), so the call is made here. QEMU joins the
  * arguments with single spaces and does no quoting: an argument cannot contain a space.
+ *
+ * Stack painting (the measured stack, docs/schedule.md "Budgets"): before main, every word of the reserved stack
+ * below the reset handler's frame, [__stack_limit__, sp), is filled with MF_STACK_PATTERN. A word that no longer
+ * holds it was written by a stack frame, so the lowest such word is the high-water mark: the stack used is
+ * __stack_top__ minus its address. The runner (runner/main.c, built with MF_STACK_PAINT) repaints before each
+ * inference and notes the mark after it (mf_stack_paint, mf_stack_note_inference), which also separates the
+ * inference's own depth from newlib's file I/O. After main returns, one line on the semihosting console reports
+ *     mf_stack: used <bytes> B, inference <bytes> B, reserved <bytes> B
+ * (inference 0 when no inference ran). A stack that reached __stack_limit__ is reported as "overflow" instead of
+ * a size. Painting sees only what was written: a local buffer reserved but left unwritten below the last written
+ * word is not counted (-fstack-usage frames bound that part statically).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,6 +30,7 @@ extern uint32_t __data_end__;
 extern uint32_t __bss_start__;
 extern uint32_t __bss_end__;
 extern uint32_t __stack_top__;
+extern uint32_t __stack_limit__;
 
 extern void initialise_monitor_handles(void);
 extern void __libc_init_array(void);
@@ -29,6 +41,8 @@ void mf_fault_entry(void);
 void mf_fault_report(const uint32_t *frame);
 void _init(void);
 void _fini(void);
+void mf_stack_paint(void);
+void mf_stack_note_inference(void);
 
 #define MF_SYS_WRITE0 0x04
 #define MF_SYS_GET_CMDLINE 0x15
@@ -41,6 +55,14 @@ void _fini(void);
 static char mf_cmdline[MF_CMDLINE_BYTES];
 static char *mf_argv[MF_MAX_ARGS + 1];
 static char mf_default_argv0[] = "mf_runner";
+
+#define MF_STACK_PATTERN 0xC5AC5AC5u
+#define MF_STACK_PATTERN_TEXT "0xC5AC5AC5" /* the same, for the assembler */
+
+/* Lowest stack word found overwritten over the whole run, and during inferences; 0 while none was found. */
+static uintptr_t mf_stack_lowest;
+static uintptr_t mf_stack_lowest_inference;
+static uintptr_t mf_stack_painted_below; /* the sp of the last paint: words from there up were not painted */
 
 static int mf_semihost(int operation, void *argument)
 {
@@ -83,11 +105,97 @@ static int mf_read_command_line(void)
     return argc;
 }
 
+/* The address of the lowest word of [__stack_limit__, the last paint's sp) that no longer holds the pattern, or
+ * that sp when every painted word still holds it. */
+static uintptr_t mf_stack_scan(void)
+{
+    const uint32_t *word = &__stack_limit__;
+    const uint32_t *end = (const uint32_t *)mf_stack_painted_below;
+
+    while (word < end && *word == MF_STACK_PATTERN) {
+        word++;
+    }
+    return (uintptr_t)word;
+}
+
+static void mf_stack_keep_lowest(uintptr_t *lowest, uintptr_t address)
+{
+    if (*lowest == 0u || address < *lowest) {
+        *lowest = address;
+    }
+}
+
+/* Fills [__stack_limit__, sp) with the pattern and returns that sp. Naked, so it has no frame: every word below the
+ * sp it reads is free, whatever the caller's frame holds. Thumb-1 instructions only (Cortex-M0+). */
+__attribute__((naked, noinline)) static uintptr_t mf_stack_fill(void)
+{
+    __asm__ volatile(
+        "ldr r0, =__stack_limit__\n\t"
+        "ldr r2, =" MF_STACK_PATTERN_TEXT "\n\t"
+        "mov r1, sp\n"
+        "1:\n\t"
+        "cmp r0, r1\n\t"
+        "bhs 2f\n\t"
+        "str r2, [r0]\n\t"
+        "adds r0, r0, #4\n\t"
+        "b 1b\n"
+        "2:\n\t"
+        "mov r0, r1\n\t"
+        "bx lr\n\t"
+        ".ltorg");
+}
+
+/* Notes the mark since the last paint (if any), then paints the free stack below the caller. */
+void mf_stack_paint(void)
+{
+    if (mf_stack_painted_below != 0u) {
+        mf_stack_keep_lowest(&mf_stack_lowest, mf_stack_scan());
+    }
+    mf_stack_painted_below = mf_stack_fill();
+}
+
+/* After an inference painted for: its high-water mark counts for the inference and for the whole run. */
+void mf_stack_note_inference(void)
+{
+    uintptr_t address = mf_stack_scan();
+
+    mf_stack_keep_lowest(&mf_stack_lowest_inference, address);
+    mf_stack_keep_lowest(&mf_stack_lowest, address);
+}
+
+static void mf_write_string(const char *text);
+static void mf_write_decimal(uint32_t value);
+
+static void mf_stack_report(void)
+{
+    const uintptr_t top = (uintptr_t)&__stack_top__;
+
+    mf_stack_keep_lowest(&mf_stack_lowest, mf_stack_scan());
+    mf_write_string("mf_stack: used ");
+    if (mf_stack_lowest <= (uintptr_t)&__stack_limit__) {
+        mf_write_string("overflow");
+    } else {
+        mf_write_decimal((uint32_t)(top - mf_stack_lowest));
+        mf_write_string(" B");
+    }
+    mf_write_string(", inference ");
+    if (mf_stack_lowest_inference != 0u && mf_stack_lowest_inference <= (uintptr_t)&__stack_limit__) {
+        mf_write_string("overflow");
+    } else {
+        mf_write_decimal(mf_stack_lowest_inference == 0u ? 0u : (uint32_t)(top - mf_stack_lowest_inference));
+        mf_write_string(" B");
+    }
+    mf_write_string(", reserved ");
+    mf_write_decimal((uint32_t)(top - (uintptr_t)&__stack_limit__));
+    mf_write_string(" B\n");
+}
+
 void Reset_Handler(void)
 {
     uint32_t *source;
     uint32_t *destination;
     int argc;
+    int status;
 
 #if defined(__ARM_FP) || defined(__ARM_FEATURE_MVE)
     /* CPACR: full access to CP10/CP11 (FPU, and MVE on the M55) before any FP/vector instruction runs. */
@@ -101,15 +209,31 @@ void Reset_Handler(void)
     for (destination = &__bss_start__; destination < &__bss_end__;) {
         *destination++ = 0u;
     }
+    mf_stack_paint();
     initialise_monitor_handles();
     __libc_init_array();
     argc = mf_read_command_line();
-    exit(main(argc, mf_argv));
+    status = main(argc, mf_argv);
+    mf_stack_report();
+    exit(status);
 }
 
 static void mf_write_string(const char *text)
 {
     mf_semihost(MF_SYS_WRITE0, (void *)text);
+}
+
+static void mf_write_decimal(uint32_t value)
+{
+    char text[11];
+    int index = (int)sizeof(text) - 1;
+
+    text[index] = '\0';
+    do {
+        text[--index] = (char)('0' + value % 10u);
+        value /= 10u;
+    } while (value != 0u);
+    mf_write_string(&text[index]);
 }
 
 static void mf_write_hex(const char *label, uint32_t value)

@@ -10,6 +10,9 @@
  * The same source runs on the host and on QEMU with newlib semihosting (files are host files, opened relative to
  * QEMU's working directory). Files are streamed one sample at a time, so their size is not limited by RAM.
  *
+ * Built with MF_STACK_PAINT (Cortex-M, engine_c/platform/startup.c), every inference runs on a freshly painted stack
+ * and its high-water mark is noted, outside the benchmark markers so that instruction counts are unchanged.
+ *
  * Exit codes: 0 success, 2 usage, 3 a file cannot be opened, read or written, 4 the input size is not a multiple
  * of the sample size, 5 mf_model_invoke failed. Every failure prints one line on stderr starting "mf_runner:".
  */
@@ -53,6 +56,11 @@ MF_BENCH_MARKER void mf_bench_stop(void)
     mf_bench_active = 0u;
     mf_bench_regions = mf_bench_regions + 1u;
 }
+
+#ifdef MF_STACK_PAINT
+void mf_stack_paint(void);
+void mf_stack_note_inference(void);
+#endif
 
 #ifdef MF_LAYER_DUMP
 static const char *mf_layer_dir;
@@ -157,9 +165,15 @@ static int mf_run(const char *inputs_path, const char *outputs_path)
 #ifdef MF_LAYER_DUMP
         mf_sample_index = sample;
 #endif
+#ifdef MF_STACK_PAINT
+        mf_stack_paint();
+#endif
         mf_bench_start();
         status = mf_model_invoke();
         mf_bench_stop();
+#ifdef MF_STACK_PAINT
+        mf_stack_note_inference();
+#endif
         if (status != 0) {
             fprintf(stderr, "mf_runner: mf_model_invoke failed with status %d on sample %lu\n", status, sample);
             fclose(inputs);
