@@ -3,11 +3,15 @@ the board build (budget.json).
 
 - flash = text + data of the ELF (code, const weights, vector table, initialised data).
 - SRAM = data + bss (the arena, the engine's and runner's static state, newlib's) + stack.
-- stack: measured statically, the worst call chain from `main` in the ELF's call graph (`bl`/`blx` and tail-call
+- stack: bounded statically, the worst call chain from `Reset_Handler` (else `main`) in the ELF's call graph (`bl`/`blx` and tail-call
   `b` instructions from arm-none-eabi-objdump) weighted by the frames GCC reports with -fstack-usage. Functions
   compiled without -fstack-usage (newlib, libgcc: file I/O of the runner, memcpy) are not counted and are listed
   in budget.json; the engine's kernels and the generated model are all counted. Recursion would make the bound
   infinite: it is reported as an error. Interrupt frames are not included.
+- stack measured: the verify task runs the board ELF under QEMU with stack painting (engine_c/platform/startup.c);
+  the high-water mark covers what the static bound leaves out (newlib) but only the paths the run took.
+  budget.json is written after the board build, before any run, so it holds the static bound; verify re-checks the
+  SRAM budget with max(measured, static bound) (with_measured_stack) and records it in verify/report.json.
 The budgets are the board's sizes minus its reserved bytes (cfg["resolved"]: sram_budget_bytes, flash_budget_bytes).
 """
 from __future__ import annotations
@@ -100,9 +104,12 @@ def worst_stack(calls: dict[str, set[str]], frames: dict[str, int], root: str = 
 
 
 def measure(elf: Path, build_dir: Path) -> dict:
+    """The static stack bound from the reset handler (its frame sits at the top of the stack, like the measured
+    figure's), or from main for a program without our startup code; and the bound of mf_model_invoke alone."""
     frames = toolchain.stack_usage(build_dir)
-    total, chain, unknown = worst_stack(call_graph(elf), frames)
-    invoke, invoke_chain, _ = worst_stack(call_graph(elf), frames, "mf_model_invoke")
+    calls = call_graph(elf)
+    total, chain, unknown = worst_stack(calls, frames, "Reset_Handler" if "Reset_Handler" in frames else "main")
+    invoke, invoke_chain, _ = worst_stack(calls, frames, "mf_model_invoke")
     return {"stack_bytes": total, "stack_chain": chain, "inference_stack_bytes": invoke,
             "inference_stack_chain": invoke_chain, "uncounted_library_functions": unknown}
 
@@ -146,6 +153,57 @@ def check(numbers: dict, board: str) -> None:
             "bytes).")
     if problems:
         raise McuforgeError(" ".join(problems) + " See budget.json.")
+
+
+def with_measured_stack(numbers: dict, measured: int, inference_measured: int | None = None) -> dict:
+    """budget.json's numbers with the stack measured under QEMU: the SRAM total takes max(measured, static bound).
+
+    measured: the whole run's high-water mark (startup, runner, newlib I/O, inferences); inference_measured: the
+    inferences' own. Returns the SRAM fields only: static and measured stack, the stack counted, SRAM total, fits.
+    """
+    static = numbers["stack_bytes"]
+    stack = max(measured, static)
+    sram = numbers["arena_bytes"] + numbers["other_static_ram_bytes"] + numbers.get("io_buffers_bytes", 0) + stack
+    return {
+        "stack_static_bytes": static,
+        "stack_measured_bytes": measured,
+        "inference_stack_measured_bytes": inference_measured,
+        "stack_bytes": stack,
+        "stack_source": "measured (QEMU stack painting)" if measured >= static else "static bound (-fstack-usage)",
+        "sram_bytes": sram,
+        "sram_budget_bytes": numbers["sram_budget_bytes"],
+        "sram_fits": sram <= numbers["sram_budget_bytes"],
+    }
+
+
+def measured_problems(numbers: dict, sram: dict, board: str) -> list[str]:
+    """The over-budget message for the SRAM total with the measured stack (empty when it fits)."""
+    if sram["sram_fits"]:
+        return []
+    return [f"SRAM budget exceeded on board '{board}' with the stack measured under QEMU: the model needs "
+            f"{sram['sram_bytes']:,} B (activation arena {numbers['arena_bytes']:,} B + other static RAM "
+            f"{numbers['other_static_ram_bytes']:,} B + stack {sram['stack_bytes']:,} B: measured "
+            f"{sram['stack_measured_bytes']:,} B, static bound {sram['stack_static_bytes']:,} B) but the budget is "
+            f"{sram['sram_budget_bytes']:,} B (SRAM minus reserved bytes); the arena's peak is at layer "
+            f"{numbers['peak_step']} ('{numbers['peak_layer']}')."]
+
+
+def check_measured(cfg: dict, paths, report: dict) -> list[str]:
+    """For verify: the SRAM budget re-checked with the stack measured in the QEMU run of `report`.
+
+    Adds report["sram_measured"] (with_measured_stack) when the run measured a stack and budget.json exists;
+    returns the over-budget problem, if any.
+    """
+    from .io import read_json
+
+    measured = report.get("qemu", {}).get("stack_measured_bytes")
+    budget_json = Path(paths.size_json).parent / "budget.json"
+    if measured is None or not budget_json.is_file():
+        return []
+    numbers = read_json(budget_json)
+    report["sram_measured"] = with_measured_stack(numbers, measured,
+                                                  report["qemu"].get("inference_stack_measured_bytes"))
+    return measured_problems(numbers, report["sram_measured"], cfg["board"]["name"])
 
 
 def run_board(cfg: dict, paths, sizes: dict, elf: Path, build_dir: Path) -> dict:

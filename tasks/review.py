@@ -170,7 +170,8 @@ def stack_figures(cfg: dict, paths) -> dict | None:
         stack["measured_bytes"] = measured["stack_measured_bytes"]
         stack["inference_measured_bytes"] = measured.get("inference_stack_measured_bytes")
         stack["bytes"] = max(stack["static_bytes"], stack["measured_bytes"])
-        stack["label"] = ("stack (measured, QEMU)" if stack["measured_bytes"] >= stack["static_bytes"]
+        stack["label"] = ("stack (measured, QEMU)" if stack["measured_bytes"] > stack["static_bytes"]
+                          else "stack (measured = static bound)" if stack["measured_bytes"] == stack["static_bytes"]
                           else "stack (static bound > measured)")
     return stack
 
@@ -526,6 +527,10 @@ def summary_lines(cfg: dict, paths) -> list[str]:
         lines.append(f"  flash      {sizes['flash']:,} B / {flash_budget:,} B")
     elif plan:
         lines.append(f"  SRAM       arena {plan['arena_bytes']:,} B / {sram_budget:,} B")
+    if verify and verify.get("sram_measured"):
+        sram = verify["sram_measured"]
+        lines.append(f"  stack      {sram['stack_measured_bytes']:,} B measured under QEMU (static bound "
+                     f"{sram['stack_static_bytes']:,} B): SRAM total {sram['sram_bytes']:,} B / {sram_budget:,} B")
     if verify:
         result = "PASSED" if verify["passed"] else "FAILED"
         reference = "TFLite Micro" if verify.get("reference") == "tflite-micro" else "ORT"

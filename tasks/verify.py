@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import reference, tflm_reference, toolchain
+from . import budget, reference, tflm_reference, toolchain
 from .errors import McuforgeError
 from .graph import Graph
 from .io import write_bytes
@@ -125,6 +125,8 @@ def run_checks(graph: Graph, model_path: Path, x: np.ndarray, y: np.ndarray, lay
             "accuracy": accuracy(qemu),
             "instructions_per_inference": result.instructions_per_inference,
             "instructions_min_max": [min(result.instructions), max(result.instructions)],
+            "stack_measured_bytes": result.stack_bytes,  # stack painting: whole run, and the inferences alone
+            "inference_stack_measured_bytes": result.inference_stack_bytes,
         }
     if layer_samples:
         report["layers"] = _layer_checks(graph, model_path, x[:layer_samples], builds, machine, work, timeout)
@@ -228,7 +230,7 @@ def run(cfg: dict, paths) -> dict:
                             work)
     except toolchain.ToolchainError as exc:
         raise McuforgeError(f"verify: {exc}") from None
-    problems = judge(report)
+    problems = judge(report) + budget.check_measured(cfg, paths, report)  # SRAM with the measured stack
     report["passed"] = not problems
     report["problems"] = problems
     write_json(paths.verify_report, report)
