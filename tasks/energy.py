@@ -76,6 +76,12 @@ def layer_traffic(op, tensors: dict, requant: str) -> dict:
 
         parts = [layer_traffic(inner, tensors, requant) for inner in inner_ops(op)]
         return {key: sum(part[key] for part in parts) for key in parts[0]}
+    if op.kind == "patch_stage":  # tasks/patch.py: its layers, computed again on the halos (MACs overhead)
+        parts = [layer_traffic(inner, tensors, requant) for inner in op.attrs["stage"].ops]
+        scale = op.attrs["macs"] / op.attrs["layer_macs"] if op.attrs["layer_macs"] else 1.0
+        total = {key: round(sum(part[key] for part in parts) * scale) for key in parts[0]}
+        total["macs"] = op.attrs["macs"]
+        return total
     if op.kind in WEIGHTED_KINDS:
         macs = op.macs(tensors)
         per_channel_bytes = 4 + (4 if requant == "float" else 8)  # int32 bias + float scale, or multiplier + shift

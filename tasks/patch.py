@@ -212,6 +212,7 @@ def compound(graph: Graph, stage: Stage) -> Op:
               {"scratch_bytes": scratch, "macs": stage.patch_macs(graph), "grid": list(stage.grid),
                "overlay": overlay(graph, stage), "stage": stage, "offsets": offsets,
                "layer_macs": stage.layer_macs(graph)},
+              consts={f"{j}/{key}": value for j, op in enumerate(stage.ops) for key, value in op.consts.items()},
               nodes=[node for op in stage.ops for node in op.nodes])
 
 
