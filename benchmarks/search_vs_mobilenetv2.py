@@ -76,6 +76,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     args = parser.parse_args()
     rows = []
+    out = ROOT / "benchmarks" / "out" / "search_vs_mobilenetv2.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
         cfg = config.resolve(args.pipeline, {"seed": str(seed)})
         with tempfile.TemporaryDirectory(prefix="mf-bench-") as tmp:
@@ -86,20 +88,24 @@ def main() -> None:
             search.run_search(cfg, paths)
             search_seconds = time.perf_counter() - started
             searched = ArchSpec.model_validate(json.loads(paths.arch.read_text()))
-            result = {"seed": seed, "search_seconds": round(search_seconds, 1),
+            chosen = json.loads((paths.arch.parent / "summary.json").read_text())["best"]
+            result = {"seed": seed, "search_seconds": round(search_seconds, 1), "searched_candidate": chosen,
                       "searched": train_and_quantize(searched, cfg, seed, paths.data, work / "searched"),
                       "baseline": train_and_quantize(fitting_baseline(cfg), cfg, seed, paths.data, work / "baseline")}
             rows.append(result)
-    print("| seed | searched int8 | MobileNetV2 int8 | searched MACs | MNv2 MACs | searched SRAM | MNv2 SRAM | "
-          "searched flash | MNv2 flash |")
-    print("|---|---|---|---|---|---|---|---|---|")
+        print(f"seed {seed} done: {json.dumps(result, sort_keys=True)}", file=sys.stderr, flush=True)
+        out.write_text(json.dumps(rows, indent=2, sort_keys=True) + "\n")  # after each seed: a cut run keeps its rows
+    print("| seed | searched int8 | MobileNetV2 int8 | difference | search s | searched MACs | MNv2 MACs | "
+          "searched SRAM | MNv2 SRAM | searched flash | MNv2 flash |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         s, b = r["searched"], r["baseline"]
-        print(f"| {r['seed']} | {s['int8_accuracy']:.4f} | {b['int8_accuracy']:.4f} | {s['macs']:,} | {b['macs']:,} | "
-              f"{s['peak_sram_bytes']:,} | {b['peak_sram_bytes']:,} | {s['flash_bytes']:,} | {b['flash_bytes']:,} |")
-    out = ROOT / "benchmarks" / "out" / "search_vs_mobilenetv2.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rows, indent=2, sort_keys=True) + "\n")
+        gain = 100 * (s["int8_accuracy"] - b["int8_accuracy"])
+        print(f"| {r['seed']} | {s['int8_accuracy']:.4f} | {b['int8_accuracy']:.4f} | {gain:+.2f} | "
+              f"{r['search_seconds']} | {s['macs']:,} | {b['macs']:,} | {s['peak_sram_bytes']:,} | "
+              f"{b['peak_sram_bytes']:,} | {s['flash_bytes']:,} | {b['flash_bytes']:,} |")
+    gains = [100 * (r["searched"]["int8_accuracy"] - r["baseline"]["int8_accuracy"]) for r in rows]
+    print(f"mean difference {sum(gains) / len(gains):+.2f} points over {len(rows)} seed(s)")
 
 
 if __name__ == "__main__":
