@@ -224,9 +224,11 @@ def test_tool_versions():
 @qemu_test
 def test_qemu_outputs_equal_reference_and_host(machine, builds, inputs, host_outputs, workdir):
     outputs = workdir / machine / "outputs.bin"
-    toolchain.run_qemu(builds(machine), machine, inputs, outputs, timeout=60)
+    result = toolchain.run_qemu(builds(machine), machine, inputs, outputs, timeout=60)
     assert outputs.read_bytes() == reference_outputs(inputs.read_bytes(), "float")
     assert outputs.read_bytes() == host_outputs.read_bytes()
+    # stack painting works on every core (tests/test_stack_paint.py checks the figures)
+    assert 0 < result.inference_stack_bytes <= result.stack_bytes < result.stack_reserved_bytes
 
 
 @qemu_test
