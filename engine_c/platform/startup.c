@@ -19,7 +19,9 @@
  *     mf_stack: used <bytes> B, inference <bytes> B, reserved <bytes> B
  * (inference 0 when no inference ran). A stack that reached __stack_limit__ is reported as "overflow" instead of
  * a size. Painting sees only what was written: a local buffer reserved but left unwritten below the last written
- * word is not counted (-fstack-usage frames bound that part statically).
+ * word is not counted (-fstack-usage frames bound that part statically), nor a lowest word that happens to hold
+ * the pattern value. An inference shallower than the painting call reads as that call's depth (the words between
+ * the caller's sp and mf_stack_paint's are not repainted): the inference figure's floor, a few bytes.
  */
 #include <stdint.h>
 #include <stdlib.h>
