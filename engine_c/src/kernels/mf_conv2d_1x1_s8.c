@@ -22,10 +22,6 @@ mf_status mf_conv2d_1x1_s8(const mf_conv_params *params, const mf_quant_params *
         const int32_t out_c = output_dims->c;
         const int32_t stride_h = params->stride.h;
         const int32_t stride_w = params->stride.w;
-        const int32_t input_zp = params->input_zp;
-        const int32_t output_zp = params->output_zp;
-        const int32_t act_min = params->act_min;
-        const int32_t act_max = params->act_max;
         int32_t out_y;
 
         if (out_h != mf_window_out_size(input_dims->h, 0, 0, 1, 1, stride_h) ||
@@ -38,20 +34,7 @@ mf_status mf_conv2d_1x1_s8(const mf_conv_params *params, const mf_quant_params *
                 const int8_t *in_pixel =
                     input + ((size_t)(out_y * stride_h) * (size_t)in_w + (size_t)(out_x * stride_w)) * (size_t)in_c;
                 int8_t *out_pixel = output + ((size_t)out_y * (size_t)out_w + (size_t)out_x) * (size_t)out_c;
-                const int8_t *weights = filter;
-                int32_t out_ch;
-                for (out_ch = 0; out_ch < out_c; out_ch++) {
-                    int32_t acc = 0;
-                    int32_t in_ch;
-                    for (in_ch = 0; in_ch < in_c; in_ch++) {
-                        acc += ((int32_t)in_pixel[in_ch] - input_zp) * (int32_t)weights[in_ch];
-                    }
-                    weights += in_c;
-                    if (bias != NULL) {
-                        acc = mf_wrapping_add(acc, bias[out_ch]);
-                    }
-                    out_pixel[out_ch] = mf_requant_channel(acc, quant, out_ch, output_zp, act_min, act_max);
-                }
+                mf_pointwise_pixel(in_pixel, in_c, filter, bias, quant, params, out_c, out_pixel);
             }
         }
     }

@@ -50,29 +50,10 @@ static int mf_block_dims_ok(const mf_mbconv_params *params, const mf_dims *input
 static void mf_pointwise_pixels(const mf_conv_stage *stage, const int8_t *input, int32_t pixels, int32_t in_c,
                                 int32_t out_c, int8_t *output)
 {
-    const int32_t input_zp = stage->params.input_zp;
-    const int32_t output_zp = stage->params.output_zp;
-    const int32_t act_min = stage->params.act_min;
-    const int32_t act_max = stage->params.act_max;
-    const int32_t *bias = stage->bias;
     int32_t pixel;
     for (pixel = 0; pixel < pixels; pixel++) {
-        const int8_t *in_pixel = input + (size_t)pixel * (size_t)in_c;
-        int8_t *out_pixel = output + (size_t)pixel * (size_t)out_c;
-        const int8_t *weights = stage->filter;
-        int32_t out_ch;
-        for (out_ch = 0; out_ch < out_c; out_ch++) {
-            int32_t acc = 0;
-            int32_t in_ch;
-            for (in_ch = 0; in_ch < in_c; in_ch++) {
-                acc += ((int32_t)in_pixel[in_ch] - input_zp) * (int32_t)weights[in_ch];
-            }
-            weights += in_c;
-            if (bias != NULL) {
-                acc = mf_wrapping_add(acc, bias[out_ch]);
-            }
-            out_pixel[out_ch] = mf_requant_channel(acc, &stage->quant, out_ch, output_zp, act_min, act_max);
-        }
+        mf_pointwise_pixel(input + (size_t)pixel * (size_t)in_c, in_c, stage->filter, stage->bias, &stage->quant,
+                           &stage->params, out_c, output + (size_t)pixel * (size_t)out_c);
     }
 }
 
