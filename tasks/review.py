@@ -416,6 +416,9 @@ def collect(cfg: dict, paths) -> dict:
         "stages": stages, "budgets": budgets, "flops": flops, "layers": rows, "breakdown": breakdown,
         "accuracy": accuracy, "verification": verification, "search": search, "energy": energy,
         "movement": movement, "seconds_basis": seconds_basis, "plan": plan,
+        "tflm": {"arena": verify["tflm_arena"], "model_file_bytes": verify["model_file_bytes"],
+                 "sram_total": breakdown["sram_total"] if sizes else None, "flash": sizes["flash"] if sizes else None}
+        if verify and "tflm_arena" in verify else None,
         "sram_budget": cfg["resolved"]["sram_budget_bytes"], "flash_budget": cfg["resolved"]["flash_budget_bytes"],
         "totals": {"macs": macs, "weight_bytes": sum(r["weight_bytes"] for r in rows),
                    "bias_bytes": sum(r["bias_bytes"] for r in rows)},

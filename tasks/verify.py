@@ -101,6 +101,10 @@ def run_checks(graph: Graph, model_path: Path, x: np.ndarray, y: np.ndarray, lay
     report: dict = {"requant": requant, "tolerance_lsb": tolerance, "samples": int(len(x)),
                     "reference": "tflite-micro" if tflite else "onnxruntime",
                     "ort_accuracy": None if y is None else float((ref["logits"].argmax(1) == y).mean())}
+    if tflite:  # what TFLite Micro itself needs for this model, beside our arena and flash in the review
+        arena = tflm_reference.arena(model_path)
+        report["tflm_arena"] = {key: arena[key] for key in ("total", "head", "tail")}
+        report["model_file_bytes"] = Path(model_path).stat().st_size
 
     def accuracy(outputs: np.ndarray) -> float | None:
         if y is None:  # random inputs (deploy.model): no labels

@@ -70,6 +70,13 @@ def test_doit_run_kws_pipeline(tmp_path: Path):
     assert report["reference"] == "tflite-micro" and report["passed"]
     assert report["host"]["vs_ort"]["differing"] == 0 and report["qemu"]["vs_ort"]["differing"] == 0
     assert report["samples"] == 20
+    tflm = report["tflm_arena"]  # TFLite Micro's own arena for the model, beside ours in the review
+    assert tflm["total"] == tflm["head"] + tflm["tail"] > 0
+    assert report["model_file_bytes"] == KWS.stat().st_size
+    plan = json.loads((tmp_path / "schedule" / "plan.json").read_text())
+    assert plan["arena_bytes"] <= tflm["head"] < tflm["total"]
+    assert f"its arena {tflm['total']:,} B (head {tflm['head']:,} B" in review
+    assert f"Model file {KWS.stat().st_size:,} B" in review
 
 
 def test_broken_model_file_is_one_message(tmp_path: Path):
