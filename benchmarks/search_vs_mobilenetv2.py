@@ -74,12 +74,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pipeline", default="fashion")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="pipeline overrides for both models, e.g. train.threads=1 on a shared machine")
     args = parser.parse_args()
+    overrides = dict(item.split("=", 1) for item in args.set)
     rows = []
     out = ROOT / "benchmarks" / "out" / "search_vs_mobilenetv2.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
-        cfg = config.resolve(args.pipeline, {"seed": str(seed)})
+        cfg = config.resolve(args.pipeline, {**overrides, "seed": str(seed)})
         with tempfile.TemporaryDirectory(prefix="mf-bench-") as tmp:
             work = Path(tmp)
             paths = config.Paths(work)
