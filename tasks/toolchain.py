@@ -13,6 +13,12 @@ spaces), so paths given to QEMU may not contain whitespace; commas are escaped f
 Measured stack: the Cortex-M startup paints the free stack and the runner repaints it before every inference
 (engine_c/platform/startup.c); after main the guest prints ``mf_stack: used N B, inference M B, reserved R B`` on the
 semihosting console (QEMU's stderr), which run_qemu parses into RunResult.stack_bytes and inference_stack_bytes.
+
+Per-layer instruction counts: in a layer-dump ELF the model calls mf_layer_dump after every layer and the runner's
+mf_layer_dump ends by calling mf_layer_dump_done; given both as the plugin's ``mark=`` and ``resume=``, every
+inference is split into one count per layer (from the inference's start or the previous layer's
+mf_layer_dump_done to this layer's mf_layer_dump: the layer's kernel call, without the dump's I/O) and a tail
+(from the last mf_layer_dump_done to mf_bench_stop: the model's return).
 """
 from __future__ import annotations
 
@@ -43,6 +49,8 @@ OUTPUT_TAIL_LINES = 30
 ELF_MACHINE_ARM = 40
 BENCH_START_SYMBOL = "mf_bench_start"
 BENCH_STOP_SYMBOL = "mf_bench_stop"
+LAYER_MARK_SYMBOL = "mf_layer_dump"  # layer dump ELFs: end of a layer's instruction count
+LAYER_RESUME_SYMBOL = "mf_layer_dump_done"  # ... and where counting resumes after the dump's I/O
 _STACK_LINE = re.compile(r"^mf_stack: used (?P<used>\d+ B|overflow), inference (?P<inference>\d+ B|overflow), "
                          r"reserved (?P<reserved>\d+) B$", re.MULTILINE)
 
@@ -63,6 +71,11 @@ class RunResult:
     (startup, the runner, newlib's file I/O and the inferences), ``inference_stack_bytes`` the deepest of the
     inferences alone (mf_model_invoke with the frames of its callers), ``stack_reserved_bytes`` the linker
     script's stack reservation.
+
+    ``layer_instructions`` is filled by run_qemu(count_instructions=True) for an ELF built with MF_LAYER_DUMP: per
+    inference, the instructions of every layer in order (up to the call of mf_layer_dump, without the dump's I/O);
+    ``layer_tail_instructions`` per inference those after the last layer's dump (the model's return). Their sum is
+    ``instructions`` minus the dumps' own instructions.
     """
 
     command: list[str]
@@ -75,6 +88,8 @@ class RunResult:
     stack_bytes: int | None = None
     inference_stack_bytes: int | None = None
     stack_reserved_bytes: int | None = None
+    layer_instructions: list[list[int]] | None = None
+    layer_tail_instructions: list[int] | None = None
 
     @property
     def instructions_per_inference(self) -> int | None:
@@ -216,15 +231,24 @@ def build_icount_plugin(output_dir: str | os.PathLike[str], timeout: float = TOO
     return plugin
 
 
-def symbol_address(elf: str | os.PathLike[str], name: str) -> int:
-    """Address of a global symbol in an Arm ELF (arm-none-eabi-nm), Thumb bit cleared."""
+def symbol_addresses(elf: str | os.PathLike[str]) -> dict[str, int]:
+    """Addresses of the symbols of an Arm ELF (arm-none-eabi-nm), Thumb bit cleared."""
     nm = _require_tool("arm-none-eabi-nm", "read symbols of the ELF")
     listing = _run([nm, elf], TOOL_TIMEOUT_S, "arm-none-eabi-nm").stdout
+    addresses = {}
     for line in listing.splitlines():
         fields = line.split()
-        if len(fields) == 3 and fields[2] == name:
-            return int(fields[0], 16) & ~1
-    raise ToolchainError(f"symbol {name} not found in {elf}")
+        if len(fields) == 3:
+            addresses[fields[2]] = int(fields[0], 16) & ~1
+    return addresses
+
+
+def symbol_address(elf: str | os.PathLike[str], name: str) -> int:
+    """Address of a global symbol in an Arm ELF (arm-none-eabi-nm), Thumb bit cleared."""
+    addresses = symbol_addresses(elf)
+    if name not in addresses:
+        raise ToolchainError(f"symbol {name} not found in {elf}")
+    return addresses[name]
 
 
 # ---- run -------------------------------------------------------------------------------------------------------
@@ -270,8 +294,9 @@ def run_qemu(elf: str | os.PathLike[str], machine: str, inputs: str | os.PathLik
 
     With count_instructions, the icount plugin (built next to the ELF on first use) counts the guest instructions
     of every inference, from mf_bench_start to mf_bench_stop: RunResult.instructions (one per sample) and
-    RunResult.instructions_per_inference. The runner's stack painting report fills RunResult.stack_bytes,
-    inference_stack_bytes and stack_reserved_bytes (measured_stack).
+    RunResult.instructions_per_inference; for an ELF built with MF_LAYER_DUMP (it has mf_layer_dump and
+    mf_layer_dump_done) also per layer: RunResult.layer_instructions and layer_tail_instructions. The runner's stack
+    painting report fills RunResult.stack_bytes, inference_stack_bytes and stack_reserved_bytes (measured_stack).
     """
     elf = Path(elf).resolve()
     if not elf.is_file():
@@ -285,22 +310,38 @@ def run_qemu(elf: str | os.PathLike[str], machine: str, inputs: str | os.PathLik
         return dataclasses.replace(result, **measured_stack(result))
 
     plugin = build_icount_plugin(elf.parent)
-    start = symbol_address(elf, BENCH_START_SYMBOL)
-    stop = symbol_address(elf, BENCH_STOP_SYMBOL)
+    symbols = symbol_addresses(elf)
+    for name in (BENCH_START_SYMBOL, BENCH_STOP_SYMBOL):
+        if name not in symbols:
+            raise ToolchainError(f"symbol {name} not found in {elf}")
+    plugin_spec = f"{_qemu_arg(plugin)},start={symbols[BENCH_START_SYMBOL]:#x},stop={symbols[BENCH_STOP_SYMBOL]:#x}"
+    per_layer = LAYER_MARK_SYMBOL in symbols and LAYER_RESUME_SYMBOL in symbols
+    if per_layer:
+        plugin_spec += f",mark={symbols[LAYER_MARK_SYMBOL]:#x},resume={symbols[LAYER_RESUME_SYMBOL]:#x}"
     with tempfile.TemporaryDirectory(prefix="mf_icount_") as scratch:
         report_path = Path(scratch) / "icount.json"
-        plugin_spec = f"{_qemu_arg(plugin)},start={start:#x},stop={stop:#x},out={_qemu_arg(report_path)}"
+        plugin_spec += f",out={_qemu_arg(report_path)}"
         result = _run(qemu_command(elf, machine, arguments, plugin_spec), timeout, f"QEMU {machine}")
         if not report_path.is_file():
             raise ToolchainError(f"the QEMU plugin wrote no report: {shlex.join(result.command)}\n"
                                  f"{_tail(result.stderr)}")
         report = json.loads(report_path.read_text())
-    if report["unfinished_region"] or report["unmatched_stops"] or report["out_of_memory"]:
+    if report["unfinished_region"] or report["unmatched_stops"] or report["out_of_memory"] \
+            or report.get("unmatched_marks"):
         raise ToolchainError(f"instruction count regions are inconsistent ({report}): {shlex.join(result.command)}")
+    layers = None
+    if per_layer:
+        marks = [int(count) for count in report["mark_instructions"]]
+        layers = []
+        for count in report["region_marks"]:
+            layers.append(marks[:count])
+            marks = marks[count:]
     return RunResult(command=result.command, returncode=result.returncode, stdout=result.stdout,
                      stderr=result.stderr, seconds=result.seconds,
                      instructions=[int(count) for count in report["region_instructions"]],
-                     total_instructions=int(report["total_instructions"]), **measured_stack(result))
+                     total_instructions=int(report["total_instructions"]), layer_instructions=layers,
+                     layer_tail_instructions=[int(count) for count in report["region_tails"]] if per_layer else None,
+                     **measured_stack(result))
 
 
 def measured_stack(result: RunResult) -> dict[str, int]:

@@ -117,6 +117,7 @@ def run_checks(graph: Graph, model_path: Path, x: np.ndarray, y: np.ndarray, lay
     report["host"] = {"vs_ort": compare(host, ref[graph.output]), "accuracy": accuracy(host)}
     timing = {"host_seconds": round(time.perf_counter() - started, 3)}
     qemu = None
+    whole = None
     if machine and "board" in builds:
         result = toolchain.run_qemu(builds["board"], machine, inputs, work / "qemu_outputs.bin", timeout=timeout,
                                     count_instructions=True)
@@ -132,23 +133,65 @@ def run_checks(graph: Graph, model_path: Path, x: np.ndarray, y: np.ndarray, lay
             "stack_measured_bytes": result.stack_bytes,  # stack painting: whole run, and the inferences alone
             "inference_stack_measured_bytes": result.inference_stack_bytes,
         }
+        whole = result.instructions[:layer_samples]
     if layer_samples:
-        report["layers"] = _layer_checks(graph, model_path, x[:layer_samples], builds, machine, work, timeout)
+        report["layers"], layer_instructions = _layer_checks(graph, model_path, x[:layer_samples], builds, machine,
+                                                             work, timeout, whole)
+        if layer_instructions is not None:
+            report["layer_instructions"] = layer_instructions
     return report, timing
 
 
+def layer_instruction_summary(layers: list[list[int]], tails: list[int], whole: list[int] | None) -> dict:
+    """Per-layer instruction counts of the layer-dump build (one list per sample) checked against the normal
+    build's whole-inference counts of the same samples.
+
+    A layer's count runs from the previous layer's dump (or the inference's start) to the call of its own dump:
+    its kernel call with the argument setup; the dump's file I/O is not counted. Per layer the dump build still
+    executes a few instructions the normal build does not (the dump call's arguments and the return path from
+    mf_layer_dump), so `difference` = mean over samples of (sum of the layers + tail - whole inference) is small and
+    positive: a few instructions per layer (`difference_per_layer`)."""
+    samples = len(layers)
+    summary = {
+        "statistic": "mean over the layer samples",
+        "samples": samples,
+        "per_layer": [round(sum(sample[i] for sample in layers) / samples) for i in range(len(layers[0]))],
+        "layers_sum": round(sum(sum(sample) for sample in layers) / samples),
+        "tail": round(sum(tails) / samples),
+        "whole_inference": None,
+        "difference": None,
+        "difference_per_layer": None,
+    }
+    if whole:
+        difference = sum(sum(sample) + tail - count for sample, tail, count in zip(layers, tails, whole)) / samples
+        summary["whole_inference"] = round(sum(whole) / samples)
+        summary["difference"] = round(difference)
+        summary["difference_per_layer"] = round(difference / len(layers[0]), 2)
+    return summary
+
+
 def _layer_checks(graph: Graph, model_path: Path, x: np.ndarray, builds: dict, machine: str | None, work: Path,
-                  timeout: float) -> list[dict]:
+                  timeout: float, whole: list[int] | None = None) -> tuple[list[dict], dict | None]:
+    """Every layer's output compared (host vs reference, QEMU vs host) and, under QEMU, every layer's instruction
+    count (layer_instruction_summary); whole: the normal build's instructions of the same samples, or None."""
     ref = _reference(graph).run(model_path, graph, x, layers=True)
     inputs = work / "layer_inputs.bin"
     write_vectors({"layer_inputs.bin": ref[graph.input]}, work)
     toolchain.run_host(builds["host_dump"], inputs, work / "layer_host_out.bin", work / "layers_host", timeout=timeout)
     host = read_layers(work / "layers_host", graph, len(x))
     qemu = None
+    counts = None
     if machine and "board_dump" in builds:
-        toolchain.run_qemu(builds["board_dump"], machine, inputs, work / "layer_qemu_out.bin", work / "layers_qemu",
-                           timeout=timeout)
+        result = toolchain.run_qemu(builds["board_dump"], machine, inputs, work / "layer_qemu_out.bin",
+                                    work / "layers_qemu", timeout=timeout, count_instructions=True)
         qemu = read_layers(work / "layers_qemu", graph, len(x))
+        if result.layer_instructions is None or any(len(sample) != len(graph.ops)
+                                                    for sample in result.layer_instructions):
+            found = None if result.layer_instructions is None else [len(s) for s in result.layer_instructions]
+            raise McuforgeError(f"verify: the layer-dump ELF {builds['board_dump']} gave per-layer instruction "
+                                f"counts for {found} layers per sample, not {len(graph.ops)}")
+        counts = layer_instruction_summary(result.layer_instructions, result.layer_tail_instructions, whole)
+        per_layer = counts.pop("per_layer")
     host = [_onnx_order(graph, op, array) for op, array in zip(graph.ops, host)]
     if qemu is not None:
         qemu = [_onnx_order(graph, op, array) for op, array in zip(graph.ops, qemu)]
@@ -166,8 +209,10 @@ def _layer_checks(graph: Graph, model_path: Path, x: np.ndarray, builds: dict, m
             entry["host_vs_ort_isolated"] = compare(host[index], alone.reshape(host[index].shape))
         if qemu is not None:
             entry["qemu_vs_host"] = compare(qemu[index], host[index])
+        if counts is not None:
+            entry["instructions"] = per_layer[index]  # mean over the layer samples
         layers.append(entry)
-    return layers
+    return layers, counts
 
 
 def judge(report: dict) -> list[str]:

@@ -291,6 +291,29 @@ def test_instruction_counts_are_exact_and_repeatable(builds, inputs, workdir):
 
 
 @qemu_test
+def test_layer_dump_elf_is_counted_per_layer(builds, inputs, workdir):
+    normal = toolchain.run_qemu(builds("mps2-an386"), "mps2-an386", inputs, workdir / "count_normal.bin",
+                                count_instructions=True)
+    dump_elf = builds("mps2-an386", layer_dump=True)
+    dump = toolchain.run_qemu(dump_elf, "mps2-an386", inputs, workdir / "count_dump.bin",
+                              layer_dir=workdir / "count_layers", count_instructions=True)
+    assert normal.layer_instructions is None and normal.layer_tail_instructions is None
+    assert len(dump.layer_instructions) == NUM_SAMPLES
+    assert all(len(layers) == NUM_LAYERS and min(layers) > 0 for layers in dump.layer_instructions)
+    for layers, tail, whole, whole_dump in zip(dump.layer_instructions, dump.layer_tail_instructions,
+                                               normal.instructions, dump.instructions):
+        assert sum(layers) + tail < whole_dump  # the dumps' file I/O is in no layer
+        # the dump calls' arguments and the return path from mf_layer_dump: a few instructions per layer
+        assert 0 <= sum(layers) + tail - whole <= 20 * NUM_LAYERS, (layers, tail, whole)
+    # layer 0 (64 saturating adds) costs more than layer 2 (16 values)
+    assert all(layers[0] > layers[2] for layers in dump.layer_instructions)
+    # without a layer directory nothing is written, and the layers' counts are the same
+    quiet = toolchain.run_qemu(dump_elf, "mps2-an386", inputs, workdir / "count_quiet.bin", count_instructions=True)
+    assert quiet.layer_instructions == dump.layer_instructions
+    assert quiet.layer_tail_instructions == dump.layer_tail_instructions
+
+
+@qemu_test
 def test_elf_is_reproducible_across_directories(builds, workdir):
     elf = builds("mps2-an386")
     model_copy = workdir / "elsewhere" / "deeper" / "model"

@@ -10,6 +10,9 @@
  * The same source runs on the host and on QEMU with newlib semihosting (files are host files, opened relative to
  * QEMU's working directory). Files are streamed one sample at a time, so their size is not limited by RAM.
  *
+ * Built with MF_LAYER_DUMP, mf_layer_dump ends by calling mf_layer_dump_done: the two are the QEMU instruction-count
+ * plugin's mark and resume, which split every inference into per-layer counts that leave out the dump's I/O.
+ *
  * Built with MF_STACK_PAINT (Cortex-M, engine_c/platform/startup.c), every inference runs on a freshly painted stack
  * and its high-water mark is noted, outside the benchmark markers so that instruction counts are unchanged.
  *
@@ -66,9 +69,20 @@ void mf_stack_note_inference(void);
 static const char *mf_layer_dir;
 static unsigned long mf_sample_index;
 static int mf_layer_dump_failed;
+volatile uint32_t mf_layer_dumps;
+
+/*
+ * Per-layer instruction counts: the icount plugin ends a layer's segment at the first instruction of mf_layer_dump
+ * and starts the next one at the first instruction of mf_layer_dump_done, which mf_layer_dump calls last on every
+ * path, so that the dump's file I/O is counted in no layer.
+ */
+MF_BENCH_MARKER void mf_layer_dump_done(void)
+{
+    mf_layer_dumps = mf_layer_dumps + 1u;
+}
 
 /* Appends one layer's output of the current sample to layer_dir/layer_%03d.bin (truncated at sample 0). */
-void mf_layer_dump(int layer_index, const int8_t *data, size_t bytes)
+static void mf_layer_write(int layer_index, const int8_t *data, size_t bytes)
 {
     char path[1024];
     FILE *file;
@@ -97,6 +111,12 @@ void mf_layer_dump(int layer_index, const int8_t *data, size_t bytes)
         fprintf(stderr, "mf_runner: cannot close %s\n", path);
         mf_layer_dump_failed = 1;
     }
+}
+
+void mf_layer_dump(int layer_index, const int8_t *data, size_t bytes)
+{
+    mf_layer_write(layer_index, data, bytes);
+    mf_layer_dump_done();
 }
 #endif
 
