@@ -228,6 +228,20 @@ def layer_table(paths, plan_json: dict, requant: str) -> tuple[list[dict], objec
     return rows, graph, ops
 
 
+def layer_instructions(rows: list[dict], ops, verify: dict | None) -> dict | None:
+    """Adds each layer's instruction count under QEMU (verify's layer-dump run: mean over the layer samples) and
+    instructions per MAC to the per-layer rows; returns verify's summary (sum, tail, whole inference, difference),
+    or None when verify counted no layers (no QEMU machine, deploy.emulate off, layer_samples 0, an older report)."""
+    layers = (verify or {}).get("layers", [])
+    summary = (verify or {}).get("layer_instructions")
+    counted = (summary is not None and ops is not None and len(layers) == len(rows)
+               and all("instructions" in layer and layer["name"] == op.name for layer, op in zip(layers, ops)))
+    for row, layer in zip(rows, layers if counted else [{}] * len(rows)):
+        row["instructions"] = layer.get("instructions")
+        row["instructions_per_mac"] = row["instructions"] / row["macs"] if counted and row["macs"] else None
+    return summary if counted else None
+
+
 # ---------------------------------------------------------------- plots
 
 def _savefig(fig, path: Path) -> None:
@@ -321,6 +335,7 @@ def collect(cfg: dict, paths) -> dict:
         rows, graph, ops = layer_table(paths, plan, requant)
     macs = sum(r["macs"] for r in rows) if rows else (plan or {}).get("macs") or (train or {}).get("macs")
     instructions = (verify or {}).get("qemu", {}).get("instructions_per_inference")
+    counted = layer_instructions(rows, ops, verify)
     breakdown = size_breakdown(cfg, paths, sizes, plan, quant)
     clock_hz = board["clock_mhz"] * 1e6
     latency_ms = deploy.get("latency_ms")
@@ -421,7 +436,9 @@ def collect(cfg: dict, paths) -> dict:
         if verify and "tflm_arena" in verify else None,
         "sram_budget": cfg["resolved"]["sram_budget_bytes"], "flash_budget": cfg["resolved"]["flash_budget_bytes"],
         "totals": {"macs": macs, "weight_bytes": sum(r["weight_bytes"] for r in rows),
-                   "bias_bytes": sum(r["bias_bytes"] for r in rows)},
+                   "bias_bytes": sum(r["bias_bytes"] for r in rows),
+                   "instructions": sum(r["instructions"] for r in rows) if counted else None},
+        "layer_instructions": counted,
         "not_run": {task: _not_run(task, pipeline) for task in stage_files(cfg, paths)},
     }
 

@@ -101,6 +101,14 @@ def test_report_figures_match_the_artifacts(built: Path):
     rows = re.findall(r"^\| (\d+) \| (\w+) \| `", report, flags=re.M)
     assert len(rows) == len(verify["layers"]) == len(plan["order"])
     assert f"**{plan['macs']:,}**" in report
+    # per-layer instructions (verify's layer-dump run under QEMU) in the table, their sum and the overhead below it
+    for layer in verify["layers"]:
+        row = rf"^\| {layer['index']} \| \w+ \| `[^`]*` \| [^|]* \| [^|]* \| [\d,]+ \| {layer['instructions']:,} \| "
+        assert re.search(row, report, flags=re.M), layer
+    counts = verify["layer_instructions"]
+    assert f"**{sum(layer['instructions'] for layer in verify['layers']):,}**" in report
+    assert f"The layers sum to {counts['layers_sum']:,}, plus {counts['tail']:,}" in report
+    assert 0 <= counts["difference"] <= 40 * len(verify["layers"]), counts
     # size breakdown: weights from the ELF equal the quantized model's
     quant = _load(built / "quantize" / "metrics.json")
     assert f"| flash | weights (int8) | {quant['int8_weights']:,} |" in report
