@@ -70,11 +70,12 @@ static inline int8_t mf_requant_channel(int32_t acc, const mf_quant_params *quan
 #endif
 }
 
-/* One output pixel of a 1x1 convolution: out_c dot products of the in_c input values with consecutive filter rows,
- * bias, requantization and clamp (mf_conv2d_1x1_s8 and the fused bottleneck's two 1x1 convolutions). */
+/* One output pixel of a 1x1 convolution (or one row of a fully connected layer): out_c dot products of the in_c
+ * input values with consecutive filter rows, bias, requantization and clamp (mf_conv2d_1x1_s8, the fused
+ * bottleneck's two 1x1 convolutions, mf_fully_connected_s8). */
 static inline void mf_pointwise_pixel(const int8_t *in_pixel, int32_t in_c, const int8_t *filter, const int32_t *bias,
-                                      const mf_quant_params *quant, const mf_conv_params *params, int32_t out_c,
-                                      int8_t *out_pixel)
+                                      const mf_quant_params *quant, int32_t input_zp, int32_t output_zp,
+                                      int32_t act_min, int32_t act_max, int32_t out_c, int8_t *out_pixel)
 {
     int32_t out_ch;
     for (out_ch = 0; out_ch < out_c; out_ch++) {
@@ -82,13 +83,12 @@ static inline void mf_pointwise_pixel(const int8_t *in_pixel, int32_t in_c, cons
         int32_t acc = 0;
         int32_t in_ch;
         for (in_ch = 0; in_ch < in_c; in_ch++) {
-            acc += ((int32_t)in_pixel[in_ch] - params->input_zp) * (int32_t)weights[in_ch];
+            acc += ((int32_t)in_pixel[in_ch] - input_zp) * (int32_t)weights[in_ch];
         }
         if (bias != NULL) {
             acc = mf_wrapping_add(acc, bias[out_ch]);
         }
-        out_pixel[out_ch] = mf_requant_channel(acc, quant, out_ch, params->output_zp, params->act_min,
-                                               params->act_max);
+        out_pixel[out_ch] = mf_requant_channel(acc, quant, out_ch, output_zp, act_min, act_max);
     }
 }
 

@@ -34,7 +34,8 @@ mf_status mf_conv2d_1x1_s8(const mf_conv_params *params, const mf_quant_params *
                 const int8_t *in_pixel =
                     input + ((size_t)(out_y * stride_h) * (size_t)in_w + (size_t)(out_x * stride_w)) * (size_t)in_c;
                 int8_t *out_pixel = output + ((size_t)out_y * (size_t)out_w + (size_t)out_x) * (size_t)out_c;
-                mf_pointwise_pixel(in_pixel, in_c, filter, bias, quant, params, out_c, out_pixel);
+                mf_pointwise_pixel(in_pixel, in_c, filter, bias, quant, params->input_zp, params->output_zp,
+                                   params->act_min, params->act_max, out_c, out_pixel);
             }
         }
     }

@@ -19,19 +19,8 @@ mf_status mf_fully_connected_s8(const mf_fc_params *params, const mf_quant_param
         for (row = 0; row < batches; row++) {
             const int8_t *in_row = input + (size_t)row * (size_t)in_features;
             int8_t *out_row = output + (size_t)row * (size_t)out_features;
-            int32_t out_ch;
-            for (out_ch = 0; out_ch < out_features; out_ch++) {
-                const int8_t *weights = filter + (size_t)out_ch * (size_t)in_features;
-                int32_t acc = 0;
-                int32_t k;
-                for (k = 0; k < in_features; k++) {
-                    acc += ((int32_t)in_row[k] - input_zp) * (int32_t)weights[k];
-                }
-                if (bias != NULL) {
-                    acc = mf_wrapping_add(acc, bias[out_ch]);
-                }
-                out_row[out_ch] = mf_requant_channel(acc, quant, out_ch, output_zp, act_min, act_max);
-            }
+            mf_pointwise_pixel(in_row, in_features, filter, bias, quant, input_zp, output_zp, act_min, act_max,
+                               out_features, out_row);
         }
     }
     return MF_OK;

@@ -53,7 +53,8 @@ static void mf_pointwise_pixels(const mf_conv_stage *stage, const int8_t *input,
     int32_t pixel;
     for (pixel = 0; pixel < pixels; pixel++) {
         mf_pointwise_pixel(input + (size_t)pixel * (size_t)in_c, in_c, stage->filter, stage->bias, &stage->quant,
-                           &stage->params, out_c, output + (size_t)pixel * (size_t)out_c);
+                           stage->params.input_zp, stage->params.output_zp, stage->params.act_min,
+                           stage->params.act_max, out_c, output + (size_t)pixel * (size_t)out_c);
     }
 }
 
