@@ -129,7 +129,7 @@ def stage_io(graph: Graph, ops: list[Op], later: list[Op]) -> tuple[str, str] | 
     return source, output
 
 
-def boxes_for(graph: Graph, ops: list[Op], source: str, output: str, tile: Box) -> dict[str, Box] | None:
+def boxes_for(graph: Graph, ops: list[Op], output: str, tile: Box) -> dict[str, Box] | None:
     """Every stage tensor's box for one tile of S, or None when some layer would need a box other than the one
     its input is computed in (two readers with different halos; adds excepted)."""
     boxes: dict[str, Box] = {output: tile}
@@ -158,7 +158,7 @@ def make_stage(graph: Graph, ops: list[Op], later: list[Op], grid: tuple[int, in
         return None
     per_patch = []
     for tile in tiles(shape, grid):
-        boxes = boxes_for(graph, ops, source, output, tile)
+        boxes = boxes_for(graph, ops, output, tile)
         if boxes is None:
             return None
         per_patch.append(boxes)
@@ -247,7 +247,7 @@ def spec_of(graph: Graph, stage: Stage) -> dict:
                        f"MACs +{100 * overhead:.1f}%"}
 
 
-def candidates(graph: Graph, max_overhead: float, grids=None) -> list[Stage]:
+def candidates(graph: Graph, max_overhead: float) -> list[Stage]:
     """Every valid stage (leading layers of the model x grid) within the MACs overhead."""
     total = sum(op.macs(graph.tensors) for op in graph.ops)
     found = []
@@ -257,7 +257,7 @@ def candidates(graph: Graph, max_overhead: float, grids=None) -> list[Stage]:
             if any(op.kind not in STAGE_KINDS for op in ops):
                 break  # a longer prefix contains the same unsupported layer
             continue
-        for grid in (grids or [(n, n) for n in AUTO_GRIDS]):
+        for grid in [(n, n) for n in AUTO_GRIDS]:
             stage = make_stage(graph, ops, later, grid)
             if stage is None:
                 continue
