@@ -60,14 +60,17 @@ def train_and_quantize(spec: ArchSpec, cfg: dict, seed: int, data_dir: Path, wor
     paths = config.Paths(work)
     write_json(paths.arch, spec.model_dump(mode="json"))
     dataset = data.read_cache(data_dir, spec.input.resolution)
+    started = time.perf_counter()
     net, metrics = train.train(spec, dataset, cfg["train"], seed)
+    train_seconds = time.perf_counter() - started
     train.export_onnx(net, spec, paths.fp32)
     calib = quantize.calibration_samples(dataset, cfg["quantize"]["calibration_samples"], seed)
     quantize.quantize(paths.fp32, paths.int8, calib, cfg["quantize"]["granularity"], cfg["quantize"]["format"])
     cost = archgraph.cost(spec)
     return {"int8_accuracy": quantize.ort_accuracy(paths.int8, dataset.x_test, dataset.y_test),
             "fp32_accuracy": metrics["fp32_test_accuracy_torch"], "macs": cost.macs,
-            "peak_sram_bytes": cost.peak_sram_bytes, "flash_bytes": cost.flash_bytes}
+            "peak_sram_bytes": cost.peak_sram_bytes, "flash_bytes": cost.flash_bytes,
+            "train_seconds": round(train_seconds, 1)}
 
 
 def main() -> None:
