@@ -38,6 +38,23 @@ static inline int32_t mf_window_out_size(int32_t in, int32_t pad_a, int32_t pad_
     return (padded - span) / stride + 1;
 }
 
+/* The taps k of a window that land inside the input, 0 <= origin + k * dilation < size: k in [*first, *end)
+ * (empty when *first == *end). Kernels loop over these instead of testing every tap against the borders. */
+static inline void mf_window_taps(int32_t origin, int32_t dilation, int32_t kernel, int32_t size, int32_t *first,
+                                  int32_t *end)
+{
+    int32_t lo = 0;
+    int32_t hi = kernel;
+    while (lo < kernel && origin + lo * dilation < 0) {
+        lo++;
+    }
+    while (hi > lo && origin + (hi - 1) * dilation >= size) {
+        hi--;
+    }
+    *first = lo;
+    *end = hi;
+}
+
 /* Adds with two's complement wrap-around, like MLAS's int32 vector adds (no signed overflow UB). */
 static inline int32_t mf_wrapping_add(int32_t a, int32_t b)
 {
@@ -109,5 +126,12 @@ static inline int mf_conv_params_ok(const mf_conv_params *p)
            p->padding.left >= 0 && p->padding.bottom >= 0 && p->padding.right >= 0 &&
            mf_act_ok(p->act_min, p->act_max);
 }
+
+/* One output row `out_y` of a depthwise convolution (depth multiplier 1): out_w pixels of `channels` into out_row.
+ * Input row y (0 <= y < in_h) starts at rows + (y % ring_rows) * in_w * channels: ring_rows = in_h for a whole
+ * tensor, fewer for a ring holding the latest rows (the fused bottleneck). Shared by mf_depthwise_conv2d_s8, its
+ * in-place variant and mf_mbconv_fused_s8, so all three sum the same products in the same order. */
+void mf_depthwise_row_s8(const mf_conv_stage *stage, const int8_t *rows, int32_t ring_rows, int32_t in_h,
+                         int32_t in_w, int32_t channels, int32_t out_y, int32_t out_w, int8_t *out_row);
 
 #endif /* MF_INTERNAL_H */

@@ -38,34 +38,38 @@ mf_status mf_conv2d_s8(const mf_conv_params *params, const mf_quant_params *quan
 
         for (out_y = 0; out_y < out_h; out_y++) {
             const int32_t in_y_origin = out_y * stride_h - pad_top;
+            int32_t y_first;
+            int32_t y_end;
             int32_t out_x;
+            mf_window_taps(in_y_origin, dil_h, k_h, in_h, &y_first, &y_end);
             for (out_x = 0; out_x < out_w; out_x++) {
                 const int32_t in_x_origin = out_x * stride_w - pad_left;
                 int8_t *out_pixel = output + ((size_t)out_y * (size_t)out_w + (size_t)out_x) * (size_t)out_c;
+                int32_t x_first;
+                int32_t x_end;
+                int32_t y_stop;
                 int32_t out_ch;
+                mf_window_taps(in_x_origin, dil_w, k_w, in_w, &x_first, &x_end);
+                y_stop = x_first < x_end ? y_end : y_first; /* no tap inside the input: bias only */
                 for (out_ch = 0; out_ch < out_c; out_ch++) {
                     const int8_t *filter_ch = filter + (size_t)out_ch * (size_t)k_h * (size_t)k_w * (size_t)in_c;
                     int32_t acc = 0;
                     int32_t k_y;
-                    for (k_y = 0; k_y < k_h; k_y++) {
+                    for (k_y = y_first; k_y < y_stop; k_y++) {
                         const int32_t in_y = in_y_origin + k_y * dil_h;
+                        const int8_t *in_pixel =
+                            input + ((size_t)in_y * (size_t)in_w + (size_t)(in_x_origin + x_first * dil_w)) *
+                                        (size_t)in_c;
+                        const int8_t *weights =
+                            filter_ch + ((size_t)k_y * (size_t)k_w + (size_t)x_first) * (size_t)in_c;
                         int32_t k_x;
-                        if (in_y < 0 || in_y >= in_h) {
-                            continue;
-                        }
-                        for (k_x = 0; k_x < k_w; k_x++) {
-                            const int32_t in_x = in_x_origin + k_x * dil_w;
-                            const int8_t *in_pixel;
-                            const int8_t *weights;
+                        for (k_x = x_first; k_x < x_end; k_x++) {
                             int32_t in_ch;
-                            if (in_x < 0 || in_x >= in_w) {
-                                continue;
-                            }
-                            in_pixel = input + ((size_t)in_y * (size_t)in_w + (size_t)in_x) * (size_t)in_c;
-                            weights = filter_ch + ((size_t)k_y * (size_t)k_w + (size_t)k_x) * (size_t)in_c;
                             for (in_ch = 0; in_ch < in_c; in_ch++) {
                                 acc += ((int32_t)in_pixel[in_ch] - input_zp) * (int32_t)weights[in_ch];
                             }
+                            in_pixel += (size_t)dil_w * (size_t)in_c;
+                            weights += in_c;
                         }
                     }
                     if (bias != NULL) {

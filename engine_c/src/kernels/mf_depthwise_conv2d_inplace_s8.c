@@ -58,74 +58,31 @@ mf_status mf_depthwise_conv2d_inplace_s8(const mf_conv_params *params, const mf_
         return MF_ARG_ERROR;
     }
     {
-        const int32_t in_h = input_dims->h;
-        const int32_t in_w = input_dims->w;
-        const int32_t channels = input_dims->c;
-        const int32_t k_h = filter_dims->h;
-        const int32_t k_w = filter_dims->w;
         const int32_t out_h = output_dims->h;
-        const int32_t out_w = output_dims->w;
-        const int32_t stride_h = params->stride.h;
-        const int32_t stride_w = params->stride.w;
-        const int32_t dil_h = params->dilation.h;
-        const int32_t dil_w = params->dilation.w;
-        const int32_t pad_top = params->padding.top;
-        const int32_t pad_left = params->padding.left;
-        const int32_t input_zp = params->input_zp;
-        const int32_t output_zp = params->output_zp;
-        const int32_t act_min = params->act_min;
-        const int32_t act_max = params->act_max;
-        const size_t row_in = (size_t)in_w * (size_t)channels;
-        const size_t row_out = (size_t)out_w * (size_t)channels;
-        const int32_t ring = mf_inplace_rows(in_w, out_h, out_w, channels, stride_h, pad_top);
+        const size_t row_in = (size_t)input_dims->w * (size_t)input_dims->c;
+        const size_t row_out = (size_t)output_dims->w * (size_t)output_dims->c;
+        const int32_t ring = mf_inplace_rows(input_dims->w, out_h, output_dims->w, output_dims->c, params->stride.h,
+                                             params->padding.top);
+        const mf_conv_stage stage = {*params, *quant, *filter_dims, filter, bias};
         int32_t flushed = 0;
         int32_t out_y;
 
-        if (out_h != mf_window_out_size(in_h, pad_top, params->padding.bottom, k_h, dil_h, stride_h) ||
-            out_w != mf_window_out_size(in_w, pad_left, params->padding.right, k_w, dil_w, stride_w) ||
+        if (out_h != mf_window_out_size(input_dims->h, params->padding.top, params->padding.bottom, filter_dims->h,
+                                        params->dilation.h, params->stride.h) ||
+            output_dims->w != mf_window_out_size(input_dims->w, params->padding.left, params->padding.right,
+                                                 filter_dims->w, params->dilation.w, params->stride.w) ||
             ring <= 0 || (size_t)scratch_bytes < (size_t)ring * row_out) {
             return MF_ARG_ERROR;
         }
         for (out_y = 0; out_y < out_h; out_y++) {
-            const int32_t in_y_origin = out_y * stride_h - pad_top;
+            const int32_t in_y_origin = out_y * params->stride.h - params->padding.top;
             const size_t need = (size_t)(in_y_origin > 0 ? in_y_origin : 0) * row_in;
-            int8_t *out_row = scratch + (size_t)(out_y % ring) * row_out;
-            int32_t out_x;
             while (flushed < out_y && (size_t)(flushed + 1) * row_out <= need) {
                 memcpy(data + (size_t)flushed * row_out, scratch + (size_t)(flushed % ring) * row_out, row_out);
                 flushed++;
             }
-            for (out_x = 0; out_x < out_w; out_x++) {
-                const int32_t in_x_origin = out_x * stride_w - pad_left;
-                int8_t *out_pixel = out_row + (size_t)out_x * (size_t)channels;
-                int32_t ch;
-                for (ch = 0; ch < channels; ch++) {
-                    int32_t acc = 0;
-                    int32_t k_y;
-                    for (k_y = 0; k_y < k_h; k_y++) {
-                        const int32_t in_y = in_y_origin + k_y * dil_h;
-                        int32_t k_x;
-                        if (in_y < 0 || in_y >= in_h) {
-                            continue;
-                        }
-                        for (k_x = 0; k_x < k_w; k_x++) {
-                            const int32_t in_x = in_x_origin + k_x * dil_w;
-                            size_t in_index;
-                            size_t w_index;
-                            if (in_x < 0 || in_x >= in_w) {
-                                continue;
-                            }
-                            in_index = (size_t)in_y * row_in + (size_t)in_x * (size_t)channels + (size_t)ch;
-                            w_index = ((size_t)k_y * (size_t)k_w + (size_t)k_x) * (size_t)channels + (size_t)ch;
-                            acc += ((int32_t)data[in_index] - input_zp) * (int32_t)filter[w_index];
-                        }
-                    }
-                    if (bias != NULL) {
-                        acc = mf_wrapping_add(acc, bias[ch]);
-                    }
-                    out_pixel[ch] = mf_requant_channel(acc, quant, ch, output_zp, act_min, act_max);
-                }
-            }
+            mf_depthwise_row_s8(&stage, data, input_dims->h, input_dims->h, input_dims->w, input_dims->c, out_y,
+                                output_dims->w, scratch + (size_t)(out_y % ring) * row_out);
         }
         for (; flushed < out_h; flushed++) {
             memcpy(data + (size_t)flushed * row_out, scratch + (size_t)(flushed % ring) * row_out, row_out);

@@ -58,58 +58,6 @@ static void mf_pointwise_pixels(const mf_conv_stage *stage, const int8_t *input,
     }
 }
 
-/* Depthwise output row `out_y` (out_w pixels of `channels`) from the expanded rows in the ring, as
- * mf_depthwise_conv2d_s8 computes it. */
-static void mf_depthwise_row(const mf_conv_stage *stage, const int8_t *ring, int32_t ring_rows, int32_t in_h,
-                             int32_t in_w, int32_t channels, int32_t out_y, int32_t out_w, int8_t *out_row)
-{
-    const int32_t k_h = stage->filter_dims.h;
-    const int32_t k_w = stage->filter_dims.w;
-    const int32_t stride_w = stage->params.stride.w;
-    const int32_t dil_h = stage->params.dilation.h;
-    const int32_t dil_w = stage->params.dilation.w;
-    const int32_t pad_left = stage->params.padding.left;
-    const int32_t input_zp = stage->params.input_zp;
-    const int32_t output_zp = stage->params.output_zp;
-    const int32_t act_min = stage->params.act_min;
-    const int32_t act_max = stage->params.act_max;
-    const int32_t in_y_origin = out_y * stage->params.stride.h - stage->params.padding.top;
-    const size_t row_bytes = (size_t)in_w * (size_t)channels;
-    int32_t out_x;
-    for (out_x = 0; out_x < out_w; out_x++) {
-        const int32_t in_x_origin = out_x * stride_w - pad_left;
-        int8_t *out_pixel = out_row + (size_t)out_x * (size_t)channels;
-        int32_t ch;
-        for (ch = 0; ch < channels; ch++) {
-            int32_t acc = 0;
-            int32_t k_y;
-            for (k_y = 0; k_y < k_h; k_y++) {
-                const int32_t in_y = in_y_origin + k_y * dil_h;
-                const int8_t *row;
-                int32_t k_x;
-                if (in_y < 0 || in_y >= in_h) {
-                    continue;
-                }
-                row = ring + (size_t)(in_y % ring_rows) * row_bytes;
-                for (k_x = 0; k_x < k_w; k_x++) {
-                    const int32_t in_x = in_x_origin + k_x * dil_w;
-                    size_t w_index;
-                    if (in_x < 0 || in_x >= in_w) {
-                        continue;
-                    }
-                    w_index = ((size_t)k_y * (size_t)k_w + (size_t)k_x) * (size_t)channels + (size_t)ch;
-                    acc += ((int32_t)row[(size_t)in_x * (size_t)channels + (size_t)ch] - input_zp) *
-                           (int32_t)stage->filter[w_index];
-                }
-            }
-            if (stage->bias != NULL) {
-                acc = mf_wrapping_add(acc, stage->bias[ch]);
-            }
-            out_pixel[ch] = mf_requant_channel(acc, &stage->quant, ch, output_zp, act_min, act_max);
-        }
-    }
-}
-
 int32_t mf_mbconv_fused_s8_get_buffer_size(const mf_mbconv_params *params, const mf_dims *input_dims,
                                            const mf_dims *output_dims)
 {
@@ -167,7 +115,7 @@ mf_status mf_mbconv_fused_s8(const mf_mbconv_params *params, const mf_dims *inpu
                 mf_pointwise_pixels(&params->expand, input + (size_t)next_row * (size_t)in_w * (size_t)in_c, in_w,
                                     in_c, mid_c, ring + (size_t)(next_row % ring_rows) * mid_row);
             }
-            mf_depthwise_row(&params->depthwise, ring, ring_rows, in_h, in_w, mid_c, out_y, out_w, dw_row);
+            mf_depthwise_row_s8(&params->depthwise, ring, ring_rows, in_h, in_w, mid_c, out_y, out_w, dw_row);
             mf_pointwise_pixels(&params->project, dw_row, out_w, mid_c, out_c,
                                 output + (size_t)out_y * (size_t)out_w * (size_t)out_c);
         }
