@@ -17,9 +17,11 @@ from tasks import build as build_stage
 from tasks import manifest as manifest_stage
 from tasks import review as review_stage
 from tasks import search as search_stage
+from tasks.allocator import keep_freed_memory
 from tasks.doit_support import action
 
 ROOT = Path(__file__).resolve().parent
+keep_freed_memory()  # before torch starts threads: training runs in this process (tasks/allocator.py)
 
 
 def _load():

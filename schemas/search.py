@@ -85,7 +85,9 @@ class EvolutionConfig(Strict):
     crossovers, mutation probability 0.1, 30 iterations; defaults are scaled to a 2-core CPU)."""
 
     population: int = Field(default=8, ge=2, le=1000, description="Candidates per generation.")
-    parents: int = Field(default=3, ge=1, le=1000, description="Best candidates kept as parents.")
+    parents: int = Field(default=4, ge=1, le=1000,
+                         description="Best candidates kept as parents; population - parents children are trained per "
+                                     "generation, so a multiple of search.workers keeps every worker busy.")
     mutation_prob: float = Field(default=0.2, gt=0.0, le=1.0, description="Probability that each gene mutates.")
     crossover_share: float = Field(default=0.5, ge=0.0, le=1.0, description="Share of children made by crossover.")
     iterations: int = Field(default=4, ge=1, le=1000, description="Generations.")

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from schemas.arch import ArchSpec
 
+from .allocator import keep_freed_memory
 from .data import Dataset, to_float_nchw
 from .io import atomic_path
 from .model import build, count_macs_params, fold_batchnorm
@@ -25,6 +26,7 @@ OUTPUT_NAME = "logits"
 
 
 def seed_everything(seed: int, threads: int = 0) -> None:
+    keep_freed_memory()
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     random.seed(seed)
     np.random.seed(seed % 2**32)
