@@ -33,7 +33,7 @@ def seed_everything(seed: int, threads: int = 0) -> None:
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
     # Deterministic mode also fills every new tensor with NaN to expose reads of uninitialised memory: a debugging aid
-    # that costs ~25 % of a training step here (aten::fill_ on every allocation) and changes no result.
+    # that costs ~20-25 % of a training step here (aten::fill_ on every allocation) and changes no result.
     torch.utils.deterministic.fill_uninitialized_memory = False
     if threads:
         torch.set_num_threads(threads)
