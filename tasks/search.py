@@ -140,10 +140,8 @@ _WORKER: dict = {}
 def _worker_init(data_dir: str, resolution: int, proxy: dict, seed: int) -> None:
     import torch
 
-    from .allocator import keep_freed_memory
     from .data import read_cache
 
-    keep_freed_memory()
     torch.set_num_threads(1)
     data = read_cache(Path(data_dir), resolution)
     order = np.random.default_rng(seed).permutation(len(data.y_train))

@@ -127,6 +127,17 @@ static inline int mf_conv_params_ok(const mf_conv_params *p)
            mf_act_ok(p->act_min, p->act_max);
 }
 
+/* Whether output_dims has the height and width a convolution with these parameters and filter gives input_dims
+ * (mf_conv2d_s8, the depthwise kernels, the fused bottleneck's depthwise stage). */
+static inline int mf_conv_out_dims_ok(const mf_conv_params *p, const mf_dims *input_dims, const mf_dims *filter_dims,
+                                      const mf_dims *output_dims)
+{
+    return output_dims->h == mf_window_out_size(input_dims->h, p->padding.top, p->padding.bottom, filter_dims->h,
+                                                p->dilation.h, p->stride.h) &&
+           output_dims->w == mf_window_out_size(input_dims->w, p->padding.left, p->padding.right, filter_dims->w,
+                                                p->dilation.w, p->stride.w);
+}
+
 /* One output row `out_y` of a depthwise convolution (depth multiplier 1): out_w pixels of `channels` into out_row.
  * Input row y (0 <= y < in_h) starts at rows + (y % ring_rows) * in_w * channels: ring_rows = in_h for a whole
  * tensor, fewer for a ring holding the latest rows (the fused bottleneck). Shared by mf_depthwise_conv2d_s8, its

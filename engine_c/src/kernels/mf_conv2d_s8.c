@@ -31,8 +31,7 @@ mf_status mf_conv2d_s8(const mf_conv_params *params, const mf_quant_params *quan
         const int32_t act_max = params->act_max;
         int32_t out_y;
 
-        if (out_h != mf_window_out_size(in_h, pad_top, params->padding.bottom, k_h, dil_h, stride_h) ||
-            out_w != mf_window_out_size(in_w, pad_left, params->padding.right, k_w, dil_w, stride_w)) {
+        if (!mf_conv_out_dims_ok(params, input_dims, filter_dims, output_dims)) {
             return MF_ARG_ERROR;
         }
 

@@ -67,11 +67,7 @@ mf_status mf_depthwise_conv2d_inplace_s8(const mf_conv_params *params, const mf_
         int32_t flushed = 0;
         int32_t out_y;
 
-        if (out_h != mf_window_out_size(input_dims->h, params->padding.top, params->padding.bottom, filter_dims->h,
-                                        params->dilation.h, params->stride.h) ||
-            output_dims->w != mf_window_out_size(input_dims->w, params->padding.left, params->padding.right,
-                                                 filter_dims->w, params->dilation.w, params->stride.w) ||
-            ring <= 0 || (size_t)scratch_bytes < (size_t)ring * row_out) {
+        if (!mf_conv_out_dims_ok(params, input_dims, filter_dims, output_dims) || ring <= 0 || (size_t)scratch_bytes < (size_t)ring * row_out) {
             return MF_ARG_ERROR;
         }
         for (out_y = 0; out_y < out_h; out_y++) {

@@ -11,10 +11,7 @@ mf_status mf_depthwise_conv2d_s8(const mf_conv_params *params, const mf_quant_pa
         output == NULL || filter_dims->c != input_dims->c || output_dims->c != input_dims->c) {
         return MF_ARG_ERROR;
     }
-    if (output_dims->h != mf_window_out_size(input_dims->h, params->padding.top, params->padding.bottom,
-                                             filter_dims->h, params->dilation.h, params->stride.h) ||
-        output_dims->w != mf_window_out_size(input_dims->w, params->padding.left, params->padding.right,
-                                             filter_dims->w, params->dilation.w, params->stride.w)) {
+    if (!mf_conv_out_dims_ok(params, input_dims, filter_dims, output_dims)) {
         return MF_ARG_ERROR;
     }
     {

@@ -40,10 +40,7 @@ static int mf_block_dims_ok(const mf_mbconv_params *params, const mf_dims *input
            dw->params.stride.w > 0 && dw->params.dilation.h > 0 && dw->params.dilation.w > 0 &&
            dw->params.padding.top >= 0 && dw->params.padding.left >= 0 && dw->params.padding.bottom >= 0 &&
            dw->params.padding.right >= 0 &&
-           output_dims->h == mf_window_out_size(input_dims->h, dw->params.padding.top, dw->params.padding.bottom,
-                                                dw->filter_dims.h, dw->params.dilation.h, dw->params.stride.h) &&
-           output_dims->w == mf_window_out_size(input_dims->w, dw->params.padding.left, dw->params.padding.right,
-                                                dw->filter_dims.w, dw->params.dilation.w, dw->params.stride.w);
+           mf_conv_out_dims_ok(&dw->params, input_dims, &dw->filter_dims, output_dims);
 }
 
 /* A 1x1 convolution over `pixels` consecutive pixels, as mf_conv2d_1x1_s8 computes each of them. */
