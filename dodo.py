@@ -2,7 +2,7 @@
 
 Variables: `pipeline=` (a YAML path, or a name under pipelines/; default fashion), `build=` (build root; default
 build/<name>), and any config field as a dotted path (`train.epochs=3`) or a short alias (`board=`, `seed=`, `name=`).
-This file only wires tasks; the work lives in tasks/<stage>.py.
+This file only wires tasks; each stage is a thin tasks/<stage>.py over the mcuforge/ library (docs/architecture.md).
 """
 import sys
 from pathlib import Path
@@ -10,18 +10,16 @@ from pathlib import Path
 from doit import doit_cmd
 from doit.tools import config_changed
 
-from schemas.loader import ConfigError
+from tasks import build as build_stage
 from tasks import config as config_stage
 from tasks import data as data_stage
-from tasks import build as build_stage
 from tasks import manifest as manifest_stage
 from tasks import review as review_stage
 from tasks import search as search_stage
-from tasks.allocator import keep_freed_memory
-from tasks.doit_support import action
+from tasks.doit_support import ConfigError, action, keep_freed_memory
 
 ROOT = Path(__file__).resolve().parent
-keep_freed_memory()  # before torch starts threads: training runs in this process (tasks/allocator.py)
+keep_freed_memory()  # before torch starts threads: training runs in this process (mcuforge/ml/allocator.py)
 
 
 def _load():

@@ -32,11 +32,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from schemas.arch import ArchSpec  # noqa: E402
-from tasks import fuse  # noqa: E402
-from tasks import graph as graph_mod  # noqa: E402
-from tasks import model as model_mod  # noqa: E402
-from tasks import planner, rewrite  # noqa: E402
-from tasks.quantize import quantize  # noqa: E402
+from mcuforge.schedule import fuse  # noqa: E402
+from mcuforge import frontends
+from mcuforge.ml import model as model_mod  # noqa: E402
+from mcuforge.schedule import planner  # noqa: E402
+from mcuforge.schedule import rewrite
+from mcuforge.ml.quantize import quantize  # noqa: E402
 
 
 PATCH_MACS_LIMIT = 0.15
@@ -182,7 +183,7 @@ def models(work: Path):
 
 
 def measure(int8: Path) -> dict:
-    graph = graph_mod.load(int8)
+    graph = frontends.load(int8)
     onnx_graph = dataclasses.replace(graph, ops=list(graph.ops))
     greedy = planner.plan(onnx_graph, "greedy_by_size", inplace_depthwise=False, reorder=False)
     started = time.perf_counter()

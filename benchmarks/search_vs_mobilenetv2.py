@@ -21,8 +21,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from schemas.arch import ArchSpec  # noqa: E402
-from tasks import archgraph, config, data, quantize, search, train  # noqa: E402
-from tasks.io import write_json  # noqa: E402
+from mcuforge.ml import archgraph  # noqa: E402
+from tasks import config
+from mcuforge.ml import data
+from mcuforge.ml import quantize
+from mcuforge.ml import search
+from mcuforge.ml import train
+from mcuforge.core.io import write_json  # noqa: E402
 
 # MobileNetV2 (t, c, n, s) after the 32-channel stem; the 1280-channel head is dropped (it alone breaks 256 KB).
 MOBILENETV2 = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]

@@ -14,19 +14,17 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from mcuforge.core.errors import ConfigError
+from mcuforge.core.paths import ROOT
+
 from .board import Board
 from .pipeline import PipelineConfig
 
-ROOT = Path(__file__).resolve().parent.parent
 BOARDS_DIR = ROOT / "boards"
 PIPELINES_DIR = ROOT / "pipelines"
 
 # Short names accepted on the command line besides dotted field paths.
 OVERRIDE_ALIASES = {"board": "deploy.board", "seed": "seed", "name": "name"}
-
-
-class ConfigError(Exception):
-    """A configuration problem, already formatted for a person (file:line:col: field: what is wrong)."""
 
 
 @dataclass

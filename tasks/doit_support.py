@@ -6,9 +6,9 @@ import sys
 
 from doit.exceptions import TaskFailed
 
-from schemas.loader import ConfigError
-
-from .io import write_json
+from mcuforge.core.errors import ConfigError, McuforgeError
+from mcuforge.core.io import write_json
+from mcuforge.ml.allocator import keep_freed_memory  # noqa: F401  (dodo.py calls it before torch starts)
 
 
 def action(target: str, *args):
@@ -20,7 +20,7 @@ def action(target: str, *args):
         function = getattr(importlib.import_module(module_name), function_name)
         try:
             result = function(*args)
-        except ConfigError as exc:
+        except McuforgeError as exc:
             print(f"mcuforge: {exc}", file=sys.stderr)
             return TaskFailed(str(exc))
         return result if isinstance(result, dict) else None

@@ -1,127 +1,21 @@
-"""Stage `manifest`: sha256 of every artifact, versions of the tools, hash of the resolved config. No timestamps.
-
-A pipeline given a ready model (deploy.model) reads it from outside the build: the manifest records it under "model"
-(its path as the YAML gives it, the file it resolved to, sha256 and size), and `check` names it when it changed."""
+"""Tasks `manifest` and `check_manifest`: sha256 of every artifact, tool versions, resolved-config hash
+(mcuforge/report/manifest.py), and the re-check of an existing build against it."""
 from __future__ import annotations
 
-import platform
-import shutil
-import subprocess
-import sys
-from importlib import metadata
-from pathlib import Path
-
-from .io import sha256_file, write_json
-
-PACKAGES = ("torch", "onnx", "onnxruntime", "numpy", "scikit-learn", "pydantic", "doit", "matplotlib", "tflite",
-            "tflite-micro")
-TOOLS = {
-    "gcc": ["gcc", "--version"],
-    "arm-none-eabi-gcc": ["arm-none-eabi-gcc", "--version"],
-    "cmake": ["cmake", "--version"],
-    "qemu-system-arm": ["qemu-system-arm", "--version"],
-}
-
-
-def tool_versions() -> dict:
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for package in PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    for name, command in TOOLS.items():
-        if shutil.which(command[0]) is None:
-            versions[name] = None
-            continue
-        out = subprocess.run(command, capture_output=True, text=True, check=False).stdout
-        versions[name] = out.splitlines()[0].strip() if out else None
-    return versions
-
-
-def artifacts(cfg: dict, paths) -> list[Path]:
-    """The pipeline's artifacts (not the CMake build trees, whose caches hold absolute paths)."""
-    from .data import SPLITS
-
-    files = [paths.config, paths.card, *(paths.data_file(k) for k in SPLITS), paths.arch, paths.fp32,
-             paths.train_metrics, paths.int8, paths.quant_metrics, paths.plan, paths.plan_txt, paths.memory_png,
-             *paths.codegen_files, paths.executable("host"), paths.executable(cfg["board"]["name"]),
-             paths.size_json, paths.verify_report]
-    if cfg["deploy"]["model"]:  # no data/search/train/quantize stages; the given model lives outside the build
-        skipped = {paths.card, *(paths.data_file(k) for k in SPLITS), paths.arch, paths.fp32, paths.train_metrics,
-                   paths.int8, paths.quant_metrics}
-        files = [f for f in files if f not in skipped]
-    return files
-
-
-def inputs(cfg: dict) -> list[Path]:
-    """Files outside the build that the pipeline reads as they are: the deploy.model file."""
-    from .config import absolute
-
-    return [absolute(cfg["resolved"]["model_file"])] if cfg["deploy"]["model"] else []
-
-
-def model_entry(cfg: dict) -> dict | None:
-    """The deploy.model file: {"path": as the YAML gives it, "file": where it resolved to (relative to the project
-    when inside it), "sha256", "bytes"}; None when the pipeline trains its own model."""
-    if not cfg["deploy"]["model"]:
-        return None
-    path = inputs(cfg)[0]
-    return {"path": cfg["deploy"]["model"], "file": cfg["resolved"]["model_file"], "sha256": sha256_file(path),
-            "bytes": path.stat().st_size}
-
-
-def build_manifest(root: Path, files: list[Path], config_sha256: str, model: dict | None = None) -> dict:
-    manifest = {
-        "config_sha256": config_sha256,
-        "artifacts": {str(p.relative_to(root)): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
-                      for p in sorted(files)},
-        "tools": tool_versions(),
-        "platform": {"machine": platform.machine(), "system": platform.system(),
-                     "python_implementation": sys.implementation.name},
-    }
-    if model is not None:
-        manifest["model"] = model
-    return manifest
+from mcuforge.core.errors import McuforgeError
+from mcuforge.core.io import write_json
+from mcuforge.core.paths import config_hash
+from mcuforge.report.manifest import artifacts, build_manifest, check, inputs, model_entry, tool_versions  # noqa: F401
 
 
 def run(cfg: dict, paths) -> dict:
-    from .config import config_hash
-
     manifest = build_manifest(paths.root, artifacts(cfg, paths), config_hash(cfg), model_entry(cfg))
     write_json(paths.manifest, manifest)
     return manifest
 
 
-def check(paths) -> list[str]:
-    """Re-hash an existing build: the artifacts that changed, appeared or disappeared since the manifest."""
-    from .config import absolute
-    from .io import read_json
-
-    manifest = read_json(paths.manifest)
-    recorded = manifest["artifacts"]
-    problems = []
-    model = manifest.get("model")
-    if model is not None:
-        path = absolute(model["file"])
-        where = f"deploy.model {model['path']} ({path})"
-        if not path.is_file():
-            problems.append(f"{where}: missing")
-        elif sha256_file(path) != model["sha256"]:
-            problems.append(f"{where}: changed (sha256 {model['sha256'][:12]}... when the manifest was written)")
-    for name in sorted(recorded):
-        path = paths.root / name
-        if not path.is_file():
-            problems.append(f"{name}: missing")
-        elif sha256_file(path) != recorded[name]["sha256"]:
-            problems.append(f"{name}: changed")
-    return problems
-
-
 def check_action(paths) -> dict:
     """doit action: fail naming the changed artifacts."""
-    from .errors import McuforgeError
-
     problems = check(paths)
     if problems:
         raise McuforgeError("artifacts differ from manifest.json:\n  " + "\n  ".join(problems))

@@ -12,9 +12,13 @@ from torch import nn
 
 from helpers import have_cross_tools
 from schemas.loader import load_board
-from tasks import codegen, graph as graph_mod, planner, toolchain, verify
-from tasks.errors import McuforgeError
-from tasks.quantize import quantize
+from mcuforge.codegen import generate as codegen
+from mcuforge import frontends
+from mcuforge.schedule import planner
+from mcuforge.toolchain import commands as toolchain
+from mcuforge.verify import check as verify
+from mcuforge.core.errors import McuforgeError
+from mcuforge.ml.quantize import quantize
 
 
 class Mixed(nn.Module):
@@ -64,7 +68,7 @@ def export_and_quantize(net: nn.Module, shape: tuple, out: Path, seed: int = 0, 
 
 def build_and_verify(int8: Path, work: Path, requant: str, board: str | None, samples: int = 8,
                      sanitize: bool = False) -> dict:
-    graph = graph_mod.load(int8)
+    graph = frontends.load(int8)
     plan = planner.plan(graph)
     codegen.write(codegen.generate(graph, plan, "mixed"), work / "codegen")
     builds = {"host": toolchain.cmake_build(work / "codegen", work / "host", None, requant, sanitize=sanitize),
@@ -98,7 +102,7 @@ def mixed_model_qdq(tmp_path_factory) -> Path:
 
 
 def test_graph_of_mixed_model(mixed_model: Path):
-    graph = graph_mod.load(mixed_model)
+    graph = frontends.load(mixed_model)
     kinds = [op.kind for op in graph.ops]
     for kind in ("conv", "concat", "maxpool", "avgpool", "view", "fc"):
         assert kind in kinds, kinds
@@ -124,7 +128,7 @@ def test_qdq_model_layers_exact(mixed_model_qdq: Path, tmp_path: Path):
     """The QDQ form of the same model: every layer equals ORT's; end to end ORT itself runs some patterns unfused in
     float (DequantizeLinear -> Conv -> QuantizeLinear), so its final bytes may differ by 1 LSB in rare values."""
     report = build_and_verify(mixed_model_qdq, tmp_path, "float", None)
-    assert graph_mod.load(mixed_model_qdq).format == "qdq"
+    assert frontends.load(mixed_model_qdq).format == "qdq"
     _assert_layers_exact(report)
     assert report["host"]["vs_ort"]["max_abs_diff"] <= 1
 
@@ -166,7 +170,7 @@ def test_softmax_output_within_one_lsb(tmp_path: Path):
 def test_unsupported_model_names_op_and_node(tmp_path: Path, kind: str, expected: list[str]):
     int8 = export_and_quantize(Unsupported(kind), (4, 8, 8), tmp_path)
     with pytest.raises(McuforgeError) as info:
-        graph_mod.load(int8)
+        frontends.load(int8)
     for fragment in expected:
         assert fragment in str(info.value), str(info.value)
 

@@ -16,7 +16,10 @@ from helpers import MLPERF, have_cross_tools  # noqa: E402
 from mf_engine import (MF_OK, SANITIZE_ENV, SANITIZE_FLAGS, Conv, ConvParams, Dims, Engine, Padding,  # noqa: E402
                        QuantParams, Tile, build_engine)
 
-from tasks import fuse, planner, rewrite  # noqa: E402
+from schemas.pipeline import ScheduleConfig
+from mcuforge.schedule import fuse  # noqa: E402
+from mcuforge.schedule import planner
+from mcuforge.schedule import rewrite
 
 MF_ARG_ERROR, MF_UNSUPPORTED = -1, -2
 
@@ -168,7 +171,7 @@ def test_expanded_rows_hand_cases():
 # ---- choosing blocks on hand-made chains (MobileNetV1 style: consecutive chains share their middle 1x1) ---------
 def _chain(channels: list[int], hw: int = 16):
     """t0 -> 1x1 -> t1 -> 3x3 depthwise -> t2 -> 1x1 -> t3 -> ...; tensor t_i has channels[i] channels."""
-    from tasks.graph import Graph, Op, Tensor
+    from mcuforge.ir.graph import Graph, Op, Tensor
 
     tensors = {f"t{i}": Tensor(f"t{i}", (hw, hw, c), 1.0, 0) for i, c in enumerate(channels)}
     ops = []
@@ -182,6 +185,9 @@ def _chain(channels: list[int], hw: int = 16):
     return Graph(tensors, ops, "t0", f"t{len(channels) - 1}", "in", "out")
 
 
+SCHEDULE_DEFAULTS = ScheduleConfig().model_dump(mode="json")  # the schema's defaults, the only ones
+
+
 def test_choose_overlapping_chains_hand_cases():
     # 16x16 tensors, 256 B per channel. Two inverted bottlenecks 8 -> 48 -> 48 -> 8 joined by an 8 -> 8 depthwise:
     # unfused, an expansion step holds 8 + 48 channels = 14,336 B (the depthwise runs in place with 2 rows of
@@ -191,16 +197,16 @@ def test_choose_overlapping_chains_hand_cases():
     blocks = fuse.candidates(graph)
     assert blocks == [["pw0", "dw1", "pw2"], ["pw2", "dw3", "pw4"], ["pw4", "dw5", "pw6"]]
     assert planner.plan(_chain([8, 48, 48, 8, 8, 48, 48, 8])).peak_bytes() == 14336
-    specs = fuse.choose(graph, {})
+    specs = fuse.choose(graph, SCHEDULE_DEFAULTS)
     assert specs[0]["blocks"] == [blocks[0], blocks[2]]
     assert planner.plan(graph).peak_bytes() == 7168
     # 8 -> 8 -> 8 -> 48 -> 48 -> 8 -> 8 -> 8: the outer chains are not inverted (fusing one keeps its 48-channel
     # end live beside its input: 14,848 B > 14,336 B); the middle one is: the first-come pick is swapped for it
     graph = _chain([8, 8, 8, 48, 48, 8, 8, 8])
-    specs = fuse.choose(graph, {})
+    specs = fuse.choose(graph, SCHEDULE_DEFAULTS)
     assert specs[0]["blocks"] == [blocks[1]] and planner.plan(graph).peak_bytes() == 7168
     # a graph whose only chain raises the arena: nothing fused
-    assert fuse.choose(_chain([48, 8, 8, 48]), {}) == []
+    assert fuse.choose(_chain([48, 8, 8, 48]), SCHEDULE_DEFAULTS) == []
     with pytest.raises(Exception, match="shares an op"):
         fuse.apply(_chain([8, 48, 48, 8, 8, 48, 48, 8]), {"kind": "fuse_mbconv", "blocks": blocks[:2]})
 
@@ -220,7 +226,7 @@ SCHEDULE = {"planner": "best", "inplace_depthwise": True, "reorder": True, "fuse
 @pytest.fixture(scope="module")
 def mbv2_model(tmp_path_factory) -> Path:
     from schemas.arch import ArchSpec
-    from tasks import model as model_mod
+    from mcuforge.ml import model as model_mod
     from test_codegen import export_and_quantize
 
     net = model_mod.fold_batchnorm(model_mod.build(ArchSpec.model_validate(SPEC)).eval())
@@ -229,31 +235,31 @@ def mbv2_model(tmp_path_factory) -> Path:
 
 def test_rewrite_registered_after_patch():
     assert list(rewrite.REWRITERS) == ["patch", "fuse_mbconv"]
-    assert rewrite.REWRITERS["fuse_mbconv"] == "tasks.fuse"
+    assert rewrite.REWRITERS["fuse_mbconv"] == "mcuforge.schedule.fuse"
 
 
 def test_choose_keeps_only_blocks_the_arena_needs(mbv2_model: Path):
-    from tasks import graph as graph_mod
+    from mcuforge import frontends
 
-    graph = graph_mod.load(mbv2_model)
+    graph = frontends.load(mbv2_model)
     blocks = fuse.candidates(graph)
     assert len(blocks) == 4  # every expansion-6/4 block; the expansion-1 block has no 1x1 expansion
-    assert fuse.choose(graph_mod.load(mbv2_model), dict(SCHEDULE, fuse_mbconv=False)) == []
-    unfused = planner.plan(graph_mod.load(mbv2_model)).peak_bytes()
+    assert fuse.choose(frontends.load(mbv2_model), dict(SCHEDULE, fuse_mbconv=False)) == []
+    unfused = planner.plan(frontends.load(mbv2_model)).peak_bytes()
     specs = fuse.choose(graph, SCHEDULE)
     assert json.loads(json.dumps(specs)) == specs and len(specs) == 1
     kept = specs[0]["blocks"]
     assert 1 <= len(kept) < len(blocks) and all(block in blocks for block in kept)
-    assert specs == fuse.choose(graph_mod.load(mbv2_model), SCHEDULE)  # deterministic
+    assert specs == fuse.choose(frontends.load(mbv2_model), SCHEDULE)  # deterministic
     fused_ops = [op for op in graph.ops if op.kind == "mbconv_fused"]
     assert [op.name for op in fused_ops] == [block[0] + "+fused" for block in kept]
     fused_arena = planner.plan(graph).peak_bytes()
     assert fused_arena < unfused
     for block in kept:  # each kept block is needed: without it the arena grows
-        trial = graph_mod.load(mbv2_model)
+        trial = frontends.load(mbv2_model)
         fuse.apply(trial, {"kind": "fuse_mbconv", "blocks": [b for b in kept if b != block]})
         assert planner.plan(trial).peak_bytes() > fused_arena
-    layers = graph_mod.load(mbv2_model)
+    layers = frontends.load(mbv2_model)
     op = fused_ops[0]
     inner = {o.name: o for o in layers.ops if o.name in kept[0]}
     assert op.macs(graph.tensors) == sum(o.macs(layers.tensors) for o in inner.values())  # no recomputation
@@ -266,10 +272,13 @@ def _build(int8: Path, work: Path, schedule: dict, board: str | None = None, req
     """schedule -> plan.json -> (re-applied rewrites) codegen -> host (and board) builds -> verify against ONNX
     Runtime."""
     from schemas.loader import load_board
-    from tasks import codegen, graph as graph_mod, toolchain, verify
-    from tasks.io import write_json
+    from mcuforge.codegen import generate as codegen
+    from mcuforge import frontends
+    from mcuforge.toolchain import commands as toolchain
+    from mcuforge.verify import check as verify
+    from mcuforge.core.io import write_json
 
-    graph = graph_mod.load(int8)
+    graph = frontends.load(int8)
     specs = fuse.choose(graph, schedule)
     plan = planner.plan(graph)
     plan.rewrites = specs
@@ -314,10 +323,10 @@ def test_fused_build_under_qemu(mbv2_model: Path, tmp_path: Path):
 
 
 def test_apply_refuses_a_block_that_does_not_qualify(mbv2_model: Path):
-    from tasks import graph as graph_mod
-    from tasks.errors import McuforgeError
+    from mcuforge import frontends
+    from mcuforge.core.errors import McuforgeError
 
-    graph = graph_mod.load(mbv2_model)
+    graph = frontends.load(mbv2_model)
     expand, dw, project = fuse.candidates(graph)[0]
     with pytest.raises(McuforgeError, match="not a fusable inverted bottleneck"):
         fuse.apply(graph, {"kind": "fuse_mbconv", "blocks": [[expand, dw, dw]]})

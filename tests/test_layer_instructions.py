@@ -7,7 +7,8 @@ import pytest
 from torch import nn
 
 from helpers import have_cross_tools
-from tasks import graph as graph_mod, verify
+from mcuforge import frontends
+from mcuforge.verify import check as verify
 
 # Per layer the dump build adds the dump call's argument setup and the return path from mf_layer_dump (about ten
 # instructions on a Cortex-M); the bound leaves room for the compiler scheduling invoke's code a little differently.
@@ -35,7 +36,7 @@ def report_and_graph(tmp_path_factory):
     work = tmp_path_factory.mktemp("layer_instructions")
     int8 = export_and_quantize(HeavyLight(), (3, 8, 8), work)
     report = build_and_verify(int8, work, "float", "stm32f746", samples=4)
-    return report, graph_mod.load(int8)  # the graph build_and_verify generates code for
+    return report, frontends.load(int8)  # the graph build_and_verify generates code for
 
 
 @pytest.mark.slow

@@ -13,9 +13,15 @@ from torch import nn
 
 from helpers import have_cross_tools, run_doit
 from schemas.loader import ConfigError, load_pipeline
-from tasks import codegen, graph as graph_mod, patch, planner, rewrite, toolchain, verify
-from tasks.errors import McuforgeError
-from tasks.graph import Op
+from mcuforge.codegen import generate as codegen
+from mcuforge import frontends
+from mcuforge.schedule import patch
+from mcuforge.schedule import planner
+from mcuforge.schedule import rewrite
+from mcuforge.toolchain import commands as toolchain
+from mcuforge.verify import check as verify
+from mcuforge.core.errors import McuforgeError
+from mcuforge.ir.graph import Op
 from test_codegen import export_and_quantize
 
 SCHEDULE = {"planner": "best", "inplace_depthwise": True, "reorder": True, "fuse_mbconv": False}
@@ -73,7 +79,7 @@ def _stage_lengths(graph) -> list[int]:
 
 
 def test_stages_of_the_model(model: Path):
-    graph = graph_mod.load(model)
+    graph = frontends.load(model)
     kinds = [op.kind for op in graph.ops]
     assert kinds[:7] == ["conv", "conv1x1", "depthwise", "conv1x1", "add", "maxpool", "conv"], kinds
     # inside the residual block two tensors escape (the add still needs the block input): not a stage end
@@ -93,7 +99,7 @@ def _build(graph, plan, work: Path, requant: str, board=None) -> dict:
 
 
 def _run(model: Path, schedule: dict, work: Path, requant: str, board=None, samples: int = 6):
-    graph = graph_mod.load(model)
+    graph = frontends.load(model)
     specs = rewrite.choose(graph, schedule)
     plan = planner.plan(graph)
     plan.rewrites = specs
@@ -151,12 +157,12 @@ def test_auto_lowers_the_arena_within_the_macs_limit(model, layer_by_layer, tmp_
     assert patch.stage_bytes(graph, op.attrs["stage"]) < src.bytes + dst.bytes + op.attrs["scratch_bytes"]
     plan.check_no_overlap()
     # a zero MACs budget leaves only stages without halos, which cannot lower this model's arena
-    strict = graph_mod.load(model)
+    strict = frontends.load(model)
     assert rewrite.choose(strict, {**SCHEDULE, "patch": "auto", "patch_max_macs_overhead": 0.0}) == []
 
 
 def test_recorded_rewrite_is_reapplied(model, tmp_path):
-    graph = graph_mod.load(model)
+    graph = frontends.load(model)
     specs = rewrite.choose(graph, {**SCHEDULE, "patch": {"layers": 6, "grid": [2, 2]}})
     plan = planner.plan(graph)
     plan.rewrites = specs
@@ -173,7 +179,7 @@ def test_recorded_rewrite_is_reapplied(model, tmp_path):
     ({"layers": 40, "grid": [2, 2]}, ["schedule.patch.layers: 40", "layers"]),
 ])
 def test_impossible_stage_is_a_clear_error(model, setting, words):
-    graph = graph_mod.load(model)
+    graph = frontends.load(model)
     with pytest.raises(McuforgeError) as err:
         rewrite.choose(graph, {**SCHEDULE, "patch": setting})
     for word in words:

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from tasks.graph import Graph, Op, Tensor
-from tasks.planner import Buffer, Plan, greedy_by_size, lifetimes, plan
+from mcuforge.ir.graph import Graph, Op, Tensor
+from mcuforge.schedule.planner import Buffer, Plan, greedy_by_size, lifetimes, plan
 
 
 def _buffers(specs):

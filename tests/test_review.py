@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from helpers import ROOT, have_cross_tools, run_doit
-from tasks import energy
+from mcuforge.report import energy
 
 needs_tools = pytest.mark.skipif(not have_cross_tools(), reason="needs arm-none-eabi-gcc and qemu")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -39,7 +39,7 @@ def test_instruction_count_sets_the_time_when_measured():
 
 
 def test_data_movement_costs_more_than_arithmetic():
-    from tasks.graph import Op, Tensor
+    from mcuforge.ir.graph import Op, Tensor
 
     tensors = {"x": Tensor("x", (8, 8, 4), 0.1, 0), "y": Tensor("y", (8, 8, 16), 0.1, 0)}
     import numpy as np

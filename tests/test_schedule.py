@@ -12,10 +12,11 @@ from hypothesis import strategies as st
 from torch import nn
 
 from helpers import have_cross_tools
-from tasks import budget, planner
-from tasks.errors import McuforgeError
-from tasks.graph import Graph, Op, Tensor
-from tasks.planner import Buffer, Plan, inplace_scratch_rows
+from mcuforge.toolchain import budget
+from mcuforge.schedule import planner
+from mcuforge.core.errors import McuforgeError
+from mcuforge.ir.graph import Graph, Op, Tensor
+from mcuforge.schedule.planner import Buffer, Plan, inplace_scratch_rows
 
 
 def _graph(sizes: dict[str, int], ops: list[tuple[str, str, list[str], str]], first: str, last: str) -> Graph:
@@ -240,9 +241,9 @@ def _build_and_run(int8: Path, work: Path, inplace: bool, board: str | None = No
         report = build_and_verify(int8, work, "float", board, samples=6)
     finally:
         planner.plan = original
-    from tasks import graph as graph_mod
+    from mcuforge import frontends
 
-    graph = graph_mod.load(int8)
+    graph = frontends.load(int8)
     return report, original(graph, "best", inplace)
 
 
@@ -275,9 +276,11 @@ def test_inplace_depthwise_under_qemu(depthwise_model: Path, tmp_path: Path):
 
 def test_inplace_kernel_rejects_small_scratch(depthwise_model: Path, tmp_path: Path):
     """The generated call passes the planner's scratch size; the kernel's own get_buffer_size must agree."""
-    from tasks import codegen, graph as graph_mod, toolchain
+    from mcuforge.codegen import generate as codegen
+    from mcuforge import frontends
+    from mcuforge.toolchain import commands as toolchain
 
-    graph = graph_mod.load(depthwise_model)
+    graph = frontends.load(depthwise_model)
     plan = planner.plan(graph, "best")
     sources = codegen.generate(graph, plan, "dw")
     info = sorted(plan.inplace.values(), key=lambda i: i["scratch"])[0]

@@ -9,8 +9,9 @@ import pytest
 from helpers import ROOT, run_doit
 from schemas.arch import ArchSpec
 from schemas.loader import load_pipeline
-from tasks import archgraph, search
-from tasks.errors import McuforgeError
+from mcuforge.ml import archgraph
+from mcuforge.ml import search
+from mcuforge.core.errors import McuforgeError
 
 
 def _space() -> dict:
@@ -20,7 +21,7 @@ def _space() -> dict:
 
 def test_cost_matches_the_fixed_digits_model_numbers():
     # independent references: MACs counted by torch forward hooks, arena from the planner on the ONNX-derived graph
-    from tasks.model import count_macs_params
+    from mcuforge.ml.model import count_macs_params
 
     spec = ArchSpec.model_validate(load_pipeline("digits").pipeline.search.model.model_dump(mode="json"))
     cost = archgraph.cost(spec)

@@ -14,9 +14,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from tasks import budget, review, toolchain
-from tasks.errors import McuforgeError
-from tasks.toolchain import RunResult, ToolchainError
+from mcuforge.toolchain import budget
+from mcuforge.report import review
+from mcuforge.toolchain import commands as toolchain
+from mcuforge.core.errors import McuforgeError
+from mcuforge.toolchain.commands import RunResult, ToolchainError
 
 HAVE_QEMU = shutil.which("qemu-system-arm") is not None and shutil.which("arm-none-eabi-gcc") is not None
 MACHINE = "mps2-an386"

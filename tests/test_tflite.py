@@ -11,8 +11,15 @@ import pytest
 
 from helpers import MLPERF, have_cross_tools
 from schemas.loader import load_board
-from tasks import codegen, graph as graph_mod, planner, tflite_import, tflm_reference, toolchain, verify
-from tasks.errors import McuforgeError
+from mcuforge.codegen import generate as codegen
+from mcuforge import frontends
+from mcuforge.schedule import planner
+from mcuforge.frontends import tflite as tflite_import
+from mcuforge.ir import quant
+from mcuforge.verify import tflm_reference
+from mcuforge.toolchain import commands as toolchain
+from mcuforge.verify import check as verify
+from mcuforge.core.errors import McuforgeError
 
 SHARED = MLPERF
 VWW = SHARED / "vww_96_int8.tflite"
@@ -81,7 +88,7 @@ def add_tensor(model, like: int, scale: float, zero_point: int, shape=None) -> i
 def engine_vs_tflm(model_path: Path, work: Path, samples: int, board: str | None = None,
                    layer_samples: int = 2) -> dict:
     """Import, plan, generate, build (host, and the board under QEMU when given), run both on random int8 inputs."""
-    graph = graph_mod.load(model_path)
+    graph = frontends.load(model_path)
     plan = planner.plan(graph)
     codegen.write(codegen.generate(graph, plan, model_path.stem), work / "codegen")
     builds = {"host": toolchain.cmake_build(work / "codegen", work / "host", None, "fixed")}
@@ -118,12 +125,12 @@ def assert_exact(report: dict) -> None:
 
 # ---- import -----------------------------------------------------------------------------------------------------
 def test_import_reference_models():
-    vww = graph_mod.load(VWW)
+    vww = frontends.load(VWW)
     assert vww.format == "tflite"
     assert vww.tensors[vww.input].shape == (96, 96, 3) and vww.tensors[vww.output].shape == (2,)
     assert [op.kind for op in vww.ops].count("depthwise") == 13
     assert vww.ops[-1].kind == "softmax_tflite" and vww.ops[-4].kind == "avgpool_tflite"
-    kws = graph_mod.load(KWS)
+    kws = frontends.load(KWS)
     assert kws.tensors[kws.input].shape == (49, 10, 1) and kws.tensors[kws.output].shape == (12,)
     first = kws.ops[0]
     assert first.consts["weight"].shape == (64, 10, 4, 1)  # OHWI, as in the file
@@ -132,7 +139,7 @@ def test_import_reference_models():
 
 
 def test_softmax_params_match_tflite_micro_formula():
-    params = tflite_import.softmax_params(0.14469251036643982)
+    params = quant.softmax_params(0.14469251036643982)
     # beta * scale * 2^26 = 9710068.6 = 0.5787 * 2^24: multiplier round(0.5787 * 2^31), left shift 24
     assert params["input_left_shift"] == 24
     assert params["input_multiplier"] == round(0.14469251036643982 * 2**26 / 2**24 * 2**31)
@@ -343,10 +350,10 @@ def test_mean(case: str, tmp_path: Path):
 def test_mean_params_fold_the_count():
     """TFLite's quantized mean: QuantizeMultiplier(0.05 / 0.02) = (0.625 * 2^31, 2), then the count 63 folded in
     with s = floor(log2(63)) = 5: multiplier (0.625 * 2^31 << 5) // 63, shift 2 - 5."""
-    params = tflite_import.mean_params(0.05, 0.02, 63)
+    params = quant.mean_params(0.05, 0.02, 63)
     multiplier = round(float(np.float32(0.05)) / float(np.float32(0.02)) / 4 * 2**31)
     assert params == {"multiplier": (multiplier << 5) // 63, "shift": -3}
-    assert tflite_import.mean_params(0.05, 0.05, 1) == {"multiplier": 2**30, "shift": 1}
+    assert quant.mean_params(0.05, 0.05, 1) == {"multiplier": 2**30, "shift": 1}
 
 
 @pytest.mark.parametrize("in_channels, multiplier", [(1, 6), (3, 2)])
@@ -373,7 +380,7 @@ def test_depthwise_depth_multiplier(in_channels: int, multiplier: int, tmp_path:
     report = engine_vs_tflm(path, tmp_path, samples=20, layer_samples=0)
     assert report["kinds"] == ["conv"]
     assert_exact(report)
-    graph = graph_mod.load(path)
+    graph = frontends.load(path)
     assert graph.ops[0].attrs["depth_multiplier"] == multiplier
     assert graph.ops[0].consts["weight"].shape == (out_channels, 3, 3, in_channels)
 
@@ -462,7 +469,7 @@ def _refused_single_op(tmp_path: Path, case: str) -> Path:
 ])
 def test_refused_pad_and_mean(case: str, expected: list[str], tmp_path: Path):
     with pytest.raises(McuforgeError) as info:
-        graph_mod.load(_refused_single_op(tmp_path, case))
+        frontends.load(_refused_single_op(tmp_path, case))
     for text in expected:
         assert text in str(info.value), str(info.value)
 
@@ -496,7 +503,7 @@ def _set_tanh(model) -> None:
 ])
 def test_refused_models(case: str, change, expected: list[str], tmp_path: Path):
     with pytest.raises(McuforgeError) as info:
-        graph_mod.load(_mutated(tmp_path, change))
+        frontends.load(_mutated(tmp_path, change))
     for text in expected:
         assert text in str(info.value), str(info.value)
 
@@ -510,4 +517,4 @@ def test_refused_files(content, expected: str, tmp_path: Path):
     path = tmp_path / "broken.tflite"
     path.write_bytes(content(KWS.read_bytes()))
     with pytest.raises(McuforgeError, match=expected):
-        graph_mod.load(path)
+        frontends.load(path)

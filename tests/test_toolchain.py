@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks import toolchain
-from tasks.toolchain import ToolchainError
+from mcuforge.toolchain import commands as toolchain
+from mcuforge.toolchain.commands import ToolchainError
 
 TESTMODEL_DIR = toolchain.ENGINE_DIR / "testmodel"
 INPUT_BYTES = 64

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks import engine_quant
+from mcuforge.ir import quant as engine_quant
 
 REPO = Path(__file__).resolve().parents[2]
 ENGINE_DIR = REPO / "engine_c"

@@ -11,7 +11,7 @@ import mf_ort
 from mf_check import check_op
 from mf_engine import MODES, Conv
 from strategies import activation_scales, activations, int8_array, output_scales, per_channel_scales, seeds, zero_points
-from tasks.engine_quant import float_multiplier
+from mcuforge.ir.quant import float_multiplier
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -11,7 +11,7 @@ import mf_ort
 from mf_check import check_op
 from mf_engine import MODES
 from strategies import activation_scales, activations, int8_array, output_scales, per_channel_scales, seeds, zero_points
-from tasks.engine_quant import float_multiplier
+from mcuforge.ir.quant import float_multiplier
 
 
 @st.composite

@@ -13,7 +13,7 @@ from mf_check import check_op
 from mf_engine import Conv
 from mf_ort import MS_DOMAIN, Graph
 from strategies import int8_array
-from tasks.engine_quant import float_multiplier
+from mcuforge.ir.quant import float_multiplier
 
 C, H, W = 8, 12, 12
 SCALES = {"x": 0.031, "y1": 0.047, "y2": 0.052, "y3": 0.066, "y4": 0.061, "y5": 0.043}

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks import engine_quant
+from mcuforge.ir import quant as engine_quant
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 SHIFTS = range(-31, 31)

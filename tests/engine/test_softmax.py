@@ -11,7 +11,7 @@ import mf_ort
 from mf_check import check_op
 from mf_engine import MODES
 from strategies import activation_scales, int8_array, seeds, zero_points
-from tasks.engine_quant import softmax_reference
+from mcuforge.ir.quant import softmax_reference
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -1,72 +1,23 @@
-"""Read an int8 ONNX model (QDQ format) into the engine's graph: quantized ops over int8 NHWC tensors.
+"""Read an int8 ONNX model into the engine's graph (mcuforge/ir/graph.py), in either of ONNX Runtime's formats.
 
-Every activation is the output of a QuantizeLinear node (its scale and zero point are the tensor's). A compute node
-sits between DequantizeLinear nodes (of activations or of int8/int32 initializers) and one QuantizeLinear; a Relu or
-Clip right after it is fused into the output clamp. ONNX Runtime fuses the same patterns into QLinearConv,
-QGemm, QLinearAdd, QLinearGlobalAveragePool..., whose arithmetic the engine reproduces.
+QDQ: every activation is the output of a QuantizeLinear node (its scale and zero point are the tensor's). A compute
+node sits between DequantizeLinear nodes (of activations or of int8/int32 initializers) and one QuantizeLinear; a Relu
+or Clip right after it is fused into the output clamp. QOperator: ONNX Runtime's fused integer ops (QLinearConv,
+QGemm, QLinearAdd, QLinearGlobalAveragePool...), whose arithmetic the engine reproduces.
 """
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .errors import McuforgeError
+from mcuforge.core.errors import McuforgeError
+from mcuforge.ir.graph import Graph, Op, Tensor
 
 SUPPORTED = ("Conv", "Gemm", "MatMul", "Add", "GlobalAveragePool", "AveragePool", "MaxPool", "Concat",
              "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Softmax")
 VIEW_OPS = ("Flatten", "Reshape", "Squeeze", "Unsqueeze")
-
-
-@dataclass
-class Tensor:
-    name: str
-    shape: tuple[int, ...]  # NHWC without the batch: (h, w, c), or (n,) for vectors
-    scale: float            # float32 value
-    zp: int
-
-    @property
-    def bytes(self) -> int:
-        return int(np.prod(self.shape))
-
-
-@dataclass
-class Op:
-    kind: str                # conv, conv1x1, depthwise, fc, add, global_avgpool, avgpool, maxpool, concat, view, softmax
-    name: str                # the ONNX node's name
-    onnx_type: str
-    inputs: list[str]
-    output: str
-    attrs: dict = field(default_factory=dict)
-    consts: dict = field(default_factory=dict)  # numpy arrays: weight (engine layout), bias (int32), w_scale (float32)
-    nodes: list[str] = field(default_factory=list)  # QOperator: the ONNX node(s) this op executes
-
-    def macs(self, tensors: dict[str, Tensor]) -> int:
-        if "macs" in self.attrs:  # compound ops (tasks/rewrite.py) count their inner ops as they execute them
-            return int(self.attrs["macs"])
-        out = tensors[self.output]
-        if self.kind in ("conv", "conv1x1"):
-            kh, kw, cin = self.consts["weight"].shape[1:]
-            return out.bytes * kh * kw * cin
-        if self.kind == "depthwise":
-            kh, kw, _ = self.consts["weight"].shape
-            return out.bytes * kh * kw
-        if self.kind == "fc":
-            return int(self.consts["weight"].size)
-        return 0
-
-
-@dataclass
-class Graph:
-    tensors: dict[str, Tensor]
-    ops: list[Op]
-    input: str
-    output: str
-    onnx_input: str    # float graph input name
-    onnx_output: str   # float graph output name
-    format: str = "qdq"  # "qdq" (QuantizeLinear/DequantizeLinear around float ops) or "qoperator" (QLinear* ops)
 
 
 def _nchw_to_nhwc_shape(shape: list[int]) -> tuple[int, ...]:
@@ -149,13 +100,9 @@ def name_nodes(model) -> None:
 
 def load(path: Path) -> Graph:
     """Parse an int8 ONNX model (QOperator or QDQ format) into a Graph; raise McuforgeError naming the op and node
-    when something is unsupported. A .tflite file goes to tasks/tflite_import.py."""
+    when something is unsupported."""
     import onnx
 
-    if Path(path).suffix.lower() == ".tflite":
-        from .tflite_import import load as load_tflite
-
-        return load_tflite(path)
     model = onnx.load(str(path))
     name_nodes(model)
     if any(node.op_type in QOPERATOR_TYPES for node in model.graph.node):

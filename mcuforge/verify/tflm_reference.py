@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import McuforgeError
-from .graph import Graph
+from mcuforge.core.errors import McuforgeError
+from mcuforge.ir.graph import Graph
 
 
 def _tensor_index(name: str) -> int:
@@ -27,7 +27,7 @@ def arena_bytes(model_path: Path) -> int:
     """An arena large enough for the interpreter: every tensor at once (kPreserveAllTensors keeps them all) plus
     room for its persistent data. The package's default, 10 times the file size, is too small for small models and
     TFLite Micro then crashes the process instead of failing."""
-    from .tflite_import import parse
+    from mcuforge.frontends.tflite import parse
 
     parsed = parse(model_path)
     itemsize = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 7: 2, 9: 1, 10: 8}

@@ -18,11 +18,11 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from .errors import McuforgeError
-from .graph import Graph
+from mcuforge.core.errors import McuforgeError
+from mcuforge.ir.graph import Graph
 
 # applied in this order: patches first (on the model's own layers), then fusion of the blocks after them
-REWRITERS = {"patch": "tasks.patch", "fuse_mbconv": "tasks.fuse"}
+REWRITERS = {"patch": "mcuforge.schedule.patch", "fuse_mbconv": "mcuforge.schedule.fuse"}
 
 
 def rewriter(kind: str):
@@ -49,11 +49,11 @@ def choose(graph: Graph, schedule_cfg: dict, after: str | None = None) -> list[d
 
 def planned(int8_path: Path, plan_path: Path):
     """(graph, plan): the int8 model with the plan's rewrites applied and its ops in the plan's order."""
-    from . import graph as graph_mod
-    from . import planner
-    from .io import read_json
+    from mcuforge import frontends
+    from mcuforge.schedule import planner
+    from mcuforge.core.io import read_json
 
-    graph = graph_mod.load(int8_path)
+    graph = frontends.load(int8_path)
     plan = planner.from_json(read_json(plan_path))
     apply(graph, plan.rewrites)
     planner.apply_order(graph, plan.order)

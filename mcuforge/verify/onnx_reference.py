@@ -5,8 +5,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import to_float_nchw
-from .graph import Graph, name_nodes
+from mcuforge.ml.data import to_float_nchw
+from mcuforge.frontends.onnx import name_nodes
+from mcuforge.ir.graph import Graph
 
 
 def _to_nhwc(array: np.ndarray) -> np.ndarray:

@@ -64,3 +64,18 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def flatten(value, prefix: str = "") -> dict[str, object]:
+    """Nested dicts and lists -> {dotted.path: leaf}."""
+    if isinstance(value, dict):
+        out: dict[str, object] = {}
+        for key in sorted(value):
+            out.update(flatten(value[key], f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(value, list) and any(isinstance(item, (dict, list)) for item in value):
+        out = {}
+        for index, item in enumerate(value):
+            out.update(flatten(item, f"{prefix}[{index}]"))
+        return out
+    return {prefix: value}

@@ -35,7 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from mcuforge.core.paths import ROOT as REPO_ROOT
+
 ENGINE_DIR = REPO_ROOT / "engine_c"
 TOOLCHAIN_FILE = ENGINE_DIR / "cmake" / "arm-none-eabi.cmake"
 PLATFORM_DIR = ENGINE_DIR / "platform"

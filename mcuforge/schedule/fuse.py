@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from .errors import McuforgeError
-from .graph import Graph, Op
+from mcuforge.core.errors import McuforgeError
+from mcuforge.ir.graph import Graph, Op
 
 KIND = "mbconv_fused"
 STAGES = ("expand", "depthwise", "project")
@@ -140,13 +140,12 @@ def apply(graph: Graph, spec: dict) -> None:
 
 
 def _arena(graph: Graph, blocks: list[list[str]], schedule_cfg: dict) -> int:
-    from . import planner
+    from mcuforge.schedule import planner
 
     trial = dataclasses.replace(graph, ops=list(graph.ops))  # planner.plan reorders the ops it is given
     for block in blocks:
         _fuse(trial, block)
-    return planner.plan(trial, schedule_cfg.get("planner", "best"), schedule_cfg.get("inplace_depthwise", True),
-                        schedule_cfg.get("reorder", True)).peak_bytes()
+    return planner.plan_for(trial, schedule_cfg).peak_bytes()
 
 
 def _overlap(a: list[str], b: list[str]) -> bool:
@@ -155,7 +154,7 @@ def _overlap(a: list[str], b: list[str]) -> bool:
 
 def choose(graph: Graph, schedule_cfg: dict) -> list[dict]:
     """The fused blocks that lower the planned arena (see the module docstring), applied to `graph`."""
-    if not schedule_cfg.get("fuse_mbconv", True):
+    if not schedule_cfg["fuse_mbconv"]:
         return []
     blocks = candidates(graph)
     if not blocks:

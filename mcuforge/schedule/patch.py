@@ -22,9 +22,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from . import planner
-from .errors import McuforgeError
-from .graph import Graph, Op
+from mcuforge.schedule import planner
+from mcuforge.core.errors import McuforgeError
+from mcuforge.ir.graph import Graph, Op
 
 WINDOW_KINDS = ("conv", "conv1x1", "depthwise", "avgpool", "maxpool", "avgpool_tflite")
 STAGE_KINDS = WINDOW_KINDS + ("add",)
@@ -275,20 +275,19 @@ def stage_bytes(graph: Graph, stage: Stage) -> int:
 
 def planned_arena(graph: Graph, stage: Stage | None, schedule_cfg: dict) -> int:
     """The arena of the model with this stage (None: without), after the rewrites that follow patching."""
-    from . import rewrite
+    from mcuforge.schedule import rewrite
 
     trial = dataclasses.replace(graph, ops=list(graph.ops))
     if stage is not None:
         _replace(trial, stage)
     rewrite.choose(trial, schedule_cfg, after="patch")
-    return planner.plan(trial, schedule_cfg["planner"], schedule_cfg.get("inplace_depthwise", True),
-                        schedule_cfg.get("reorder", True)).peak_bytes()
+    return planner.plan_for(trial, schedule_cfg).peak_bytes()
 
 
 def choose(graph: Graph, schedule_cfg: dict) -> list[dict]:
     """schedule.patch: off (nothing), auto (the stage and grid with the smallest planned arena within the MACs
     overhead limit, if it beats layer by layer), or {layers, grid} (that stage, or an error saying why not)."""
-    setting = schedule_cfg.get("patch", "off")
+    setting = schedule_cfg["patch"]
     if setting == "off":
         return []
     if isinstance(setting, dict):
@@ -308,7 +307,7 @@ def choose(graph: Graph, schedule_cfg: dict) -> list[dict]:
         spec = spec_of(graph, stage)
         _replace(graph, stage)
         return [spec]
-    limit = schedule_cfg.get("patch_max_macs_overhead", 0.2)
+    limit = schedule_cfg["patch_max_macs_overhead"]
     by_length: dict[int, list[Stage]] = {}
     for stage in candidates(graph, limit):
         by_length.setdefault(len(stage.ops), []).append(stage)

@@ -29,8 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import McuforgeError
-from .graph import Graph, Op, Tensor
+from mcuforge.core.errors import McuforgeError
+from mcuforge.ir.graph import Graph, Op, Tensor
+from mcuforge.ir.quant import mean_params
 
 TFLITE_MAGIC = b"TFL3"
 SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "ADD", "RESHAPE",
@@ -515,43 +516,3 @@ class Importer:
         opts = _options(op, tflite.ReducerOptions)
         return Op("mean_tflite", "", name, [src], out, {"reduce": reduce, "count": count,
                                                         "keep_dims": bool(opts.KeepDims())})
-
-
-def quantize_multiplier_tflite(real: float) -> tuple[int, int]:
-    """TFLite's QuantizeMultiplier without the engine's clamp of shift > 30 (softmax multipliers reach 2^31)."""
-    if real == 0.0:
-        return 0, 0
-    mantissa, shift = math.frexp(real)
-    q_fixed = round(mantissa * (1 << 31))  # std::round: half away from zero (mantissa > 0)
-    if q_fixed == (1 << 31):
-        q_fixed //= 2
-        shift += 1
-    if shift < -31:
-        return 0, 0
-    return int(q_fixed), int(shift)
-
-
-def mean_params(input_scale: float, output_scale: float, count: int) -> dict:
-    """TFLite's integer quantized mean (reference QuantizedMeanOrSum, which the tflite-micro interpreter runs):
-    QuantizeMultiplier(input_scale / output_scale) in double, then the division by the count folded in:
-    s = min(floor(log2(count)), 32, 31 + shift), multiplier = (multiplier << s) // count, shift -= s.
-    {multiplier, shift}: out = MultiplyByQuantizedMultiplier(sum - input_zp * count, multiplier, shift) + zp."""
-    real = float(np.float32(input_scale)) / float(np.float32(output_scale))
-    multiplier, shift = quantize_multiplier_tflite(real)
-    if shift > 30:
-        raise McuforgeError(f"mean: input scale {input_scale} / output scale {output_scale} is too large")
-    folded = min(count.bit_length() - 1, 32, 31 + shift)
-    return {"multiplier": (multiplier << folded) // count, "shift": shift - folded}
-
-
-def softmax_params(input_scale: float, beta: float = 1.0) -> dict:
-    """TFLite Micro's CalculateSoftmaxParams for int8 -> int8 (PreprocessSoftmaxScaling with 5 integer bits and
-    CalculateInputRadius): {input_multiplier, input_left_shift, diff_min}."""
-    integer_bits = 5
-    real = min(float(np.float32(beta)) * float(np.float32(input_scale)) * (1 << (31 - integer_bits)),
-               float((1 << 31) - 1))
-    multiplier, left_shift = quantize_multiplier_tflite(real)
-    if left_shift < 0:
-        raise McuforgeError(f"softmax: input scale {input_scale} x beta {beta} is too small for TFLite's softmax")
-    radius = math.floor(((1 << integer_bits) - 1) * (1 << (31 - integer_bits)) / (1 << left_shift))
-    return {"input_multiplier": multiplier, "input_left_shift": left_shift, "diff_min": -int(radius)}

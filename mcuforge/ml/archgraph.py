@@ -8,8 +8,8 @@ import numpy as np
 
 from schemas.arch import ArchSpec
 
-from .graph import Graph, Op, Tensor
-from . import planner
+from mcuforge.ir.graph import Graph, Op, Tensor
+from mcuforge.schedule import planner
 
 # Flash the deployed binary needs besides the model's constants (engine kernels, startup, runner, newlib), measured
 # from the Cortex-M7 ELF of the digits pipeline (size.json flash minus weights, biases and scales). A test checks the

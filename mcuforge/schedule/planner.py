@@ -32,8 +32,8 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
-from .errors import McuforgeError
-from .graph import Graph, Op
+from mcuforge.core.errors import McuforgeError
+from mcuforge.ir.graph import Graph, Op
 
 ALIGN = 4  # offsets are multiples of 4 so int8 buffers can be read word-wise by future SIMD kernels
 EXACT_MAX_BUFFERS = 9
@@ -661,6 +661,12 @@ def plan(graph: Graph, planner: str = "best", inplace_depthwise: bool = True, re
 
 
 PLANNERS = {"greedy_by_size": greedy_by_size, "best": best_placement}
+
+
+def plan_for(graph: Graph, schedule) -> Plan:
+    """The plan the pipeline's `schedule:` section asks for (its planner, in-place depthwise and reordering); the
+    one entry point of the schedule task, the fused-bottleneck and the patch rewriters, so they judge alike."""
+    return plan(graph, schedule["planner"], schedule["inplace_depthwise"], schedule["reorder"])
 
 
 def from_json(data: dict) -> Plan:

@@ -72,7 +72,7 @@ def layer_traffic(op, tensors: dict, requant: str) -> dict:
     if op.kind == "view":
         return {"macs": 0, "flash_read": 0, "sram_read": 0, "sram_write": 0}
     if op.kind == "mbconv_fused":  # tasks/fuse.py: its three convolutions (the expanded rows go through scratch)
-        from .fuse import inner_ops
+        from mcuforge.schedule.fuse import inner_ops
 
         parts = [layer_traffic(inner, tensors, requant) for inner in inner_ops(op)]
         return {key: sum(part[key] for part in parts) for key in parts[0]}

@@ -10,7 +10,7 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterable, Protocol
 
-from .errors import McuforgeError
+from mcuforge.core.errors import McuforgeError
 
 
 class Executor(Protocol):

@@ -21,9 +21,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from . import toolchain
-from .errors import McuforgeError
-from .io import write_json
+from mcuforge.toolchain import commands as toolchain
+from mcuforge.core.errors import McuforgeError
+from mcuforge.core.io import write_json
 
 _FUNCTION = re.compile(r"^([0-9a-f]+) <([^>]+)>:$")
 _CALL = re.compile(r"^\s*[0-9a-f]+:\s+(bl|blx|b|b\.w|b\.n)\s+([0-9a-f]+) <([^>+]+)>")
@@ -194,7 +194,7 @@ def check_measured(cfg: dict, paths, report: dict) -> list[str]:
     Adds report["sram_measured"] (with_measured_stack) when the run measured a stack and budget.json exists;
     returns the over-budget problem, if any.
     """
-    from .io import read_json
+    from mcuforge.core.io import read_json
 
     measured = report.get("qemu", {}).get("stack_measured_bytes")
     budget_json = Path(paths.size_json).parent / "budget.json"
@@ -208,7 +208,7 @@ def check_measured(cfg: dict, paths, report: dict) -> list[str]:
 
 def run_board(cfg: dict, paths, sizes: dict, elf: Path, build_dir: Path) -> dict:
     """After the board build: budget.json next to size.json, then refuse a model over budget."""
-    from .io import read_json
+    from mcuforge.core.io import read_json
 
     numbers = report(sizes, read_json(paths.plan), measure(Path(elf), Path(build_dir)),
                      cfg["resolved"]["sram_budget_bytes"], cfg["resolved"]["flash_budget_bytes"])
