@@ -118,7 +118,7 @@ class PatchStage(Strict):
 
 
 class ScheduleConfig(Strict):
-    """Memory planning of the activation arena (tasks/planner.py)."""
+    """Memory planning of the activation arena (mcuforge/schedule/planner.py)."""
 
     planner: Planner = Field(
         default=Planner.best,

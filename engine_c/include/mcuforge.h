@@ -110,7 +110,7 @@ typedef struct {
 
 /**
  * Parameters of the element-wise add. Float mode reads the three scales; fixed mode reads the
- * multipliers and shifts computed by tasks/engine_quant.py:add_fixed_params().
+ * multipliers and shifts computed at code-generation time (TFLite's add preparation: left shift 20).
  */
 typedef struct {
     int32_t input1_zp;  /**< [-128, 127] */
@@ -154,7 +154,7 @@ typedef struct {
     mf_requant requant; /**< fixed mode: input scale / output scale */
 } mf_concat_input;
 
-/** Parameters of mf_softmax_tflm_s8 (TFLite's PreprocessSoftmaxScaling, from tasks/tflite_import.py:softmax_params). */
+/** Parameters of mf_softmax_tflm_s8 (TFLite's PreprocessSoftmaxScaling, computed at code generation). */
 typedef struct {
     int32_t input_multiplier; /**< Q31 multiplier of beta * input_scale * 2^26, [2^30, 2^31 - 1] */
     int32_t input_left_shift; /**< its exponent, [0, 31] */
@@ -357,7 +357,7 @@ mf_status mf_concat_s8(const mf_concat_input *inputs, int32_t num_inputs, int32_
  * ONNX Runtime's result depends on the host CPU (MLAS picks an AVX-512, AVX2 or scalar kernel that sum in
  * different orders, the vector ones with a fused multiply-add), so it is matched within +-1 LSB, not bit
  * for bit; argmax of the output is unaffected in practice (see engine_c/src/README.md).
- * @param exp_table          Format [256], from tasks/engine_quant.py:softmax_exp_table(). Range > 0.
+ * @param exp_table          Format [256], computed at code generation (exp of each input step). Range > 0.
  * @param output_scale_recip floor(1 / output_scale) in float32, as ONNX Runtime computes it. Range >= 0.
  * @param output_zp          [-128, 127].
  * @param input              Format [rows, depth]. Range [-128, 127].
@@ -415,7 +415,7 @@ typedef struct {
     int32_t pad_value;       /**< the padding byte, [-128, 127]: the output zero point (PAD) or constant_values */
 } mf_pad_params;
 
-/** Parameters of mf_mean_tflm_s8, from tasks/tflite_import.py:mean_params(). */
+/** Parameters of mf_mean_tflm_s8 (TFLite's quantized mean, the division by the count folded into the multiplier). */
 typedef struct {
     int32_t reduce_h;   /**< 1: averaged over H, 0: kept */
     int32_t reduce_w;   /**< 1: averaged over W, 0: kept */

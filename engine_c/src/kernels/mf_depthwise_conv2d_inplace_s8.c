@@ -4,7 +4,7 @@
  * as out_y grows. Output rows are computed into a ring of rows in scratch; the oldest pending row j is copied to
  * its final place data[j * row_out, (j + 1) * row_out) as soon as that range ends at or before the first input
  * byte still needed. The rows pending at once (the scratch size) follow from the same walk, done by
- * mf_depthwise_conv2d_inplace_s8_get_buffer_size and mirrored by tasks/planner.py:inplace_scratch_rows. */
+ * mf_depthwise_conv2d_inplace_s8_get_buffer_size and mirrored by the memory planner (mcuforge/schedule). */
 #include <string.h>
 
 #include "../mf_internal.h"

@@ -7,7 +7,7 @@
  * image); they are computed in increasing order, each once, when a window first reaches them. Windows only move
  * down, and a window spans at most R rows, so a row still needed is never overwritten. Rows no window covers (below
  * the last window, or between windows when the stride exceeds the window) are never computed; the walk is
- * mirrored by tasks/fuse.py:expanded_rows, which counts the MACs. */
+ * mirrored by the fused-bottleneck rewrite (mcuforge/schedule/fuse.py), which counts the MACs. */
 #include "../mf_internal.h"
 
 static int mf_stage_ok(const mf_conv_stage *stage)

@@ -2,7 +2,7 @@
  * MEAN over any of the H, W and C axes of an int8 NHWC tensor, as TensorFlow Lite Micro's int8 reference kernel
  * computes it (TFLite's integer QuantizedMeanOrSum): the int32 sum of the reduced values, minus input_zp times
  * their count, through MultiplyByQuantizedMultiplier with a multiplier that already holds the division by the
- * count (tasks/tflite_import.py:mean_params), plus output_zp, saturated to int8. Checked byte for byte against
+ * count (mcuforge/ir/quant.py:mean_params), plus output_zp, saturated to int8. Checked byte for byte against
  * the tflite-micro interpreter by tests/test_tflite.py.
  */
 #include "../mf_internal.h"

@@ -2,7 +2,7 @@
  * Kernels whose arithmetic is TensorFlow Lite Micro's reference kernels' (tensorflow/lite/kernels/internal/
  * reference/integer_ops/pooling.h and reference/softmax.h with gemmlowp's fixedpoint.h), for imported .tflite
  * models. Integer only, in both requantization modes. Checked byte for byte against the tflite-micro interpreter
- * by tests/test_tflite_ops.py.
+ * by tests/test_tflite.py.
  */
 #include "../mf_internal.h"
 
