@@ -7,7 +7,6 @@ from mcuforge.ml.data import FASHION_FILES, SPLITS, load, num_classes, write_cac
 
 def run(cfg: dict, paths) -> dict:
     """Stage `data`: load the configured dataset and cache it under build/<name>/data/ with its card."""
-
     yaml_dir = (ROOT / cfg["resolved"]["pipeline_file"]).parent
     dataset = load(cfg["dataset"], yaml_dir, cfg["seed"])
     return write_cache(dataset, paths.data, num_classes(cfg))

@@ -8,7 +8,6 @@ from mcuforge.ml.quantize import calibration_samples, ort_accuracy, quantize, we
 
 def run(cfg: dict, paths) -> dict:
     """Stage `quantize`: `quantize/model_int8.onnx` and fp32 vs int8 test accuracy in `quantize/metrics.json`."""
-
     data = read_for_arch(paths)
     qcfg = cfg["quantize"]
     calib = calibration_samples(data, qcfg["calibration_samples"], cfg["seed"])

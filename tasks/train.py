@@ -9,7 +9,6 @@ from schemas.arch import ArchSpec
 
 def run(cfg: dict, paths, progress: bool = True) -> dict:
     """Stage `train`: train the arch on the cached data, export `train/model_fp32.onnx`, write `train/metrics.json`."""
-
     spec = ArchSpec.model_validate(read_json(paths.arch))
     data = read_for_arch(paths)
     net, metrics = train(spec, data, cfg["train"], cfg["seed"], progress=progress)
