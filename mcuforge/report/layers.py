@@ -2,6 +2,7 @@
 bytes and arena offset), with the instructions verify counted per layer under QEMU when it did."""
 from __future__ import annotations
 
+from mcuforge.ir.graph import Graph, Op
 from mcuforge.report import energy
 from mcuforge.schedule import planner, rewrite
 
@@ -17,7 +18,7 @@ def _short(name: str) -> str:
     return "/".join(keep)
 
 
-def layer_table(paths, requant: str) -> tuple[list[dict], object, object]:
+def layer_table(paths, requant: str) -> tuple[list[dict], Graph, list[Op]]:
     """(rows, graph, ops): the int8 model as the plan runs it (rewrites applied, ops in the plan's order)."""
     graph, plan = rewrite.planned(paths.int8, paths.plan)
     live = planner.live_bytes(plan)
