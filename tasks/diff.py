@@ -5,8 +5,8 @@ from pathlib import Path
 
 from mcuforge.core.errors import McuforgeError
 from mcuforge.core.paths import ROOT, Paths
-from mcuforge.report import review
 from mcuforge.report.diff import markdown, regressions
+from mcuforge.report.facts import collect
 
 from .config import resolve
 
@@ -16,7 +16,7 @@ def _side(pipeline: str | None, build: str | None, which: str) -> tuple[dict, Pa
         raise McuforgeError(f"doit diff needs {which}=<pipeline yaml>: `doit diff a=pipelines/a.yaml b=pipelines/b.yaml`")
     cfg = resolve(pipeline, {})
     paths = Paths(Path(build).resolve() if build else ROOT / "build" / cfg["name"])
-    return cfg, paths, review.collect(cfg, paths)
+    return cfg, paths, collect(cfg, paths)
 
 
 def missing_builds(sides: dict) -> list[str]:

@@ -6,8 +6,10 @@ import shutil
 from pathlib import Path
 
 from mcuforge.core.io import write_text
-from mcuforge.report.review import (ReviewPaths, _read, collect, fingerprint, layers_plot, render,  # noqa: F401
-                                    size_plot)
+from mcuforge.report.facts import collect
+from mcuforge.report.plots import layers_plot, size_plot
+from mcuforge.report.render import render
+from mcuforge.report.review import ReviewPaths, fingerprint, read_artifact
 
 
 def run(cfg: dict, paths) -> dict:
@@ -50,10 +52,10 @@ def uptodate(cfg: dict, paths):
 
 def summary_lines(cfg: dict, paths) -> list[str]:
     """Key figures of a build for the end of `doit run`: accuracy, SRAM and flash against budgets, verification."""
-    facts_quant = _read(paths.quant_metrics)
-    sizes = _read(paths.size_json)
-    verify = _read(paths.verify_report)
-    plan = _read(paths.plan)
+    facts_quant = read_artifact(paths.quant_metrics)
+    sizes = read_artifact(paths.size_json)
+    verify = read_artifact(paths.verify_report)
+    plan = read_artifact(paths.plan)
     lines = [f"mcuforge: {cfg['name']} on {cfg['board']['name']}"]
     if facts_quant:
         lines.append(f"  accuracy   fp32 {facts_quant['fp32_test_accuracy']:.2%}, int8 {facts_quant['int8_test_accuracy']:.2%}"

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 
 from mcuforge.toolchain import budget
-from mcuforge.report import review
+from mcuforge.report import sizes
 from mcuforge.toolchain import commands as toolchain
 from mcuforge.core.errors import McuforgeError
 from mcuforge.toolchain.commands import RunResult, ToolchainError
@@ -174,14 +174,14 @@ def test_review_counts_measured_stack_in_the_sram_total(tmp_path):
     (tmp_path / "budget.json").write_text(json.dumps(NUMBERS))
     verify = tmp_path / "report.json"
     paths = SimpleNamespace(size_json=tmp_path / "size.json", verify_report=verify)
-    static = review.stack_figures({}, paths)
+    static = sizes.stack_figures({}, paths)
     assert (static["bytes"], static["label"]) == (300, "stack (static bound)")
     verify.write_text(json.dumps({"qemu": {"stack_measured_bytes": 384, "inference_stack_measured_bytes": 332}}))
-    measured = review.stack_figures({}, paths)
+    measured = sizes.stack_figures({}, paths)
     assert (measured["bytes"], measured["static_bytes"], measured["measured_bytes"]) == (384, 300, 384)
     assert measured["label"] == "stack (measured, QEMU)"
     verify.write_text(json.dumps({"qemu": {"stack_measured_bytes": 250, "inference_stack_measured_bytes": 250}}))
-    assert review.stack_figures({}, paths)["bytes"] == 300
+    assert sizes.stack_figures({}, paths)["bytes"] == 300
 
 
 # ---- under QEMU ---------------------------------------------------------------------------------------------------

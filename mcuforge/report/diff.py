@@ -8,17 +8,18 @@ config changes, when b breaks a budget that a met, or when a build is missing (i
 from __future__ import annotations
 
 from mcuforge.core.io import flatten
+from mcuforge.report.facts import Budget
 
 
-# (label, how to read it from review.collect's facts, unit, digits)
+# (label, how to read it from facts.collect's facts, unit)
 FIGURES = (
-    ("peak SRAM (arena + static + stack)", lambda f: _budget(f, 0), "B"),
-    ("activation arena", lambda f: _budget(f, 1), "B"),
-    ("flash (ELF)", lambda f: _budget(f, 2), "B"),
+    ("peak SRAM (arena + static + stack)", lambda f: _used(f, "peak_sram"), "B"),
+    ("activation arena", lambda f: _used(f, "arena"), "B"),
+    ("flash (ELF)", lambda f: _used(f, "flash"), "B"),
     ("weights (int8)", lambda f: f["breakdown"]["flash"].get("weights (int8)"), "B"),
     ("MACs", lambda f: f["totals"]["macs"], ""),
     ("instructions per inference (QEMU)", lambda f: f["flops"]["instructions"], ""),
-    ("latency estimate", lambda f: _budget(f, 5), "ms"),
+    ("latency estimate", lambda f: _used(f, "latency"), "ms"),
     ("fp32 accuracy", lambda f: f["accuracy"]["fp32"], "%"),
     ("int8 accuracy", lambda f: f["accuracy"]["int8"], "%"),
     ("QEMU accuracy (verified samples)", lambda f: f["accuracy"]["qemu"], "%"),
@@ -27,8 +28,9 @@ FIGURES = (
 )
 
 
-def _budget(facts: dict, index: int):
-    return facts["budgets"][index]["used"]
+def _used(facts: dict, key: str):
+    """What the build uses of the budget `key` (facts.Budget.key)."""
+    return facts["budgets"][key].used
 
 
 def config_changes(cfg_a: dict, cfg_b: dict) -> list[tuple[str, object, object]]:
@@ -66,13 +68,18 @@ def _change(value_a, value_b, unit: str) -> str:
     return f"{int(round(delta)):+,}{relative}"
 
 
+def _budget_pairs(facts_a: dict, facts_b: dict) -> list[tuple[Budget, Budget]]:
+    """(a's budget, b's budget) matched by key, in a's display order."""
+    return [(budget_a, facts_b["budgets"][key]) for key, budget_a in facts_a["budgets"].items()]
+
+
 def regressions(facts_a: dict, facts_b: dict) -> list[str]:
     """Budgets that a met and b breaks."""
     out = []
-    for budget_a, budget_b in zip(facts_a["budgets"], facts_b["budgets"]):
-        if budget_a["status"] == "pass" and budget_b["status"] == "FAIL":
-            out.append(f"{budget_b['name']}: {budget_b['used_text']} > {budget_b['budget_text']} "
-                       f"(a: {budget_a['used_text']} <= {budget_a['budget_text']})")
+    for budget_a, budget_b in _budget_pairs(facts_a, facts_b):
+        if budget_a.status == "pass" and budget_b.status == "FAIL":
+            out.append(f"{budget_b.name}: {budget_b.used_text} > {budget_b.budget_text} "
+                       f"(a: {budget_a.used_text} <= {budget_a.budget_text})")
     return out
 
 
@@ -85,9 +92,9 @@ def markdown(name_a: str, name_b: str, cfg_a: dict, cfg_b: dict, facts_a: dict, 
     else:
         lines.append("No difference.")
     lines += ["", "## Budgets", "", "| budget | a | b | a result | b result |", "|---|---:|---:|---|---|"]
-    for budget_a, budget_b in zip(facts_a["budgets"], facts_b["budgets"]):
-        lines.append(f"| {budget_a['name']} | {budget_a['used_text']} / {budget_a['budget_text']} | "
-                     f"{budget_b['used_text']} / {budget_b['budget_text']} | {budget_a['status']} | {budget_b['status']} |")
+    for budget_a, budget_b in _budget_pairs(facts_a, facts_b):
+        lines.append(f"| {budget_a.name} | {budget_a.used_text} / {budget_a.budget_text} | "
+                     f"{budget_b.used_text} / {budget_b.budget_text} | {budget_a.status} | {budget_b.status} |")
     lines += ["", "## Figures", "", "| figure | a | b | change (b - a) |", "|---|---:|---:|---:|"]
     for label, read, unit in FIGURES:
         value_a, value_b = read(facts_a), read(facts_b)

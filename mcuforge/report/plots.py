@@ -1,4 +1,5 @@
-"""Plots of the build that the review and the schedule task show (each saved through core.figures)."""
+"""Plots of the build that the review and the schedule task show (each saved through core.figures): the memory
+timeline (schedule), the flash / SRAM breakdown and compute and memory per layer (review)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,5 +38,51 @@ def memory_plot(plan: Plan, baseline: Plan, path: Path, budget: int | None = Non
         ax.legend(fontsize=7, loc="upper right")
     axes[0].set_title("Activation memory over time")
     axes[1].set_xlabel("step")
+    fig.tight_layout()
+    save_png(fig, path)
+
+
+def size_plot(breakdown: dict, budgets: dict, path: Path) -> None:
+    """Two stacked bars, flash and SRAM, split by component, with the budgets as marks."""
+    plt = pyplot()
+    colors = ["#4c9be8", "#f0ad4e", "#9b59b6", "#5cb85c", "#95a5a6", "#e67e22"]
+    fig, axes = plt.subplots(2, 1, figsize=(9, 3.4), dpi=100)
+    for ax, (title, parts, budget) in zip(axes, (("flash", breakdown["flash"], budgets.get("flash")),
+                                                  ("SRAM", breakdown["sram"], budgets.get("sram")))):
+        left = 0.0
+        for index, (label, value) in enumerate(parts.items()):
+            ax.barh([0], [value / 1024], left=left, color=colors[index % len(colors)],
+                    label=f"{label}: {value:,} B")
+            left += value / 1024
+        used = sum(parts.values())
+        share = f" = {used / budget:.1%} of the {budget:,} B budget" if budget else ""
+        if budget and budget <= left * 1024 * 1.3:  # draw the budget only when it is on the same scale
+            ax.axvline(budget / 1024, color="black", linewidth=1.2)
+        ax.set_xlim(0, max(left, 1e-9) * 1.05 if not budget or budget > left * 1024 * 1.3 else budget / 1024 * 1.1)
+        ax.set_yticks([])
+        ax.set_title(f"{title}: {used:,} B{share}", fontsize=9, loc="left")
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    axes[-1].set_xlabel("KiB")
+    fig.tight_layout()
+    save_png(fig, path)
+
+
+def layers_plot(rows: list[dict], path: Path) -> None:
+    """MACs per layer (bars) and live activation bytes (line): where the compute and the memory go."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(9, 3.4), dpi=100)
+    x = range(len(rows))
+    ax.bar(x, [r["macs"] / 1e3 for r in rows], color="#4c9be8", label="MACs (thousands)")
+    ax.set_ylabel("kMACs")
+    ax.set_xticks(list(x))
+    ax.set_xticklabels([f"{r['index']} {r['kind']}" for r in rows], rotation=90, fontsize=7)
+    twin = ax.twinx()
+    twin.plot(list(x), [r["live_bytes"] / 1024 for r in rows], color="#d9534f", marker="o", markersize=3,
+              label="live activations (KiB)")
+    twin.set_ylabel("KiB live")
+    handles = ax.get_legend_handles_labels()
+    other = twin.get_legend_handles_labels()
+    ax.legend(handles[0] + other[0], handles[1] + other[1], fontsize=8, loc="upper right")
+    ax.set_title("Compute and memory per layer")
     fig.tight_layout()
     save_png(fig, path)
