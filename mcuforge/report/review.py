@@ -179,7 +179,7 @@ def stack_figures(cfg: dict, paths) -> dict | None:
 
 def stack_estimate(cfg: dict, paths) -> dict | None:
     """Call chain main -> mf_model_invoke -> deepest kernel -> deepest helper, frames from -fstack-usage."""
-    from mcuforge.toolchain.commands import stack_usage
+    from mcuforge.toolchain import stack_usage
 
     frames = stack_usage(paths.build_dir(cfg["board"]["name"]))
     if not frames:
