@@ -170,6 +170,12 @@ def test_measured_stack_over_budget_names_budget_need_and_layer(tmp_path):
     assert budget.check_measured({"board": {"name": "tinyboard"}}, paths, {"qemu": report["qemu"]}) == []
 
 
+def test_static_bound_without_objdump_is_a_stage_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(McuforgeError, match=r"stack bound: arm-none-eabi-objdump not found on PATH"):
+        budget.measure(tmp_path / "model.elf", tmp_path)
+
+
 def test_review_counts_measured_stack_in_the_sram_total(tmp_path):
     (tmp_path / "budget.json").write_text(json.dumps(NUMBERS))
     verify = tmp_path / "report.json"

@@ -333,3 +333,27 @@ def test_elf_size_and_stack_usage(builds):
     usage = toolchain.stack_usage(elf.parent)
     assert {"main", "mf_model_invoke", "Reset_Handler"} <= set(usage)
     assert all(isinstance(value, int) and value >= 0 for value in usage.values())
+
+
+@qemu_test
+def test_elf_symbols_and_call_graph(builds, workdir):
+    elf = builds("mps2-an386")
+    symbols = toolchain.symbols(elf)
+    assert symbols["mf_arena"] == ("b", 256 * 1024)  # static, in .bss, the stand-in model's arena
+    assert symbols["mf_model_invoke"][0] == "T" and symbols["mf_model_invoke"][1] > 0
+    assert toolchain.symbols(workdir / "missing.elf") is None
+    calls = toolchain.call_graph(elf)
+    assert any("mf_model_invoke" in callees for callees in calls.values())
+    assert calls["main"] and all(isinstance(callees, set) for callees in calls.values())
+    not_an_elf = workdir / "not_an_elf"
+    not_an_elf.write_text("not an ELF\n")
+    with pytest.raises(ToolchainError, match=r"arm-none-eabi-nm -S failed with exit code 1: .*not_an_elf"):
+        toolchain.symbols(not_an_elf)
+
+
+def test_missing_tool_is_named(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ToolchainError, match=r"arm-none-eabi-objdump not found on PATH \(needed to measure the stack"):
+        toolchain.call_graph(tmp_path / "any.elf")
+    assert toolchain.tool_versions() == {"gcc": None, "arm-none-eabi-gcc": None, "cmake": None,
+                                         "qemu-system-arm": None}
