@@ -198,7 +198,7 @@ def task_manifest():
         "actions": [action("tasks.manifest:run", CFG, PATHS)],
         "file_dep": manifest_stage.artifacts(CFG, PATHS) + manifest_stage.inputs(CFG),
         "targets": [PATHS.manifest],
-        "uptodate": [config_changed(manifest_stage.tool_versions())],
+        "uptodate": [config_changed(manifest_stage.versions())],
         "clean": True,
     }
 

@@ -6,9 +6,9 @@ budget.json, and refuses a model over the board's SRAM or flash budget.
 """
 from __future__ import annotations
 
+from mcuforge import toolchain
 from mcuforge.core.io import write_json
 from mcuforge.toolchain import budget
-from mcuforge.toolchain import commands as toolchain
 from mcuforge.toolchain.build import build_target, engine_files, sizes_are_for  # noqa: F401  (dodo.py reads them)
 
 

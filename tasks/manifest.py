@@ -5,7 +5,7 @@ from __future__ import annotations
 from mcuforge.core.errors import McuforgeError
 from mcuforge.core.io import write_json
 from mcuforge.core.paths import config_hash
-from mcuforge.report.manifest import artifacts, build_manifest, check, inputs, model_entry, tool_versions  # noqa: F401
+from mcuforge.report.manifest import artifacts, build_manifest, check, inputs, model_entry, versions  # noqa: F401
 
 
 def run(cfg: dict, paths) -> dict:

@@ -7,7 +7,7 @@ from mcuforge.core.io import write_json
 from mcuforge.ml.data import read_for_arch
 from mcuforge.schedule import rewrite
 from mcuforge.toolchain import budget
-from mcuforge.toolchain import commands as toolchain
+from mcuforge import toolchain
 from mcuforge.verify.check import judge, model_inputs, run_checks
 
 

@@ -15,7 +15,7 @@ from schemas.loader import load_board
 from mcuforge.codegen import generate as codegen
 from mcuforge import frontends
 from mcuforge.schedule import planner
-from mcuforge.toolchain import commands as toolchain
+from mcuforge import toolchain
 from mcuforge.verify import check as verify
 from mcuforge.core.errors import McuforgeError
 from mcuforge.ml.quantize import quantize

@@ -274,7 +274,7 @@ def _build(int8: Path, work: Path, schedule: dict, board: str | None = None, req
     from schemas.loader import load_board
     from mcuforge.codegen import generate as codegen
     from mcuforge import frontends
-    from mcuforge.toolchain import commands as toolchain
+    from mcuforge import toolchain
     from mcuforge.verify import check as verify
     from mcuforge.core.io import write_json
 

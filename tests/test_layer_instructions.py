@@ -1,4 +1,4 @@
-"""Per-layer instruction counts under QEMU (tasks/verify.py layer_instruction_summary, the icount plugin's
+"""Per-layer instruction counts under QEMU (mcuforge/verify/check.py layer_instruction_summary, the icount plugin's
 mark/resume, the runner's mf_layer_dump / mf_layer_dump_done): a small real model built for a Cortex-M7 board,
 its layer-dump ELF counted layer by layer and checked against the normal ELF's whole-inference count."""
 from pathlib import Path

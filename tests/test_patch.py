@@ -18,7 +18,7 @@ from mcuforge import frontends
 from mcuforge.schedule import patch
 from mcuforge.schedule import planner
 from mcuforge.schedule import rewrite
-from mcuforge.toolchain import commands as toolchain
+from mcuforge import toolchain
 from mcuforge.verify import check as verify
 from mcuforge.core.errors import McuforgeError
 from mcuforge.ir.graph import Op

@@ -278,7 +278,7 @@ def test_inplace_kernel_rejects_small_scratch(depthwise_model: Path, tmp_path: P
     """The generated call passes the planner's scratch size; the kernel's own get_buffer_size must agree."""
     from mcuforge.codegen import generate as codegen
     from mcuforge import frontends
-    from mcuforge.toolchain import commands as toolchain
+    from mcuforge import toolchain
 
     graph = frontends.load(depthwise_model)
     plan = planner.plan(graph, "best")

@@ -1,5 +1,5 @@
 """The measured stack: stack painting under QEMU (engine_c/platform/startup.c, runner/main.c), its parsing in
-tasks/toolchain.py and the SRAM budget re-checked with it (tasks/budget.py, verify, review).
+mcuforge/toolchain/qemu.py and the SRAM budget re-checked with it (mcuforge/toolchain/budget.py, verify, review).
 
 The QEMU tests build two small programs: the stand-in model (engine_c/testmodel) and a model written here whose
 invoke calls, depending on the first input byte, nothing, a function with a 4 KiB local buffer, or one with an
@@ -16,9 +16,9 @@ import pytest
 
 from mcuforge.toolchain import budget
 from mcuforge.report import sizes
-from mcuforge.toolchain import commands as toolchain
+from mcuforge import toolchain
 from mcuforge.core.errors import McuforgeError
-from mcuforge.toolchain.commands import RunResult, ToolchainError
+from mcuforge.toolchain import RunResult, ToolchainError
 
 HAVE_QEMU = shutil.which("qemu-system-arm") is not None and shutil.which("arm-none-eabi-gcc") is not None
 MACHINE = "mps2-an386"
@@ -168,6 +168,12 @@ def test_measured_stack_over_budget_names_budget_need_and_layer(tmp_path):
     assert budget.check_measured({"board": {"name": "tinyboard"}}, paths, {"host": {}}) == []
     (tmp_path / "budget.json").unlink()
     assert budget.check_measured({"board": {"name": "tinyboard"}}, paths, {"qemu": report["qemu"]}) == []
+
+
+def test_static_bound_without_objdump_is_a_stage_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(McuforgeError, match=r"stack bound: arm-none-eabi-objdump not found on PATH"):
+        budget.measure(tmp_path / "model.elf", tmp_path)
 
 
 def test_review_counts_measured_stack_in_the_sram_total(tmp_path):

@@ -17,7 +17,7 @@ from mcuforge.schedule import planner
 from mcuforge.frontends import tflite as tflite_import
 from mcuforge.ir import quant
 from mcuforge.verify import tflm_reference
-from mcuforge.toolchain import commands as toolchain
+from mcuforge import toolchain
 from mcuforge.verify import check as verify
 from mcuforge.core.errors import McuforgeError
 

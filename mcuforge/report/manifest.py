@@ -5,44 +5,34 @@ A pipeline given a ready model (deploy.model) reads it from outside the build: t
 from __future__ import annotations
 
 import platform
-import shutil
-import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
 
-from mcuforge.core.io import sha256_file, write_json
+from mcuforge.core.io import read_json, sha256_file
+from mcuforge.core.paths import absolute
+from mcuforge.ml.data import SPLITS
+from mcuforge.toolchain import tool_versions
 
 PACKAGES = ("torch", "onnx", "onnxruntime", "numpy", "scikit-learn", "pydantic", "doit", "matplotlib", "tflite",
             "tflite-micro")
-TOOLS = {
-    "gcc": ["gcc", "--version"],
-    "arm-none-eabi-gcc": ["arm-none-eabi-gcc", "--version"],
-    "cmake": ["cmake", "--version"],
-    "qemu-system-arm": ["qemu-system-arm", "--version"],
-}
 
 
-def tool_versions() -> dict:
-    versions: dict[str, str | None] = {"python": platform.python_version()}
+def versions() -> dict[str, str | None]:
+    """The manifest's "tools": Python, the PACKAGES' installed versions, then the external tools' (tool_versions);
+    None for what is not installed."""
+    found: dict[str, str | None] = {"python": platform.python_version()}
     for package in PACKAGES:
         try:
-            versions[package] = metadata.version(package)
+            found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
-            versions[package] = None
-    for name, command in TOOLS.items():
-        if shutil.which(command[0]) is None:
-            versions[name] = None
-            continue
-        out = subprocess.run(command, capture_output=True, text=True, check=False).stdout
-        versions[name] = out.splitlines()[0].strip() if out else None
-    return versions
+            found[package] = None
+    found.update(tool_versions())
+    return found
 
 
 def artifacts(cfg: dict, paths) -> list[Path]:
     """The pipeline's artifacts (not the CMake build trees, whose caches hold absolute paths)."""
-    from mcuforge.ml.data import SPLITS
-
     files = [paths.config, paths.card, *(paths.data_file(k) for k in SPLITS), paths.arch, paths.fp32,
              paths.train_metrics, paths.int8, paths.quant_metrics, paths.plan, paths.plan_txt, paths.memory_png,
              *paths.codegen_files, paths.executable("host"), paths.executable(cfg["board"]["name"]),
@@ -56,8 +46,6 @@ def artifacts(cfg: dict, paths) -> list[Path]:
 
 def inputs(cfg: dict) -> list[Path]:
     """Files outside the build that the pipeline reads as they are: the deploy.model file."""
-    from mcuforge.core.paths import absolute
-
     return [absolute(cfg["resolved"]["model_file"])] if cfg["deploy"]["model"] else []
 
 
@@ -76,7 +64,7 @@ def build_manifest(root: Path, files: list[Path], config_sha256: str, model: dic
         "config_sha256": config_sha256,
         "artifacts": {str(p.relative_to(root)): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
                       for p in sorted(files)},
-        "tools": tool_versions(),
+        "tools": versions(),
         "platform": {"machine": platform.machine(), "system": platform.system(),
                      "python_implementation": sys.implementation.name},
     }
@@ -87,9 +75,6 @@ def build_manifest(root: Path, files: list[Path], config_sha256: str, model: dic
 
 def check(paths) -> list[str]:
     """Re-hash an existing build: the artifacts that changed, appeared or disappeared since the manifest."""
-    from mcuforge.core.paths import absolute
-    from mcuforge.core.io import read_json
-
     manifest = read_json(paths.manifest)
     recorded = manifest["artifacts"]
     problems = []

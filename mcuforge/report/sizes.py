@@ -3,13 +3,11 @@ figures before a board build) and SRAM (arena, other static data, the stack and 
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 from mcuforge.core.io import read_json
 from mcuforge.report.review import read_artifact
-from mcuforge.toolchain.commands import stack_usage
+from mcuforge.toolchain import stack_usage, symbols as elf_symbols
 
 SYMBOL_GROUPS = (
     # layer prefixes: l<i> (a layer), l<i>e/d/p (a fused bottleneck's convs), l<i>_<j> (a patch stage's layers)
@@ -17,20 +15,6 @@ SYMBOL_GROUPS = (
     ("biases (int32)", re.compile(r"^l\d+(?:[edp]|_\d+)?_bias$")),
     ("requant params", re.compile(r"^l\d+(?:[edp]|_\d+)?_(scale|mult|shift)$")),
 )
-
-
-def elf_symbols(elf: Path) -> dict[str, tuple[str, int]] | None:
-    """name -> (type letter, size) from arm-none-eabi-nm -S; None when the tool or the ELF is missing."""
-    tool = shutil.which("arm-none-eabi-nm")
-    if tool is None or not elf.is_file():
-        return None
-    out = subprocess.run([tool, "-S", str(elf)], capture_output=True, text=True, check=False).stdout
-    symbols = {}
-    for line in out.splitlines():
-        fields = line.split()
-        if len(fields) == 4:
-            symbols[fields[3]] = (fields[2], int(fields[1], 16))
-    return symbols
 
 
 def size_breakdown(cfg: dict, paths, sizes: dict | None, plan: dict | None, quant: dict | None) -> dict:

@@ -16,17 +16,12 @@ The budgets are the board's sizes minus its reserved bytes (cfg["resolved"]: sra
 """
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
 from pathlib import Path
 
-from mcuforge.toolchain import commands as toolchain
 from mcuforge.core.errors import McuforgeError
-from mcuforge.core.io import write_json
-
-_FUNCTION = re.compile(r"^([0-9a-f]+) <([^>]+)>:$")
-_CALL = re.compile(r"^\s*[0-9a-f]+:\s+(bl|blx|b|b\.w|b\.n)\s+([0-9a-f]+) <([^>+]+)>")
+from mcuforge.core.io import read_json, write_json
+from mcuforge.toolchain.elf import call_graph, stack_usage
+from mcuforge.toolchain.process import ToolchainError
 
 
 def _layer(plan, step: int) -> str:
@@ -49,27 +44,6 @@ def check_arena(plan, graph, sram_budget: int, board: str) -> None:
         f"{plan.lower_bound():,} B) but board '{board}' allows {sram_budget:,} B (SRAM minus reserved bytes). "
         f"The peak is at {_layer(plan, step)}, where {', '.join(live)} are live. Use a smaller model or input "
         f"resolution, a board with more SRAM, or schedule.planner=best with inplace_depthwise and reorder on.")
-
-
-def call_graph(elf: Path) -> dict[str, set[str]]:
-    """Function -> functions it calls (direct calls and tail calls), from the ELF's disassembly."""
-    tool = shutil.which("arm-none-eabi-objdump")
-    if tool is None:
-        raise McuforgeError("arm-none-eabi-objdump not found: needed to measure the stack of the board build")
-    text = subprocess.run([tool, "-d", "--no-show-raw-insn", str(elf)], capture_output=True, text=True,
-                          check=True, timeout=120).stdout
-    calls: dict[str, set[str]] = {}
-    current = None
-    for line in text.splitlines():
-        match = _FUNCTION.match(line)
-        if match:
-            current = match.group(2)
-            calls.setdefault(current, set())
-            continue
-        match = _CALL.match(line)
-        if match and current is not None and match.group(3) != current:
-            calls[current].add(match.group(3))
-    return calls
 
 
 def worst_stack(calls: dict[str, set[str]], frames: dict[str, int], root: str = "main"
@@ -106,8 +80,11 @@ def worst_stack(calls: dict[str, set[str]], frames: dict[str, int], root: str = 
 def measure(elf: Path, build_dir: Path) -> dict:
     """The static stack bound from the reset handler (its frame sits at the top of the stack, like the measured
     figure's), or from main for a program without our startup code; and the bound of mf_model_invoke alone."""
-    frames = toolchain.stack_usage(build_dir)
-    calls = call_graph(elf)
+    frames = stack_usage(build_dir)
+    try:
+        calls = call_graph(elf)
+    except ToolchainError as exc:
+        raise McuforgeError(f"stack bound: {exc}") from None
     total, chain, unknown = worst_stack(calls, frames, "Reset_Handler" if "Reset_Handler" in frames else "main")
     invoke, invoke_chain, _ = worst_stack(calls, frames, "mf_model_invoke")
     return {"stack_bytes": total, "stack_chain": chain, "inference_stack_bytes": invoke,
@@ -194,8 +171,6 @@ def check_measured(cfg: dict, paths, report: dict) -> list[str]:
     Adds report["sram_measured"] (with_measured_stack) when the run measured a stack and budget.json exists;
     returns the over-budget problem, if any.
     """
-    from mcuforge.core.io import read_json
-
     measured = report.get("qemu", {}).get("stack_measured_bytes")
     budget_json = Path(paths.size_json).parent / "budget.json"
     if measured is None or not budget_json.is_file():
@@ -208,8 +183,6 @@ def check_measured(cfg: dict, paths, report: dict) -> list[str]:
 
 def run_board(cfg: dict, paths, sizes: dict, elf: Path, build_dir: Path) -> dict:
     """After the board build: budget.json next to size.json, then refuse a model over budget."""
-    from mcuforge.core.io import read_json
-
     numbers = report(sizes, read_json(paths.plan), measure(Path(elf), Path(build_dir)),
                      cfg["resolved"]["sram_budget_bytes"], cfg["resolved"]["flash_budget_bytes"])
     write_json(Path(paths.size_json).parent / "budget.json", numbers)

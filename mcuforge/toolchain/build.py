@@ -1,16 +1,13 @@
-"""Stages `build_host` and `build_<board>`: CMake builds of the generated model over engine_c/.
-
-Each target is built twice: the deployable binary, and a layer-dump variant (MF_LAYER_DUMP) for per-layer checks.
-The board build also writes size.json (text/data/bss from arm-none-eabi-size, and the deepest stack frame).
+"""Helpers of the build stages (tasks/build.py, wired by dodo.py): one target's CMake build with a stage-level
+error, the engine sources a build depends on, and whether size.json belongs to a board.
 """
 from __future__ import annotations
 
 import json
 
-from mcuforge.toolchain import budget
-from mcuforge.toolchain import commands as toolchain
 from mcuforge.core.errors import McuforgeError
-from mcuforge.core.io import write_json
+from mcuforge.toolchain.cmake import cmake_build
+from mcuforge.toolchain.process import ToolchainError
 
 ENGINE_SOURCES = ("CMakeLists.txt", "cmake/*.cmake", "include/*.h", "src/*.c", "src/*.h", "src/kernels/*.c",
                   "runner/*.c", "platform/*.c", "platform/*.ld")
@@ -23,8 +20,8 @@ def engine_files(root) -> list:
 
 def build_target(paths, board, requant: str, directory, dump: bool):
     try:
-        return toolchain.cmake_build(paths.codegen, directory, board, requant, layer_dump=dump)
-    except toolchain.ToolchainError as exc:
+        return cmake_build(paths.codegen, directory, board, requant, layer_dump=dump)
+    except ToolchainError as exc:
         raise McuforgeError(f"build failed: {exc}") from None
 
 

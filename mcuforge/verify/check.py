@@ -14,7 +14,7 @@ import numpy as np
 from mcuforge.toolchain import budget
 from mcuforge.verify import onnx_reference as reference
 from mcuforge.verify import tflm_reference
-from mcuforge.toolchain import commands as toolchain
+from mcuforge import toolchain
 from mcuforge.core.errors import McuforgeError
 from mcuforge.ir.graph import Graph
 from mcuforge.core.io import write_bytes

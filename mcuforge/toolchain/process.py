@@ -1,0 +1,103 @@
+"""The one way this project runs an external command: `run` with a timeout and a checked exit code.
+
+Every other module of the toolchain (CMake, QEMU, the ELF tools, version probes) goes through `run`; a failure
+raises ToolchainError naming the command, the exit code (or the timeout) and the tail of its output.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from mcuforge.core.errors import McuforgeError
+
+TOOL_TIMEOUT_S = 60.0
+OUTPUT_TAIL_LINES = 30
+
+
+class ToolchainError(McuforgeError):
+    """A build, run or tool invocation failed; the message says which command, how, and its output's tail."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What one run of a command (the runner on the host or under QEMU, a tool) did.
+
+    ``instructions`` is filled by run_qemu(count_instructions=True): the exact number of guest instructions executed
+    between mf_bench_start and mf_bench_stop, one entry per inference (sample), in order.
+
+    The stack figures are filled by run_qemu (stack painting, Cortex-M runner; None for host runs and for ELFs built
+    without painting), in bytes below the top of the stack: ``stack_bytes`` the high-water mark of the whole run
+    (startup, the runner, newlib's file I/O and the inferences), ``inference_stack_bytes`` the deepest of the
+    inferences alone (mf_model_invoke with the frames of its callers), ``stack_reserved_bytes`` the linker
+    script's stack reservation.
+
+    ``layer_instructions`` is filled by run_qemu(count_instructions=True) for an ELF built with MF_LAYER_DUMP: per
+    inference, the instructions of every layer in order (up to the call of mf_layer_dump, without the dump's I/O);
+    ``layer_tail_instructions`` per inference those after the last layer's dump (the model's return). Their sum is
+    ``instructions`` minus the dumps' own instructions.
+    """
+
+    command: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+    instructions: list[int] | None = None
+    total_instructions: int | None = None
+    stack_bytes: int | None = None
+    inference_stack_bytes: int | None = None
+    stack_reserved_bytes: int | None = None
+    layer_instructions: list[list[int]] | None = None
+    layer_tail_instructions: list[int] | None = None
+
+    @property
+    def instructions_per_inference(self) -> int | None:
+        """Mean instructions per inference (rounded), or None when instructions were not counted."""
+        if not self.instructions:
+            return None
+        return round(sum(self.instructions) / len(self.instructions))
+
+
+def tail(text: str, lines: int = OUTPUT_TAIL_LINES) -> str:
+    """The last lines of a command's output, for error messages."""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def require_tool(name: str, purpose: str) -> str:
+    """The path of a tool on PATH; ToolchainError saying what it is needed for when it is absent."""
+    path = shutil.which(name)
+    if path is None:
+        raise ToolchainError(f"{name} not found on PATH (needed to {purpose})")
+    return path
+
+
+def run(command: Sequence[str | os.PathLike[str]], timeout: float, what: str, cwd: Path | None = None) -> RunResult:
+    """Runs a command with a timeout; raises ToolchainError unless it exits with 0.
+
+    what: how the command is named in error messages ("CMake build", "QEMU mps2-an386"). Output is captured as
+    text (undecodable bytes replaced); stdin is closed.
+    """
+    argv = [str(part) for part in command]
+    started = time.monotonic()
+    try:
+        completed = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                   errors="replace", timeout=timeout, cwd=cwd, check=False)
+    except subprocess.TimeoutExpired as error:
+        output = error.stderr or error.stdout or b""
+        if isinstance(output, bytes):
+            output = output.decode("utf-8", "replace")
+        raise ToolchainError(f"{what} timed out after {timeout:g} s: {shlex.join(argv)}\n{tail(output)}") from None
+    except OSError as error:
+        raise ToolchainError(f"{what} could not start: {shlex.join(argv)}: {error}") from None
+    result = RunResult(command=argv, returncode=completed.returncode, stdout=completed.stdout,
+                       stderr=completed.stderr, seconds=time.monotonic() - started)
+    if completed.returncode != 0:
+        output = "\n".join(part for part in (tail(completed.stderr), tail(completed.stdout)) if part)
+        raise ToolchainError(f"{what} failed with exit code {completed.returncode}: {shlex.join(argv)}\n{output}")
+    return result

@@ -1,0 +1,35 @@
+"""The engine's runner program on the host: ``mf_runner inputs outputs [layer_dir]``.
+
+The same three arguments are given to the Cortex-M runner under QEMU (qemu.py) through semihosting.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from mcuforge.toolchain.process import RunResult, ToolchainError, run
+
+RUN_TIMEOUT_S = 120.0
+
+
+def runner_arguments(inputs: Path, outputs: Path, layer_dir: Path | None) -> list[Path]:
+    """The runner's arguments, checked: the inputs file exists; the outputs' and the layer dumps' folders made."""
+    if not inputs.is_file():
+        raise ToolchainError(f"inputs file {inputs} does not exist")
+    outputs.parent.mkdir(parents=True, exist_ok=True)
+    arguments = [inputs, outputs]
+    if layer_dir is not None:
+        layer_dir.mkdir(parents=True, exist_ok=True)
+        arguments.append(layer_dir)
+    return arguments
+
+
+def run_host(exe: str | os.PathLike[str], inputs: str | os.PathLike[str], outputs: str | os.PathLike[str],
+             layer_dir: str | os.PathLike[str] | None = None, timeout: float = RUN_TIMEOUT_S) -> RunResult:
+    """Run the host runner: ``exe inputs outputs [layer_dir]``; ToolchainError on timeout or non-zero exit."""
+    exe = Path(exe).resolve()
+    if not exe.is_file():
+        raise ToolchainError(f"runner {exe} does not exist (build it first)")
+    arguments = runner_arguments(Path(inputs).resolve(), Path(outputs).resolve(),
+                                 None if layer_dir is None else Path(layer_dir).resolve())
+    return run([exe, *arguments], timeout, "host runner")
