@@ -14,7 +14,6 @@ from schemas.loader import load_board
 from mcuforge.codegen import generate as codegen
 from mcuforge import frontends
 from mcuforge.schedule import planner
-from mcuforge.frontends import tflite as tflite_import
 from mcuforge.ir import quant
 from mcuforge.verify import tflm_reference
 from mcuforge import toolchain

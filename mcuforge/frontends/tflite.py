@@ -1,15 +1,15 @@
-"""Read an int8 TFLite flatbuffer into the engine's graph (tasks/graph.py): NHWC tensors, per-channel weights.
+"""Read an int8 TFLite flatbuffer into the engine's graph (mcuforge/ir/graph.py): NHWC tensors, per-channel weights.
 
 TFLite is NHWC like the engine, so tensors and weights keep their layout: conv weights are OHWI, depthwise
 weights [1, K_h, K_w, C] become [K_h, K_w, C], fully connected weights are [N_out, N_in]; a RESHAPE is a view
 (TFLite flattens in NHWC order, the engine's order). Padding SAME/VALID becomes explicit [top, left, bottom, right]
 as TFLite computes it (the odd pixel at the bottom/right), fused activations become the output clamp
-(CalculateActivationRangeQuantized).
+(CalculateActivationRangeQuantized, in mcuforge/ir/quant.py). The flatbuffer itself is read by tflite_model.py.
 
 Ops whose TFLite Micro arithmetic differs from the ONNX Runtime-exact kernels get their own kinds, which codegen
 maps to TFLM-exact kernels: `avgpool_tflite` (integer sum, one rounding division by the valid-pixel count, no
 rescale), `softmax_tflite` (gemmlowp fixed-point exp and reciprocal) and `mean_tflite` (MEAN over H, W and/or C:
-the zero-point-corrected integer sum through one multiplier that holds the division by the count, see mean_params).
+the zero-point-corrected integer sum through one multiplier that holds the division by the count: quant.mean_params).
 PAD and PADV2 (constant padding along H, W and C) become `pad`, a byte copy as in TFLM. Convolutions, fully
 connected and add use the engine's fixed requantization, which is TFLite's MultiplyByQuantizedMultiplier. A
 depthwise convolution with depth multiplier M > 1 becomes a standard convolution whose weights are zero outside
@@ -23,155 +23,24 @@ Errors (McuforgeError, shown without a traceback) name the operator index, its o
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from mcuforge.core.errors import McuforgeError
-from mcuforge.ir.graph import Graph, Op, Tensor
-from mcuforge.ir.quant import mean_params
+from mcuforge.ir.graph import Graph, Op, OpKind, Tensor
+from mcuforge.ir.quant import activation_range_tflite, mean_params
 
-TFLITE_MAGIC = b"TFL3"
+from .tflite_model import FLOAT32, INT8, INT32, TYPE_NAMES, TfliteModel, options, parse
+
 SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "ADD", "RESHAPE",
              "SOFTMAX", "PAD", "PADV2", "MEAN", "QUANTIZE (first op)", "DEQUANTIZE (last op)")
-TYPE_NAMES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 7: "int16", 9: "int8", 10: "float64"}
-INT8 = 9
-INT32 = 2
-FLOAT32 = 0
-
-
-@dataclass
-class TfliteModel:
-    """The parsed flatbuffer with the maps the importer and the reference need."""
-
-    path: Path
-    data: bytes
-    model: object      # tflite.Model
-    subgraph: object   # tflite.SubGraph 0
-    op_names: dict[int, str]  # builtin code -> name
-
-    def tensor(self, index: int):
-        return self.subgraph.Tensors(index)
-
-    def tensor_name(self, index: int) -> str:
-        """A unique name: the TFLite name (names are not guaranteed unique), prefixed by its index."""
-        raw = self.tensor(index).Name()
-        return f"t{index}:{raw.decode('utf-8', 'replace') if raw else ''}"
-
-    def op_code(self, op) -> int:
-        code = self.model.OperatorCodes(op.OpcodeIndex())
-        return max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-
-    def op_name(self, op) -> str:
-        code = self.op_code(op)
-        if code == 32:  # CUSTOM
-            custom = self.model.OperatorCodes(op.OpcodeIndex()).CustomCode()
-            return f"CUSTOM ({custom.decode('utf-8', 'replace') if custom else '?'})"
-        return self.op_names.get(code, f"op code {code}")
-
-    def buffer(self, tensor_index: int) -> np.ndarray | None:
-        tensor = self.tensor(tensor_index)
-        buf = self.model.Buffers(tensor.Buffer())
-        if buf is None:
-            return None
-        if buf.Offset() > 1:  # large models keep buffers after the flatbuffer
-            raw = self.data[buf.Offset():buf.Offset() + buf.Size()]
-        elif buf.DataLength() == 0:
-            return None
-        else:
-            raw = buf.DataAsNumpy().tobytes()
-        dtype = {INT8: np.int8, INT32: np.int32, FLOAT32: np.float32, 3: np.uint8, 7: np.int16, 4: np.int64}.get(
-            tensor.Type())
-        if dtype is None:
-            return None
-        return np.frombuffer(raw, dtype=dtype).reshape(self.shape(tensor_index))
-
-    def shape(self, tensor_index: int) -> tuple[int, ...]:
-        tensor = self.tensor(tensor_index)
-        return tuple(int(d) for d in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else ()
-
-    def quant(self, tensor_index: int) -> tuple[np.ndarray, np.ndarray, int]:
-        """(scales float32, zero points int64, quantized dimension); empty arrays when not quantized."""
-        q = self.tensor(tensor_index).Quantization()
-        if q is None or q.ScaleLength() == 0:
-            return np.zeros(0, np.float32), np.zeros(0, np.int64), 0
-        zps = q.ZeroPointAsNumpy() if q.ZeroPointLength() else np.zeros(q.ScaleLength(), np.int64)
-        return q.ScaleAsNumpy().astype(np.float32), np.asarray(zps, np.int64), q.QuantizedDimension()
-
-
-def parse(path: Path) -> TfliteModel:
-    """Read and sanity-check a .tflite file; errors name the file and what is wrong."""
-    import tflite
-
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise McuforgeError(f"{path}: cannot read the model ({exc.strerror})") from None
-    if len(data) < 16 or data[4:8] != TFLITE_MAGIC:
-        raise McuforgeError(f"{path}: not a TFLite model (no 'TFL3' flatbuffer identifier; {len(data)} bytes)")
-    op_names = {value: name for name, value in vars(tflite.BuiltinOperator).items() if not name.startswith("_")}
-    try:
-        model = tflite.Model.GetRootAsModel(data, 0)
-        if model.SubgraphsLength() < 1:
-            raise McuforgeError(f"{path}: the model has no subgraph")
-        subgraph = model.Subgraphs(0)
-        parsed = TfliteModel(path, data, model, subgraph, op_names)
-        # touch every table once so a truncated or corrupt file fails here, not halfway through the import
-        for t in range(subgraph.TensorsLength()):
-            parsed.shape(t)
-            parsed.quant(t)
-            parsed.tensor(t).Name()
-            if model.Buffers(parsed.tensor(t).Buffer()) is None:
-                raise IndexError("buffer")
-        for i in range(subgraph.OperatorsLength()):
-            op = subgraph.Operators(i)
-            parsed.op_code(op)
-            op.InputsAsNumpy()
-            op.OutputsAsNumpy()
-        for t in list(subgraph.InputsAsNumpy()) + list(subgraph.OutputsAsNumpy()):
-            if not 0 <= t < subgraph.TensorsLength():
-                raise IndexError("tensor index")
-    except McuforgeError:
-        raise
-    except Exception as exc:  # the flatbuffers reader raises struct.error/IndexError/... on truncated data
-        raise McuforgeError(f"{path}: truncated or corrupt TFLite flatbuffer ({type(exc).__name__}: {exc})") from None
-    if model.SubgraphsLength() > 1:
-        raise McuforgeError(f"{path}: {model.SubgraphsLength()} subgraphs; only single-subgraph models are supported")
-    return parsed
-
-
-def _options(op, cls):
-    table = op.BuiltinOptions()
-    options = cls()
-    if table is not None:
-        options.Init(table.Bytes, table.Pos)
-    return options
 
 
 def _same_padding(in_size: int, out_size: int, stride: int, span: int) -> tuple[int, int]:
     """TFLite's ComputePaddingWithOffset: (before, after); the odd pixel goes after."""
     total = max((out_size - 1) * stride + span - in_size, 0)
     return total // 2, total - total // 2
-
-
-def _activation_clamp(code: int, scale: float, zp: int) -> tuple[int, int]:
-    """CalculateActivationRangeQuantized: zp + round(f / scale) in float32, rounded half away from zero."""
-    def quantize(value: float) -> int:
-        q = float(np.float32(value) / np.float32(scale))
-        return zp + int(math.floor(abs(q) + 0.5)) * (1 if q >= 0 else -1)
-
-    if code == 0:  # NONE
-        return -128, 127
-    if code == 1:  # RELU
-        return max(-128, quantize(0.0)), 127
-    if code == 2:  # RELU_N1_TO_1
-        return max(-128, quantize(-1.0)), min(127, quantize(1.0))
-    if code == 3:  # RELU6
-        return max(-128, quantize(0.0)), min(127, quantize(6.0))
-    raise ValueError(code)
 
 
 ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT", 6: "SIGMOID"}
@@ -183,6 +52,8 @@ def load(path: Path) -> Graph:
 
 
 class Importer:
+    """One model's import: the engine tensors made so far and one handler per supported op code."""
+
     def __init__(self, parsed: TfliteModel):
         self.m = parsed
         self.tensors: dict[str, Tensor] = {}
@@ -220,7 +91,7 @@ class Importer:
         elif len(shape) == 2:
             dims = shape[1:]
         elif len(shape) in (1, 3):
-            dims = shape if len(shape) == 1 else shape
+            dims = shape
         else:
             raise self.error(index, op, f"tensor of rank {len(shape)} {list(shape)}", t)
         self.tensors[name] = Tensor(name, tuple(int(d) for d in dims), float(scales[0]), int(zps[0]))
@@ -262,7 +133,7 @@ class Importer:
         if code not in (0, 1, 2, 3):
             raise self.error(index, op, f"fused activation {ACTIVATIONS.get(code, code)}")
         t = self.tensors[out]
-        return _activation_clamp(code, t.scale, t.zp)
+        return activation_range_tflite(code, t.scale, t.zp)
 
     # ---- the graph ----------------------------------------------------------------------------------------------
     def run(self) -> Graph:
@@ -329,7 +200,7 @@ class Importer:
         ins, out = self.io(index, op, 2)
         src = self.activation(index, op, ins[0])
         depthwise = name == "DEPTHWISE_CONV_2D"
-        opts = _options(op, tflite.DepthwiseConv2DOptions if depthwise else tflite.Conv2DOptions)
+        opts = options(op, tflite.DepthwiseConv2DOptions if depthwise else tflite.Conv2DOptions)
         weight = self.constant(index, op, ins[1], INT8, "weight tensor")
         s, d = self.tensors[src], self.tensors[out]
         if len(s.shape) != 3 or len(d.shape) != 3 or weight.ndim != 4:
@@ -362,7 +233,10 @@ class Importer:
             consts["bias"] = self.constant(index, op, ins[2], INT32, "bias").astype(np.int32).reshape(-1)
         attrs = {"pads": pads, "strides": strides, "dilations": dilations,
                  "clamp": self.clamp(index, op, opts.FusedActivationFunction(), out)}
-        kind = "depthwise" if depthwise else ("conv1x1" if (kh, kw) == (1, 1) and not any(pads) else "conv")
+        if depthwise:
+            kind = OpKind.depthwise
+        else:
+            kind = OpKind.conv1x1 if (kh, kw) == (1, 1) and not any(pads) else OpKind.conv
         if name == "DEPTHWISE_CONV_2D" and not depthwise:
             attrs["depth_multiplier"] = d.shape[2] // s.shape[2]
         return Op(kind, "", name, [src], out, attrs, consts)
@@ -379,7 +253,7 @@ class Importer:
 
         ins, out = self.io(index, op, 2)
         src = self.activation(index, op, ins[0])
-        opts = _options(op, tflite.FullyConnectedOptions)
+        opts = options(op, tflite.FullyConnectedOptions)
         if opts.WeightsFormat() != 0:
             raise self.error(index, op, "shuffled weights format", ins[1])
         weight = self.constant(index, op, ins[1], INT8, "weight tensor")
@@ -390,15 +264,15 @@ class Importer:
                   "w_scale": self.weight_scales(index, op, ins[1], weight.shape[0], 0)}
         if len(ins) > 2 and ins[2] >= 0:
             consts["bias"] = self.constant(index, op, ins[2], INT32, "bias").astype(np.int32).reshape(-1)
-        return Op("fc", "", name, [src], out, {"clamp": self.clamp(index, op, opts.FusedActivationFunction(), out)},
-                  consts)
+        clamp = self.clamp(index, op, opts.FusedActivationFunction(), out)
+        return Op(OpKind.fc, "", name, [src], out, {"clamp": clamp}, consts)
 
     def pool(self, index: int, op, name: str) -> Op:
         import tflite
 
         ins, out = self.io(index, op, 1)
         src = self.activation(index, op, ins[0])
-        opts = _options(op, tflite.Pool2DOptions)
+        opts = options(op, tflite.Pool2DOptions)
         s, d = self.tensors[src], self.tensors[out]
         if (s.scale, s.zp) != (d.scale, d.zp):
             raise self.error(index, op, "pooling whose output quantization differs from its input's", ins[0])
@@ -407,7 +281,7 @@ class Importer:
         pads = self.padding(opts.Padding(), s.shape, d.shape, strides, kernel)
         attrs = {"kernel": kernel, "strides": strides, "pads": pads, "count_include_pad": 0,
                  "clamp": self.clamp(index, op, opts.FusedActivationFunction(), out)}
-        kind = "maxpool" if name == "MAX_POOL_2D" else "avgpool_tflite"
+        kind = OpKind.maxpool if name == "MAX_POOL_2D" else OpKind.avgpool_tflite
         return Op(kind, "", name, [src], out, attrs)
 
     def add(self, index: int, op, name: str) -> Op:
@@ -417,8 +291,9 @@ class Importer:
         a, b = self.activation(index, op, ins[0]), self.activation(index, op, ins[1])
         if self.tensors[a].shape != self.tensors[b].shape:
             raise self.error(index, op, "broadcasting add (inputs of different shapes)", ins[1])
-        opts = _options(op, tflite.AddOptions)
-        return Op("add", "", name, [a, b], out, {"clamp": self.clamp(index, op, opts.FusedActivationFunction(), out)})
+        opts = options(op, tflite.AddOptions)
+        clamp = self.clamp(index, op, opts.FusedActivationFunction(), out)
+        return Op(OpKind.add, "", name, [a, b], out, {"clamp": clamp})
 
     def reshape(self, index: int, op, name: str) -> Op:
         ins, out = self.io(index, op, 1)
@@ -426,19 +301,19 @@ class Importer:
         s, d = self.tensors[src], self.tensors[out]
         if (s.scale, s.zp) != (d.scale, d.zp) or s.bytes != d.bytes:
             raise self.error(index, op, "a reshape that changes the quantization or the size", ins[0])
-        return Op("view", "", name, [src], out)
+        return Op(OpKind.view, "", name, [src], out)
 
     def softmax(self, index: int, op, name: str) -> Op:
         import tflite
 
         ins, out = self.io(index, op, 1)
         src = self.activation(index, op, ins[0])
-        opts = _options(op, tflite.SoftmaxOptions)
+        opts = options(op, tflite.SoftmaxOptions)
         d = self.tensors[out]
         if d.zp != -128 or np.float32(d.scale) != np.float32(1.0 / 256):
             raise self.error(index, op, f"softmax output scale {d.scale} and zero point {d.zp}; TFLite Micro "
                              "requires 1/256 and -128", int(op.Outputs(0)))
-        return Op("softmax_tflite", "", name, [src], out, {"beta": float(opts.Beta())})
+        return Op(OpKind.softmax_tflite, "", name, [src], out, {"beta": float(opts.Beta())})
 
     def pad(self, index: int, op, name: str) -> Op:
         """PAD / PADV2: constant paddings [rank, 2] (int32, as TFLite Micro reads them) on H, W, C of a 4-D
@@ -478,8 +353,8 @@ class Importer:
         if padded != d.shape:
             raise self.error(index, op, f"output shape {list(d.shape)}; the paddings give {list(padded)}",
                              int(op.Outputs(0)))
-        return Op("pad", "", name, [src], out, {"pads": [top, left, bottom, right], "channels": [before, after],
-                                                "value": value})
+        return Op(OpKind.pad, "", name, [src], out, {"pads": [top, left, bottom, right], "channels": [before, after],
+                                                     "value": value})
 
     def mirror_pad(self, index: int, op, name: str) -> Op:
         raise self.error(index, op, "mirror padding (REFLECT or SYMMETRIC) is not supported; only constant padding "
@@ -513,6 +388,6 @@ class Importer:
             mean_params(s.scale, d.scale, count)
         except McuforgeError as exc:
             raise self.error(index, op, str(exc), ins[0]) from None
-        opts = _options(op, tflite.ReducerOptions)
-        return Op("mean_tflite", "", name, [src], out, {"reduce": reduce, "count": count,
-                                                        "keep_dims": bool(opts.KeepDims())})
+        opts = options(op, tflite.ReducerOptions)
+        return Op(OpKind.mean_tflite, "", name, [src], out, {"reduce": reduce, "count": count,
+                                                             "keep_dims": bool(opts.KeepDims())})

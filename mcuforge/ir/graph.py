@@ -2,11 +2,33 @@
 (mcuforge/frontends/ reads ONNX QOperator, ONNX QDQ and TFLite models into it)."""
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 
 import numpy as np
 
 
+class OpKind(enum.StrEnum):
+    """What an op computes, which picks its kernel in codegen (mcuforge/codegen/generate.py's EMITTERS). A StrEnum:
+    `OpKind.conv == "conv"`, and f-strings and JSON give the plain value."""
+
+    conv = "conv"                      # general 2-D convolution
+    conv1x1 = "conv1x1"                # 1x1 convolution without padding
+    depthwise = "depthwise"            # depthwise convolution, depth multiplier 1
+    fc = "fc"                          # fully connected (Gemm, MatMul, FULLY_CONNECTED)
+    add = "add"                        # element-wise add of two same-shape tensors
+    global_avgpool = "global_avgpool"  # average over H and W (ONNX Runtime's arithmetic)
+    avgpool = "avgpool"                # windowed average pool (ONNX Runtime's arithmetic)
+    maxpool = "maxpool"                # windowed max pool
+    concat = "concat"                  # concatenation along channels
+    view = "view"                      # reshape/flatten: the same bytes under another shape
+    softmax = "softmax"                # softmax over the last axis (ONNX Runtime's arithmetic)
+    avgpool_tflite = "avgpool_tflite"  # TFLite Micro's average pool: one rounding division, no rescale
+    softmax_tflite = "softmax_tflite"  # TFLite Micro's softmax: gemmlowp fixed-point exp and reciprocal
+    mean_tflite = "mean_tflite"        # TFLite Micro's MEAN over H, W and/or C
+    pad = "pad"                        # constant padding along H, W and C (TFLite PAD, PADV2)
+    patch_stage = "patch_stage"        # compound: layers run patch by patch (mcuforge/schedule/patch.py)
+    mbconv_fused = "mbconv_fused"      # compound: a fused inverted bottleneck (mcuforge/schedule/fuse.py)
 
 
 @dataclass
@@ -23,26 +45,26 @@ class Tensor:
 
 @dataclass
 class Op:
-    kind: str                # conv, conv1x1, depthwise, fc, add, global_avgpool, avgpool, maxpool, concat, view, softmax
-    name: str                # the ONNX node's name
-    onnx_type: str
+    kind: OpKind | str       # an OpKind; layers that build ops from plain strings ("conv") compare equal to it
+    name: str                # unique in the graph: the ONNX node's name, or op<index>_<op code> for TFLite
+    onnx_type: str           # the source op type: ONNX op_type, TFLite op code name, or the compound's own name
     inputs: list[str]
     output: str
     attrs: dict = field(default_factory=dict)
     consts: dict = field(default_factory=dict)  # numpy arrays: weight (engine layout), bias (int32), w_scale (float32)
-    nodes: list[str] = field(default_factory=list)  # QOperator: the ONNX node(s) this op executes
+    nodes: list[str] = field(default_factory=list)  # QOperator and TFLite: the source node(s) this op executes
 
     def macs(self, tensors: dict[str, Tensor]) -> int:
-        if "macs" in self.attrs:  # compound ops (tasks/rewrite.py) count their inner ops as they execute them
+        if "macs" in self.attrs:  # compound ops (mcuforge/schedule/) count their inner ops as they execute them
             return int(self.attrs["macs"])
         out = tensors[self.output]
-        if self.kind in ("conv", "conv1x1"):
+        if self.kind in (OpKind.conv, OpKind.conv1x1):
             kh, kw, cin = self.consts["weight"].shape[1:]
             return out.bytes * kh * kw * cin
-        if self.kind == "depthwise":
+        if self.kind == OpKind.depthwise:
             kh, kw, _ = self.consts["weight"].shape
             return out.bytes * kh * kw
-        if self.kind == "fc":
+        if self.kind == OpKind.fc:
             return int(self.consts["weight"].size)
         return 0
 
@@ -53,6 +75,6 @@ class Graph:
     ops: list[Op]
     input: str
     output: str
-    onnx_input: str    # float graph input name
-    onnx_output: str   # float graph output name
-    format: str = "qdq"  # "qdq" (QuantizeLinear/DequantizeLinear around float ops) or "qoperator" (QLinear* ops)
+    onnx_input: str    # the source model's (float) input name
+    onnx_output: str   # the source model's (float) output name
+    format: str = "qdq"  # "qdq" (QuantizeLinear/DequantizeLinear around float ops), "qoperator" (QLinear*), "tflite"

@@ -208,3 +208,22 @@ def softmax_params(input_scale: float, beta: float = 1.0) -> dict:
         raise McuforgeError(f"softmax: input scale {input_scale} x beta {beta} is too small for TFLite's softmax")
     radius = math.floor(((1 << integer_bits) - 1) * (1 << (31 - integer_bits)) / (1 << left_shift))
     return {"input_multiplier": multiplier, "input_left_shift": left_shift, "diff_min": -int(radius)}
+
+
+def activation_range_tflite(code: int, scale: float, zp: int) -> tuple[int, int]:
+    """TFLite's CalculateActivationRangeQuantized: the int8 clamp of fused activation `code` (0 NONE, 1 RELU,
+    2 RELU_N1_TO_1, 3 RELU6) on an output of `scale` and `zp`: zp + round(f / scale) in float32, rounded half away
+    from zero."""
+    def quantize(value: float) -> int:
+        q = float(np.float32(value) / np.float32(scale))
+        return zp + int(math.floor(abs(q) + 0.5)) * (1 if q >= 0 else -1)
+
+    if code == 0:  # NONE
+        return -128, 127
+    if code == 1:  # RELU
+        return max(-128, quantize(0.0)), 127
+    if code == 2:  # RELU_N1_TO_1
+        return max(-128, quantize(-1.0)), min(127, quantize(1.0))
+    if code == 3:  # RELU6
+        return max(-128, quantize(0.0)), min(127, quantize(6.0))
+    raise ValueError(code)

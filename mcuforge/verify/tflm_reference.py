@@ -27,7 +27,7 @@ def arena_bytes(model_path: Path) -> int:
     """An arena large enough for the interpreter: every tensor at once (kPreserveAllTensors keeps them all) plus
     room for its persistent data. The package's default, 10 times the file size, is too small for small models and
     TFLite Micro then crashes the process instead of failing."""
-    from mcuforge.frontends.tflite import parse
+    from mcuforge.frontends.tflite_model import parse
 
     parsed = parse(model_path)
     itemsize = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 7: 2, 9: 1, 10: 8}
