@@ -2,13 +2,14 @@
 (reordering, in-place depthwise, placement heuristics, exact search on small graphs) and the lower bound of best's
 op order (max over steps of the live bytes, in-place credited; no plan of that order can be smaller).
 
-Models are built in torch, exported to ONNX and quantized by the pipeline's own tasks/quantize.py (random
+Models are built in torch, exported to ONNX and quantized by the pipeline's own mcuforge/ml/quantize.py (random
 calibration: memory does not depend on the weights): the default pipeline's model (build/fashion, when it has been
 built; else its fixed-model fallback is skipped), digits, MobileNetV2-0.35 at 96/128/160 px, an MCUNet-like net
 (mixed 3/5/7 kernels and expansions, residual blocks) and a multi-branch Inception-style concat net (also with every
 branch's reduction first) and a two-branch MBConv net whose model code expands both branches first.
-Fused bottlenecks: `best` after tasks/fuse.py fused the inverted bottlenecks that lower its arena (blocks fused /
-blocks that qualify), and the MACs of the fused graph over the layer-by-layer MACs (1.000: nothing recomputed).
+Fused bottlenecks: `best` after mcuforge/schedule/fuse.py fused the inverted bottlenecks that lower its arena
+(blocks fused / blocks that qualify), and the MACs of the fused graph over the layer-by-layer MACs (1.000: nothing
+recomputed).
 
     .venv/bin/python benchmarks/planner_bench.py [--out DIR]
 
@@ -32,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from schemas.arch import ArchSpec  # noqa: E402
+from schemas.pipeline import ScheduleConfig  # noqa: E402
 from mcuforge.schedule import fuse  # noqa: E402
 from mcuforge import frontends
 from mcuforge.ml import model as model_mod  # noqa: E402
@@ -192,15 +194,15 @@ def measure(int8: Path) -> dict:
     noinplace = planner.plan(dataclasses.replace(graph, ops=list(onnx_graph.ops)), "best", inplace_depthwise=False)
     fused_graph = dataclasses.replace(graph, ops=list(onnx_graph.ops))
     blocks = len(fuse.candidates(fused_graph))
-    specs = fuse.choose(fused_graph, {"planner": "best", "fuse_mbconv": True})
+    specs = fuse.choose(fused_graph, ScheduleConfig(planner="best", fuse_mbconv=True))
     fused = planner.plan(fused_graph, "best")
     macs = sum(op.macs(graph.tensors) for op in onnx_graph.ops)
     fused_macs = sum(op.macs(graph.tensors) for op in fused_graph.ops)
     patched = {}
     for label, fuse_too in (("patch", False), ("patch+fused", True)):
         trial = dataclasses.replace(graph, ops=list(onnx_graph.ops))
-        chosen = rewrite.choose(trial, {"planner": "best", "patch": "auto", "fuse_mbconv": fuse_too,
-                                        "patch_max_macs_overhead": PATCH_MACS_LIMIT})
+        chosen = rewrite.choose(trial, ScheduleConfig(planner="best", patch="auto", fuse_mbconv=fuse_too,
+                                                      patch_max_macs_overhead=PATCH_MACS_LIMIT))
         stage = next((c for c in chosen if c["kind"] == "patch"), None)
         patched[label] = {"arena": planner.plan(trial, "best").peak_bytes(),
                           "macs": sum(op.macs(graph.tensors) for op in trial.ops) / macs if macs else 1.0,

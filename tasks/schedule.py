@@ -9,14 +9,16 @@ from mcuforge.frontends import load
 from mcuforge.report.plots import memory_plot
 from mcuforge.schedule import planner, rewrite
 from mcuforge.toolchain import budget as budget_mod
+from schemas.pipeline import ScheduleConfig
 
 
 def run(cfg: dict, paths) -> dict:
+    schedule = ScheduleConfig.model_validate(cfg["schedule"])
     graph = load(paths.int8)
     baseline_graph = dataclasses.replace(graph, ops=list(graph.ops))
     layer_macs = sum(op.macs(graph.tensors) for op in graph.ops)
-    rewrites = rewrite.choose(graph, cfg["schedule"])  # patches, fused blocks: graph.ops now has compound ops
-    plan = planner.plan_for(graph, cfg["schedule"])  # graph.ops now in the plan's order
+    rewrites = rewrite.choose(graph, schedule)  # patches, fused blocks: graph.ops now has compound ops
+    plan = planner.plan_for(graph, schedule)  # graph.ops now in the plan's order
     plan.rewrites = rewrites
     baseline = planner.plan(baseline_graph, "greedy_by_size", inplace_depthwise=False, reorder=False)
     plan.baseline = {"arena_bytes": baseline.peak_bytes(), "lower_bound_bytes": baseline.lower_bound()}
@@ -24,7 +26,7 @@ def run(cfg: dict, paths) -> dict:
     data["macs"] = sum(op.macs(graph.tensors) for op in graph.ops)
     data["macs_layer_by_layer"] = layer_macs
     if rewrites:  # what the rewrites bought: the same planner on the model's own layers
-        alone = planner.plan_for(dataclasses.replace(baseline_graph, ops=list(baseline_graph.ops)), cfg["schedule"])
+        alone = planner.plan_for(dataclasses.replace(baseline_graph, ops=list(baseline_graph.ops)), schedule)
         data["arena_layer_by_layer"] = alone.peak_bytes()
     write_json(paths.plan, data)
     write_text(paths.plan_txt, plan.dump() + "\n")

@@ -1,6 +1,7 @@
-"""Fused inverted bottlenecks (tasks/fuse.py, engine kernel mf_mbconv_fused_s8): the kernel byte-identical to the
-three separate kernels in both requant modes over random shapes; the rewrite chosen only where it lowers the
-arena; a MobileNetV2-like model whose fused build equals ONNX Runtime and the unfused build byte for byte."""
+"""Fused inverted bottlenecks (mcuforge/schedule/fuse.py, engine kernel mf_mbconv_fused_s8): the kernel
+byte-identical to the three separate kernels in both requant modes over random shapes; the rewrite chosen only
+where it lowers the arena; a MobileNetV2-like model whose fused build equals ONNX Runtime and the unfused build
+byte for byte."""
 import ctypes as C
 import dataclasses
 import json
@@ -185,7 +186,7 @@ def _chain(channels: list[int], hw: int = 16):
     return Graph(tensors, ops, "t0", f"t{len(channels) - 1}", "in", "out")
 
 
-SCHEDULE_DEFAULTS = ScheduleConfig().model_dump(mode="json")  # the schema's defaults, the only ones
+SCHEDULE_DEFAULTS = ScheduleConfig()  # the schema's defaults, the only ones
 
 
 def test_choose_overlapping_chains_hand_cases():
@@ -220,7 +221,8 @@ SPEC = {
                {"channels": 32, "depth": 2, "stride": 2, "expansion": 4}],
     "head": {"channels": 0},
 }
-SCHEDULE = {"planner": "best", "inplace_depthwise": True, "reorder": True, "fuse_mbconv": True}
+SCHEDULE = ScheduleConfig(planner="best", inplace_depthwise=True, reorder=True, fuse_mbconv=True)
+UNFUSED = ScheduleConfig(planner="best", inplace_depthwise=True, reorder=True, fuse_mbconv=False)
 
 
 @pytest.fixture(scope="module")
@@ -235,7 +237,7 @@ def mbv2_model(tmp_path_factory) -> Path:
 
 def test_rewrite_registered_after_patch():
     assert list(rewrite.REWRITERS) == ["patch", "fuse_mbconv"]
-    assert rewrite.REWRITERS["fuse_mbconv"] == "mcuforge.schedule.fuse"
+    assert rewrite.REWRITERS["fuse_mbconv"] is fuse
 
 
 def test_choose_keeps_only_blocks_the_arena_needs(mbv2_model: Path):
@@ -244,7 +246,7 @@ def test_choose_keeps_only_blocks_the_arena_needs(mbv2_model: Path):
     graph = frontends.load(mbv2_model)
     blocks = fuse.candidates(graph)
     assert len(blocks) == 4  # every expansion-6/4 block; the expansion-1 block has no 1x1 expansion
-    assert fuse.choose(frontends.load(mbv2_model), dict(SCHEDULE, fuse_mbconv=False)) == []
+    assert fuse.choose(frontends.load(mbv2_model), UNFUSED) == []
     unfused = planner.plan(frontends.load(mbv2_model)).peak_bytes()
     specs = fuse.choose(graph, SCHEDULE)
     assert json.loads(json.dumps(specs)) == specs and len(specs) == 1
@@ -267,7 +269,7 @@ def test_choose_keeps_only_blocks_the_arena_needs(mbv2_model: Path):
     assert op.attrs["scratch_bytes"] < layers.tensors[inner[kept[0][0]].output].bytes
 
 
-def _build(int8: Path, work: Path, schedule: dict, board: str | None = None, requant: str = "float"
+def _build(int8: Path, work: Path, schedule: ScheduleConfig, board: str | None = None, requant: str = "float"
            ) -> tuple[dict, planner.Plan]:
     """schedule -> plan.json -> (re-applied rewrites) codegen -> host (and board) builds -> verify against ONNX
     Runtime."""
@@ -300,7 +302,7 @@ def _build(int8: Path, work: Path, schedule: dict, board: str | None = None, req
 
 def test_fused_build_identical_to_unfused_and_ort(mbv2_model: Path, tmp_path: Path):
     on, plan_on = _build(mbv2_model, tmp_path / "on", SCHEDULE)
-    off, plan_off = _build(mbv2_model, tmp_path / "off", dict(SCHEDULE, fuse_mbconv=False))
+    off, plan_off = _build(mbv2_model, tmp_path / "off", UNFUSED)
     assert plan_on.rewrites and not plan_off.rewrites
     assert plan_on.peak_bytes() < plan_off.peak_bytes()
     for report in (on, off):

@@ -1,7 +1,7 @@
-"""Patch-based inference (tasks/patch.py): box arithmetic worked by hand; a real quantized model (strided stem,
-residual inverted bottleneck, max pool, strided conv) run patch by patch for several stages and grids, on the host
-and under QEMU, byte for byte equal to the layer-by-layer build and to ONNX Runtime; the arena it saves; the
-errors of impossible stages; and a `doit run` of a pipeline with `schedule.patch: auto`."""
+"""Patch-based inference (mcuforge/schedule/patch.py): box arithmetic worked by hand; a real quantized model
+(strided stem, residual inverted bottleneck, max pool, strided conv) run patch by patch for several stages and
+grids, on the host and under QEMU, byte for byte equal to the layer-by-layer build and to ONNX Runtime; the arena
+it saves; the errors of impossible stages; and a `doit run` of a pipeline with `schedule.patch: auto`."""
 import dataclasses
 import json
 from pathlib import Path
@@ -13,6 +13,7 @@ from torch import nn
 
 from helpers import have_cross_tools, run_doit
 from schemas.loader import ConfigError, load_pipeline
+from schemas.pipeline import ScheduleConfig
 from mcuforge.codegen import generate as codegen
 from mcuforge import frontends
 from mcuforge.schedule import patch
@@ -25,6 +26,11 @@ from mcuforge.ir.graph import Op
 from test_codegen import export_and_quantize
 
 SCHEDULE = {"planner": "best", "inplace_depthwise": True, "reorder": True, "fuse_mbconv": False}
+
+
+def _schedule(**settings) -> ScheduleConfig:
+    """The test's schedule section with `settings` (patch, patch_max_macs_overhead) added."""
+    return ScheduleConfig(**SCHEDULE, **settings)
 
 
 def _conv(k: int, stride: int, pads: list[int]) -> Op:
@@ -98,7 +104,7 @@ def _build(graph, plan, work: Path, requant: str, board=None) -> dict:
     return builds
 
 
-def _run(model: Path, schedule: dict, work: Path, requant: str, board=None, samples: int = 6):
+def _run(model: Path, schedule: ScheduleConfig, work: Path, requant: str, board=None, samples: int = 6):
     graph = frontends.load(model)
     specs = rewrite.choose(graph, schedule)
     plan = planner.plan(graph)
@@ -115,7 +121,7 @@ def _run(model: Path, schedule: dict, work: Path, requant: str, board=None, samp
 def layer_by_layer(model: Path, tmp_path_factory) -> dict:
     out = {}
     for requant in ("float", "fixed"):
-        _, plan, specs, report, outputs = _run(model, {**SCHEDULE, "patch": "off"},
+        _, plan, specs, report, outputs = _run(model, _schedule(patch="off"),
                                                tmp_path_factory.mktemp(f"lbl_{requant}"), requant)
         assert specs == []
         out[requant] = {"arena": plan.peak_bytes(), "outputs": outputs, "report": report}
@@ -124,7 +130,7 @@ def layer_by_layer(model: Path, tmp_path_factory) -> dict:
 
 @pytest.mark.parametrize("layers, grid", [(1, [2, 2]), (5, [3, 2]), (6, [2, 5]), (7, [3, 3])])
 def test_patches_equal_layer_by_layer_and_onnx_runtime(model, layer_by_layer, tmp_path, layers, grid):
-    graph, plan, specs, report, outputs = _run(model, {**SCHEDULE, "patch": {"layers": layers, "grid": grid}},
+    graph, plan, specs, report, outputs = _run(model, _schedule(patch={"layers": layers, "grid": grid}),
                                                tmp_path, "float")
     assert [s["kind"] for s in specs] == ["patch"] and specs[0]["grid"] == grid
     assert graph.ops[0].kind == "patch_stage" and len(graph.ops[0].attrs["stage"].ops) == layers
@@ -138,14 +144,14 @@ def test_patches_equal_layer_by_layer_and_onnx_runtime(model, layer_by_layer, tm
 
 
 def test_fixed_requant_patches_equal_layer_by_layer(model, layer_by_layer, tmp_path):
-    _, _, _, report, outputs = _run(model, {**SCHEDULE, "patch": {"layers": 7, "grid": [2, 3]}}, tmp_path, "fixed")
+    _, _, _, report, outputs = _run(model, _schedule(patch={"layers": 7, "grid": [2, 3]}), tmp_path, "fixed")
     assert np.array_equal(outputs, layer_by_layer["fixed"]["outputs"])
     assert report["layers"][0]["inner_layers"] == 7  # reported; fixed-mode compounds are not bounded per layer
     assert verify.judge(report) == []
 
 
 def test_auto_lowers_the_arena_within_the_macs_limit(model, layer_by_layer, tmp_path):
-    schedule = {**SCHEDULE, "patch": "auto", "patch_max_macs_overhead": 0.5}
+    schedule = _schedule(patch="auto", patch_max_macs_overhead=0.5)
     graph, plan, specs, report, outputs = _run(model, schedule, tmp_path, "float")
     assert len(specs) == 1, "auto found no stage that lowers the arena"
     assert plan.peak_bytes() < layer_by_layer["float"]["arena"]
@@ -158,12 +164,12 @@ def test_auto_lowers_the_arena_within_the_macs_limit(model, layer_by_layer, tmp_
     plan.check_no_overlap()
     # a zero MACs budget leaves only stages without halos, which cannot lower this model's arena
     strict = frontends.load(model)
-    assert rewrite.choose(strict, {**SCHEDULE, "patch": "auto", "patch_max_macs_overhead": 0.0}) == []
+    assert rewrite.choose(strict, _schedule(patch="auto", patch_max_macs_overhead=0.0)) == []
 
 
 def test_recorded_rewrite_is_reapplied(model, tmp_path):
     graph = frontends.load(model)
-    specs = rewrite.choose(graph, {**SCHEDULE, "patch": {"layers": 6, "grid": [2, 2]}})
+    specs = rewrite.choose(graph, _schedule(patch={"layers": 6, "grid": [2, 2]}))
     plan = planner.plan(graph)
     plan.rewrites = specs
     (tmp_path / "plan.json").write_text(json.dumps(plan.to_json()))
@@ -181,7 +187,7 @@ def test_recorded_rewrite_is_reapplied(model, tmp_path):
 def test_impossible_stage_is_a_clear_error(model, setting, words):
     graph = frontends.load(model)
     with pytest.raises(McuforgeError) as err:
-        rewrite.choose(graph, {**SCHEDULE, "patch": setting})
+        rewrite.choose(graph, _schedule(patch=setting))
     for word in words:
         assert word in str(err.value), str(err.value)
 

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from mcuforge.ir.graph import Graph, Op, Tensor
-from mcuforge.schedule.planner import Buffer, Plan, greedy_by_size, lifetimes, plan
+from mcuforge.schedule.planner import Buffer, Plan, greedy_by_size, lifetimes, plan, plan_for
+from schemas.pipeline import ScheduleConfig
 
 
 def _buffers(specs):
@@ -76,6 +77,17 @@ def test_lifetimes_inclusive_and_input_output():
     assert (buffers["t1"].first_use, buffers["t1"].last_use) == (0, 1)
     assert (buffers["t2"].first_use, buffers["t2"].last_use) == (1, 1)
     assert aliases == {} and inplace == {}
+
+
+@pytest.mark.parametrize("schedule", [ScheduleConfig(), ScheduleConfig.model_validate({"planner": "best"}),
+                                      ScheduleConfig(planner="greedy_by_size")])
+def test_plan_for_names_the_planner_as_plain_text(schedule):
+    # the schema's unset default is the Planner enum member, a validated value its name: plan.json and plan.txt
+    # carry the name either way
+    result = plan_for(_chain_graph([10, 20, 30]), schedule)
+    name = result.to_json()["planner"]
+    assert type(name) is str and name in ("best", "greedy_by_size")
+    assert result.dump().startswith(f"planner {name}: arena ")
 
 
 @pytest.mark.parametrize("seed", range(20))

@@ -12,16 +12,21 @@ pw -> dw -> pw -> dw -> pw: the middle 1x1 projects one and expands the next); f
 with every qualifying block fused (of overlapping ones, the first in graph order), un-fuses each block whose
 removal does not grow the arena, tries each block left out in place of the kept blocks it overlaps (kept when the
 arena shrinks), prunes again, and applies the result if its arena is below the unfused one: every block fused is
-one the arena needs. Each step is a full plan of the graph (tasks/planner.py), about 3 plans per block. The spec
+one the arena needs. Each step is a full plan of the graph (plan.py), about 3 plans per block. The spec
 is JSON:
 {"kind": "fuse_mbconv", "blocks": [[expand, depthwise, project], ...] (op names), "summary": ...}.
 """
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from mcuforge.core.errors import McuforgeError
 from mcuforge.ir.graph import Graph, Op
+from mcuforge.schedule.plan import plan_for
+
+if TYPE_CHECKING:
+    from schemas.pipeline import ScheduleConfig
 
 KIND = "mbconv_fused"
 STAGES = ("expand", "depthwise", "project")
@@ -139,22 +144,20 @@ def apply(graph: Graph, spec: dict) -> None:
         _fuse(graph, list(block))
 
 
-def _arena(graph: Graph, blocks: list[list[str]], schedule_cfg: dict) -> int:
-    from mcuforge.schedule import planner
-
-    trial = dataclasses.replace(graph, ops=list(graph.ops))  # planner.plan reorders the ops it is given
+def _arena(graph: Graph, blocks: list[list[str]], schedule: ScheduleConfig) -> int:
+    trial = dataclasses.replace(graph, ops=list(graph.ops))  # planning reorders the ops it is given
     for block in blocks:
         _fuse(trial, block)
-    return planner.plan_for(trial, schedule_cfg).peak_bytes()
+    return plan_for(trial, schedule).peak_bytes()
 
 
 def _overlap(a: list[str], b: list[str]) -> bool:
     return bool(set(a) & set(b))
 
 
-def choose(graph: Graph, schedule_cfg: dict) -> list[dict]:
+def choose(graph: Graph, schedule: ScheduleConfig) -> list[dict]:
     """The fused blocks that lower the planned arena (see the module docstring), applied to `graph`."""
-    if not schedule_cfg["fuse_mbconv"]:
+    if not schedule.fuse_mbconv:
         return []
     blocks = candidates(graph)
     if not blocks:
@@ -162,7 +165,7 @@ def choose(graph: Graph, schedule_cfg: dict) -> list[dict]:
     rank = {tuple(block): i for i, block in enumerate(blocks)}
 
     def arena(chosen: list[list[str]]) -> int:
-        return _arena(graph, chosen, schedule_cfg)
+        return _arena(graph, chosen, schedule)
 
     def prune(chosen: list[list[str]], value: int) -> tuple[list[list[str]], int]:
         for block in list(chosen):  # un-fuse what the arena does not need

@@ -15,16 +15,24 @@ layer by layer: outputs are byte-identical (tests/test_patch.py, host and QEMU).
 Constraints: inside the stage, a tensor read by two layers must be needed in the same box by both, unless the extra
 reader is an add (the add reads its box out of the larger one row by row). The stage's op set is the first
 `layers` ops of the model in its ONNX order; `choose` tries every valid length and grid, keeping the smallest
-planned arena whose MACs overhead (relative to the whole model) stays within `patch_max_macs_overhead`.
+planned arena whose MACs overhead (relative to the whole model) stays within `patch_max_macs_overhead`, judging
+each by the arena after the rewrite that follows patching (fuse.py).
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from mcuforge.schedule import planner
 from mcuforge.core.errors import McuforgeError
 from mcuforge.ir.graph import Graph, Op
+from mcuforge.schedule import fuse
+from mcuforge.schedule.lifetimes import Buffer
+from mcuforge.schedule.placement import ALIGN, best_placement
+from mcuforge.schedule.plan import plan_for
+
+if TYPE_CHECKING:
+    from schemas.pipeline import ScheduleConfig
 
 WINDOW_KINDS = ("conv", "conv1x1", "depthwise", "avgpool", "maxpool", "avgpool_tflite")
 STAGE_KINDS = WINDOW_KINDS + ("add",)
@@ -166,21 +174,21 @@ def make_stage(graph: Graph, ops: list[Op], later: list[Op], grid: tuple[int, in
 
 
 # ---- the patch's working memory ----------------------------------------------------------------------------------
-def local_buffers(graph: Graph, stage: Stage) -> dict[str, planner.Buffer]:
+def local_buffers(graph: Graph, stage: Stage) -> dict[str, Buffer]:
     """One patch's buffers over its local steps (0: copy in the box of X, 1..n: the layers, n + 1: copy the tile
     out), each as large as its largest box over the patches. `in` is the copy of X's box."""
     def size(name: str) -> int:
         channels = graph.tensors[name].shape[2]
         return max(b[name].h * b[name].w * channels for b in stage.boxes)
 
-    buffers = {"in": planner.Buffer("in", size(stage.source), 0, 0)}
+    buffers = {"in": Buffer("in", size(stage.source), 0, 0)}
     local = {stage.source: "in"}
     for step, op in enumerate(stage.ops, start=1):
         for name in op.inputs:
             buf = buffers[local[name]]
             buf.last_use = max(buf.last_use, step)
         local[op.output] = op.output
-        buffers[op.output] = planner.Buffer(op.output, size(op.output), step, step)
+        buffers[op.output] = Buffer(op.output, size(op.output), step, step)
     buffers[stage.output].last_use = len(stage.ops) + 1
     return buffers
 
@@ -188,7 +196,7 @@ def local_buffers(graph: Graph, stage: Stage) -> dict[str, planner.Buffer]:
 def layout(graph: Graph, stage: Stage) -> tuple[int, dict[str, int]]:
     """(bytes, offset of each local buffer) of one patch's working memory, placed by the arena planner."""
     buffers = local_buffers(graph, stage)
-    planner.best_placement(buffers)  # offsets are aligned like the arena's
+    best_placement(buffers)  # offsets are aligned like the arena's
     return max(b.offset + b.size for b in buffers.values()), {name: b.offset for name, b in buffers.items()}
 
 
@@ -202,7 +210,7 @@ def overlay(graph: Graph, stage: Stage) -> int:
     ends = [((t.y1 - 1) * dst[1] + t.x1) * dst[2] for t in tiles(dst, stage.grid)]
     later = [min(starts[q:]) for q in range(1, len(starts))] + [None]
     at = max([end - first for end, first in zip(ends, later) if first is not None] + [0])
-    return -(-at // planner.ALIGN) * planner.ALIGN
+    return -(-at // ALIGN) * ALIGN
 
 
 def compound(graph: Graph, stage: Stage) -> Op:
@@ -273,25 +281,25 @@ def stage_bytes(graph: Graph, stage: Stage) -> int:
     return max(overlay(graph, stage) + src.bytes, dst.bytes) + layout(graph, stage)[0]
 
 
-def planned_arena(graph: Graph, stage: Stage | None, schedule_cfg: dict) -> int:
-    """The arena of the model with this stage (None: without), after the rewrites that follow patching."""
-    from mcuforge.schedule import rewrite
-
+def planned_arena(graph: Graph, stage: Stage | None, schedule: ScheduleConfig) -> int:
+    """The arena of the model with this stage (None: without), after the rewrite that follows patching (fusion of
+    inverted bottlenecks, rewrite.REWRITERS' order)."""
     trial = dataclasses.replace(graph, ops=list(graph.ops))
     if stage is not None:
         _replace(trial, stage)
-    rewrite.choose(trial, schedule_cfg, after="patch")
-    return planner.plan_for(trial, schedule_cfg).peak_bytes()
+    fuse.choose(trial, schedule)
+    return plan_for(trial, schedule).peak_bytes()
 
 
-def choose(graph: Graph, schedule_cfg: dict) -> list[dict]:
+def choose(graph: Graph, schedule: ScheduleConfig) -> list[dict]:
     """schedule.patch: off (nothing), auto (the stage and grid with the smallest planned arena within the MACs
-    overhead limit, if it beats layer by layer), or {layers, grid} (that stage, or an error saying why not)."""
-    setting = schedule_cfg["patch"]
+    overhead limit, if it beats layer by layer), or a PatchStage {layers, grid} (that stage, or an error saying why
+    not)."""
+    setting = schedule.patch
     if setting == "off":
         return []
-    if isinstance(setting, dict):
-        length, grid = setting["layers"], tuple(setting["grid"])
+    if not isinstance(setting, str):  # a fixed stage
+        length, grid = setting.layers, tuple(setting.grid)
         if length >= len(graph.ops):
             raise McuforgeError(f"schedule.patch.layers: {length} but the model has {len(graph.ops)} layers")
         stage = make_stage(graph, graph.ops[:length], graph.ops[length:], grid)
@@ -307,17 +315,17 @@ def choose(graph: Graph, schedule_cfg: dict) -> list[dict]:
         spec = spec_of(graph, stage)
         _replace(graph, stage)
         return [spec]
-    limit = schedule_cfg["patch_max_macs_overhead"]
+    limit = schedule.patch_max_macs_overhead
     by_length: dict[int, list[Stage]] = {}
     for stage in candidates(graph, limit):
         by_length.setdefault(len(stage.ops), []).append(stage)
     # each length with its grid of fewest bytes while the stage runs, judged by the whole arena
-    best, best_arena = None, planned_arena(graph, None, schedule_cfg)
+    best, best_arena = None, planned_arena(graph, None, schedule)
     for length, stages in sorted(by_length.items()):
         stage = min(stages, key=lambda s: (stage_bytes(graph, s), s.patch_macs(graph), s.grid))
         if stage_bytes(graph, stage) >= best_arena:
             continue  # the stage alone needs more than the best arena so far
-        arena = planned_arena(graph, stage, schedule_cfg)
+        arena = planned_arena(graph, stage, schedule)
         if arena < best_arena:
             best, best_arena = stage, arena
     if best is None:
@@ -325,7 +333,7 @@ def choose(graph: Graph, schedule_cfg: dict) -> list[dict]:
     for stage in sorted(by_length[len(best.ops)], key=lambda s: (s.patch_macs(graph), s.grid)):
         if stage.patch_macs(graph) >= best.patch_macs(graph):
             break  # the cheapest grid of that length that reaches the same arena
-        if stage_bytes(graph, stage) <= best_arena and planned_arena(graph, stage, schedule_cfg) == best_arena:
+        if stage_bytes(graph, stage) <= best_arena and planned_arena(graph, stage, schedule) == best_arena:
             best = stage
             break
     spec = spec_of(graph, best)
