@@ -122,7 +122,7 @@ def emit_softmax_tflite(ctx: Context, index: int, op: Op) -> None:
     """TFLite Micro's int8 softmax (gemmlowp fixed point; output scale 1/256, zero point -128)."""
     src, dst = ctx.io(op)
     depth = src.shape[-1]
-    p = eq.softmax_params(src.scale, op.attrs.get("beta", 1.0))
+    p = eq.softmax_params(src.scale, op.attrs["beta"])
     ctx.body.line(f"static const mf_softmax_tflm_params params = {{{p['input_multiplier']}, "
                   f"{p['input_left_shift']}, {p['diff_min']}}};")
     ctx.body.checked_call(f"mf_softmax_tflm_s8(&params, {src.bytes // depth}, {depth}, {ctx.arena(src.name)}, "
