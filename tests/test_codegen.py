@@ -2,6 +2,7 @@
 ops the MBConv pipelines do not: max/average pooling, concat with different scales, dilated 5x5 conv, flattening a
 spatial tensor into a fully connected layer, softmax. Compared with ONNX Runtime on the host (also under ASan and
 UBSan) and under QEMU on a Cortex-M4F (float) and a Cortex-M3 (fixed). Unsupported models give clear errors."""
+import re
 import warnings
 from pathlib import Path
 
@@ -13,8 +14,9 @@ from torch import nn
 from helpers import have_cross_tools
 from schemas.loader import load_board
 from mcuforge.codegen import generate as codegen
+from mcuforge.codegen import symbol_groups
 from mcuforge import frontends
-from mcuforge.schedule import planner
+from mcuforge.schedule import fuse, planner, rewrite
 from mcuforge import toolchain
 from mcuforge.verify import check as verify
 from mcuforge.core.errors import McuforgeError
@@ -198,3 +200,52 @@ def test_per_tensor_quantization_runs_exactly(tmp_path: Path):
     report = build_and_verify(int8, tmp_path, "float", None)
     _assert_layers_exact(report)
     assert report["problems"] == [] and report["host"]["vs_ort"]["differing"] == 0
+
+
+class Blocks(nn.Module):
+    """3x16x16 -> stem 3x3/2 -> residual inverted bottleneck -> max pool -> inverted bottleneck -> global pool -> fc
+    -> softmax: patched, fused and plain layers in one model."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.block1 = nn.Sequential(nn.Conv2d(8, 16, 1), nn.ReLU6(), nn.Conv2d(16, 16, 3, padding=1, groups=16),
+                                    nn.ReLU6(), nn.Conv2d(16, 8, 1))
+        self.pool = nn.MaxPool2d(2)
+        self.block2 = nn.Sequential(nn.Conv2d(8, 24, 1), nn.ReLU6(), nn.Conv2d(24, 24, 3, padding=1, groups=24),
+                                    nn.ReLU6(), nn.Conv2d(24, 12, 1))
+        self.fc = nn.Linear(12, 5)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        x = self.pool(x + self.block1(x))
+        x = self.block2(x)
+        return torch.softmax(self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)), 1)
+
+
+# mcuforge/report/review.py's groups of ELF symbols before codegen said what its constants are
+OLD_SYMBOL_PATTERNS = {
+    "weights (int8)": r"^l\d+(?:[edp]|_\d+)?_weight$",
+    "biases (int32)": r"^l\d+(?:[edp]|_\d+)?_bias$",
+    "requant params": r"^l\d+(?:[edp]|_\d+)?_(scale|mult|shift)$",
+}
+
+
+def test_symbol_groups_are_what_the_review_regexes_matched(tmp_path: Path):
+    graph = frontends.load(export_and_quantize(Blocks(), (3, 16, 16), tmp_path))
+    stem_to_pool = [op.name for op in graph.ops[:[op.kind for op in graph.ops].index("maxpool") + 1]]
+    rewrite.apply(graph, [{"kind": "patch", "layers": stem_to_pool, "grid": [2, 2]}])
+    rewrite.apply(graph, [{"kind": "fuse_mbconv", "blocks": fuse.candidates(graph)}])
+    plan = planner.plan(graph)
+    kinds = {op.kind for op in graph.ops}
+    assert {"patch_stage", "mbconv_fused", "fc", "softmax"} <= kinds, kinds
+    sources = codegen.generate(graph, plan, "blocks")
+    # every symbol the generated model puts in an ELF is an identifier of its sources
+    names = set(re.findall(r"[A-Za-z_]\w*", sources["weights.c"] + sources["model.c"]))
+    expected = {name: label for name in names for label, pattern in OLD_SYMBOL_PATTERNS.items()
+                if re.match(pattern, name)}
+    groups = symbol_groups(graph, plan)
+    assert groups == expected
+    assert any(re.match(r"l\d+_\d+_weight$", name) for name in groups)  # a patch stage's layer
+    assert any(re.match(r"l\d+e_weight$", name) for name in groups)  # a fused block's expansion
+    assert any(name.endswith("_exp_table") for name in names)  # softmax's table: in no group

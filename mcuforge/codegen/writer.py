@@ -20,6 +20,10 @@ class CWriter:
         for text in texts:
             self.line(text)
 
+    def embed(self, other: CWriter) -> None:
+        """Another writer's lines, indented to this writer's depth."""
+        self.lines(other._lines)
+
     @contextlib.contextmanager
     def block(self, opener: str, closer: str = "}") -> Iterator[None]:
         self.line(opener)
@@ -29,6 +33,19 @@ class CWriter:
         finally:
             self._depth -= 1
             self.line(closer)
+
+    @contextlib.contextmanager
+    def for_range(self, var: str, count: int | str) -> Iterator[None]:
+        """`int32_t var;` and a loop block over var = 0 .. count - 1 (declaration first, as C89 wants)."""
+        self.line(f"int32_t {var};")
+        with self.block(f"for ({var} = 0; {var} < {count}; {var}++) {{"):
+            yield
+
+    def checked_call(self, call: str) -> None:
+        """An engine call whose mf_status return ends mf_model_invoke() unless it is MF_OK."""
+        self.line(f"status = {call};")
+        with self.block("if (status != MF_OK) {"):
+            self.line("return status;")
 
     def text(self) -> str:
         return "\n".join(self._lines) + "\n"
