@@ -17,6 +17,7 @@ FLOAT_MODE = "#if MF_REQUANT_MODE == MF_REQUANT_FLOAT"
 WEIGHTS = "weights (int8)"
 BIASES = "biases (int32)"
 REQUANT = "requant params"
+SYMBOL_GROUPS = (WEIGHTS, BIASES, REQUANT)  # in the order the review lists them
 
 
 @dataclass

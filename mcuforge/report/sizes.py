@@ -5,17 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from mcuforge.codegen import symbol_groups
+from mcuforge.codegen.context import SYMBOL_GROUPS
 from mcuforge.core.io import read_json
 from mcuforge.report.review import read_artifact
+from mcuforge.schedule import rewrite
 from mcuforge.toolchain import stack_usage, symbols as elf_symbols
-
-SYMBOL_GROUPS = (
-    # layer prefixes: l<i> (a layer), l<i>e/d/p (a fused bottleneck's convs), l<i>_<j> (a patch stage's layers)
-    ("weights (int8)", re.compile(r"^l\d+(?:[edp]|_\d+)?_weight$")),
-    ("biases (int32)", re.compile(r"^l\d+(?:[edp]|_\d+)?_bias$")),
-    ("requant params", re.compile(r"^l\d+(?:[edp]|_\d+)?_(scale|mult|shift)$")),
-)
-
 
 def size_breakdown(cfg: dict, paths, sizes: dict | None, plan: dict | None, quant: dict | None) -> dict:
     """The lecture's model-size breakdown: flash (weights, biases, requant params, engine code, the rest) and SRAM
@@ -26,8 +21,10 @@ def size_breakdown(cfg: dict, paths, sizes: dict | None, plan: dict | None, quan
     symbols = elf_symbols(paths.executable(cfg["board"]["name"])) if sizes else None
     if sizes and symbols:
         source = "ELF symbols (arm-none-eabi-nm) and size.json"
-        for label, pattern in SYMBOL_GROUPS:
-            flash[label] = sum(size for name, (_, size) in symbols.items() if pattern.match(name))
+        graph, plan_ops = rewrite.planned(paths.int8, paths.plan)
+        groups = symbol_groups(graph, plan_ops)  # what codegen declared each constant as
+        for label in SYMBOL_GROUPS:
+            flash[label] = sum(size for name, (_, size) in symbols.items() if groups.get(name) == label)
         flash["engine + model code"] = sum(size for name, (kind, size) in symbols.items()
                                            if kind in "Tt" and name.startswith("mf_"))
         flash["runtime, libc, runner"] = sizes["flash"] - sum(flash.values())
