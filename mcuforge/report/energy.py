@@ -71,12 +71,12 @@ def layer_traffic(op, tensors: dict, requant: str) -> dict:
     out_bytes = tensors[op.output].bytes
     if op.kind == "view":
         return {"macs": 0, "flash_read": 0, "sram_read": 0, "sram_write": 0}
-    if op.kind == "mbconv_fused":  # tasks/fuse.py: its three convolutions (the expanded rows go through scratch)
+    if op.kind == "mbconv_fused":  # schedule/fuse.py: its three convolutions (the expanded rows go through scratch)
         from mcuforge.schedule.fuse import inner_ops
 
         parts = [layer_traffic(inner, tensors, requant) for inner in inner_ops(op)]
         return {key: sum(part[key] for part in parts) for key in parts[0]}
-    if op.kind == "patch_stage":  # tasks/patch.py: its layers, computed again on the halos (MACs overhead)
+    if op.kind == "patch_stage":  # schedule/patch.py: its layers, computed again on the halos (MACs overhead)
         parts = [layer_traffic(inner, tensors, requant) for inner in op.attrs["stage"].ops]
         scale = op.attrs["macs"] / op.attrs["layer_macs"] if op.attrs["layer_macs"] else 1.0
         total = {key: round(sum(part[key] for part in parts) * scale) for key in parts[0]}

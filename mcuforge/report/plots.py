@@ -10,7 +10,7 @@ from mcuforge.schedule.planner import Plan, live_bytes
 
 def memory_plot(plan: Plan, baseline: Plan, path: Path, budget: int | None = None) -> None:
     """Live activation bytes per step: the greedy_by_size baseline (ONNX order, one step per layer) above, the
-    chosen plan (its order; a compound op of tasks/rewrite.py is one step) below; both arenas, the plan's lower
+    chosen plan (its order; a compound op of schedule/rewrite.py is one step) below; both arenas, the plan's lower
     bound and the SRAM budget on both."""
     plt = pyplot()
     what = f"{plan.planner}, {len(plan.inplace)} ops in place" + (", reordered" if plan.order != baseline.order else "")

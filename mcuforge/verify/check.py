@@ -20,7 +20,7 @@ from mcuforge.ir.graph import Graph
 from mcuforge.core.io import write_bytes
 
 FIXED_TOLERANCE_LSB = 1
-COMPOUND_KINDS = ("patch_stage", "mbconv_fused")  # tasks/rewrite.py
+COMPOUND_KINDS = ("patch_stage", "mbconv_fused")  # schedule/rewrite.py
 
 
 def _reference(graph: Graph):

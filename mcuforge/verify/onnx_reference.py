@@ -98,7 +98,7 @@ def layer_session(model_path: Path, graph: Graph, op):
 
     if graph.format == "qoperator":
         model = onnx.load(str(model_path))
-        name_nodes(model)  # the names tasks/graph.py gave the nodes
+        name_nodes(model)  # the names frontends/onnx.py gave the nodes
         part = _single_op_model(model, graph, op)
     else:
         model = onnx.shape_inference.infer_shapes(onnx.load(str(model_path)))

@@ -19,7 +19,7 @@ from mcuforge.ir.graph import Graph
 
 
 def _tensor_index(name: str) -> int:
-    """Engine tensors of imported models are named `t<index>:<tflite name>` (tasks/tflite_import.py)."""
+    """Engine tensors of imported models are named `t<index>:<tflite name>` (frontends/tflite.py)."""
     return int(name.split(":", 1)[0][1:])
 
 
