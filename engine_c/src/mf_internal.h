@@ -3,10 +3,8 @@
 #define MF_INTERNAL_H
 
 #include "mcuforge.h"
-
-/* TFLite's SaturatingRoundingDoublingHighMul (mf_requant.c): (a * b + 2^30) >> 31, ties away from zero; only
- * INT32_MIN * INT32_MIN saturates. Shared by the fixed-point requantization and the TFLite Micro-exact kernels. */
-int32_t mf_saturating_rounding_doubling_high_mul(int32_t a, int32_t b);
+#include "mf_arith.h"
+#include "mf_dsp.h"
 
 #define MF_INT8_MIN (-128)
 #define MF_INT8_MAX 127
@@ -81,9 +79,9 @@ static inline int8_t mf_requant_channel(int32_t acc, const mf_quant_params *quan
                                         int32_t act_min, int32_t act_max)
 {
 #if MF_REQUANT_MODE == MF_REQUANT_FLOAT
-    return (int8_t)mf_requantize_float(acc, quant->scale[ch], zp, act_min, act_max);
+    return (int8_t)mf_requant_float(acc, quant->scale[ch], zp, act_min, act_max);
 #else
-    return (int8_t)mf_requantize_fixed(acc, quant->multiplier[ch], quant->shift[ch], zp, act_min, act_max);
+    return (int8_t)mf_requant_fixed(acc, quant->multiplier[ch], quant->shift[ch], zp, act_min, act_max);
 #endif
 }
 

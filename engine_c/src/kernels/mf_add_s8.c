@@ -53,10 +53,10 @@ mf_status mf_add_s8(const mf_add_params *params, int32_t size, const int8_t *inp
             const int32_t a = ((int32_t)input1[i] - zp1) * (1 << left_shift);
             const int32_t b = ((int32_t)input2[i] - zp2) * (1 << left_shift);
             const int32_t a_scaled =
-                mf_multiply_by_quantized_multiplier(a, params->input1.multiplier, params->input1.shift);
+                mf_mbqm(a, params->input1.multiplier, params->input1.shift);
             const int32_t b_scaled =
-                mf_multiply_by_quantized_multiplier(b, params->input2.multiplier, params->input2.shift);
-            output[i] = (int8_t)mf_requantize_fixed(mf_wrapping_add(a_scaled, b_scaled), params->output.multiplier,
+                mf_mbqm(b, params->input2.multiplier, params->input2.shift);
+            output[i] = (int8_t)mf_requant_fixed(mf_wrapping_add(a_scaled, b_scaled), params->output.multiplier,
                                                     params->output.shift, output_zp, act_min, act_max);
         }
 #endif

@@ -53,7 +53,7 @@ mf_status mf_mean_tflm_s8(const mf_mean_params *params, const mf_dims *input_dim
                         }
                     }
                     sum -= params->input_zp * (int32_t)count;
-                    result = mf_multiply_by_quantized_multiplier(sum, params->multiplier, params->shift) +
+                    result = mf_mbqm(sum, params->multiplier, params->shift) +
                              params->output_zp;
                     if (result < MF_INT8_MIN) {
                         result = MF_INT8_MIN;

@@ -70,9 +70,9 @@ mf_status mf_global_avgpool_s8(const mf_pool_params *params, const mf_dims *inpu
                 acc += input[(size_t)p * (size_t)channels + (size_t)ch];
             }
 #if MF_REQUANT_MODE == MF_REQUANT_FLOAT
-            output[ch] = (int8_t)mf_requantize_float(acc, scale, params->output_zp, params->act_min, params->act_max);
+            output[ch] = (int8_t)mf_requant_float(acc, scale, params->output_zp, params->act_min, params->act_max);
 #else
-            output[ch] = (int8_t)mf_requantize_fixed(acc, params->requant.multiplier, params->requant.shift,
+            output[ch] = (int8_t)mf_requant_fixed(acc, params->requant.multiplier, params->requant.shift,
                                                      params->output_zp, params->act_min, params->act_max);
 #endif
         }

@@ -105,13 +105,13 @@ static int32_t mf_fp_exp_quarter(int32_t a)
     const int32_t constant_term = 1895147668;  /* exp(-1/8) */
     const int32_t constant_1_over_3 = 715827883;
     const int32_t x = mf_fp_add(a, 1 << 28);   /* a + 1/8 */
-    const int32_t x2 = mf_saturating_rounding_doubling_high_mul(x, x);
-    const int32_t x3 = mf_saturating_rounding_doubling_high_mul(x2, x);
-    const int32_t x4 = mf_saturating_rounding_doubling_high_mul(x2, x2);
+    const int32_t x2 = mf_srdhm(x, x);
+    const int32_t x3 = mf_srdhm(x2, x);
+    const int32_t x4 = mf_srdhm(x2, x2);
     const int32_t x4_over_4 = mf_fp_rounding_divide_by_pot(x4, 2);
     const int32_t poly =
-        mf_fp_rounding_divide_by_pot(mf_fp_add(mf_saturating_rounding_doubling_high_mul(mf_fp_add(x4_over_4, x3), constant_1_over_3), x2), 1);
-    return mf_fp_add(constant_term, mf_saturating_rounding_doubling_high_mul(constant_term, mf_fp_add(x, poly)));
+        mf_fp_rounding_divide_by_pot(mf_fp_add(mf_srdhm(mf_fp_add(x4_over_4, x3), constant_1_over_3), x2), 1);
+    return mf_fp_add(constant_term, mf_srdhm(constant_term, mf_fp_add(x, poly)));
 }
 
 /* exp(a) for a <= 0 with 5 integer bits (26 fractional); the result has 0 integer bits. */
@@ -127,7 +127,7 @@ static int32_t mf_fp_exp_on_negative_values(int32_t a)
     int32_t exponent;
     for (exponent = -2; exponent <= 4; exponent++) { /* kIntegerBits (5) > exponent for all of them */
         if ((uint32_t)remainder & ((uint32_t)1 << (fractional_bits + exponent))) {
-            result = mf_saturating_rounding_doubling_high_mul(result, multipliers[exponent + 2]);
+            result = mf_srdhm(result, multipliers[exponent + 2]);
         }
     }
     return a == 0 ? INT32_MAX : result;
@@ -140,12 +140,12 @@ static int32_t mf_fp_one_over_one_plus_x(int32_t a)
     const int32_t half_denominator = (int32_t)((sum + (sum >= 0 ? 1 : -1)) / 2); /* RoundingHalfSum */
     const int32_t constant_48_over_17 = 1515870810;   /* 2 integer bits */
     const int32_t constant_neg_32_over_17 = -1010580540;
-    int32_t x = mf_fp_add(constant_48_over_17, mf_saturating_rounding_doubling_high_mul(half_denominator, constant_neg_32_over_17));
+    int32_t x = mf_fp_add(constant_48_over_17, mf_srdhm(half_denominator, constant_neg_32_over_17));
     int32_t i;
     for (i = 0; i < 3; i++) {
-        const int32_t half_denominator_times_x = mf_saturating_rounding_doubling_high_mul(half_denominator, x);
+        const int32_t half_denominator_times_x = mf_srdhm(half_denominator, x);
         const int32_t one_minus = mf_fp_sub(1 << 29, half_denominator_times_x);
-        x = mf_fp_add(x, mf_fp_saturating_shift_left(mf_saturating_rounding_doubling_high_mul(x, one_minus), 2));
+        x = mf_fp_add(x, mf_fp_saturating_shift_left(mf_srdhm(x, one_minus), 2));
     }
     return mf_fp_saturating_shift_left(x, 1);
 }
@@ -189,7 +189,7 @@ mf_status mf_softmax_tflm_s8(const mf_softmax_tflm_params *params, int32_t rows,
             const int32_t diff = (int32_t)in_row[c] - max_in_row;
             if (diff >= params->diff_min) {
                 const int32_t rescaled =
-                    mf_saturating_rounding_doubling_high_mul((int32_t)((uint32_t)diff << params->input_left_shift), params->input_multiplier);
+                    mf_srdhm((int32_t)((uint32_t)diff << params->input_left_shift), params->input_multiplier);
                 sum_of_exps =
                     mf_fp_add(sum_of_exps, mf_fp_rounding_divide_by_pot(mf_fp_exp_on_negative_values(rescaled), 12));
             }
@@ -203,9 +203,9 @@ mf_status mf_softmax_tflm_s8(const mf_softmax_tflm_params *params, int32_t rows,
             const int32_t diff = (int32_t)in_row[c] - max_in_row;
             if (diff >= params->diff_min) {
                 const int32_t rescaled =
-                    mf_saturating_rounding_doubling_high_mul((int32_t)((uint32_t)diff << params->input_left_shift), params->input_multiplier);
+                    mf_srdhm((int32_t)((uint32_t)diff << params->input_left_shift), params->input_multiplier);
                 const int32_t exp_in_0 = mf_fp_exp_on_negative_values(rescaled);
-                const int32_t unsat = mf_fp_rounding_divide_by_pot(mf_saturating_rounding_doubling_high_mul(shifted_scale, exp_in_0),
+                const int32_t unsat = mf_fp_rounding_divide_by_pot(mf_srdhm(shifted_scale, exp_in_0),
                                                                    num_bits_over_unit + 31 - 8);
                 int32_t shifted = unsat - 128;
                 if (shifted > MF_INT8_MAX) {

@@ -1,0 +1,99 @@
+/*
+ * Private: the requantization arithmetic, inline so that every kernel's inner loop calls no function per output
+ * value. mf_requant.c exports the same functions under the public names of mcuforge.h (tests call those).
+ *
+ * Fixed mode is TFLite's MultiplyByQuantizedMultiplier, bit for bit:
+ *   SaturatingRoundingDoublingHighMul: (a * b + nudge) / 2^31 with C's truncating division, nudge = 2^30 for a
+ *   non-negative product, 1 - 2^30 otherwise; INT32_MIN * INT32_MIN saturates to INT32_MAX.
+ *   RoundingDivideByPOT: x / 2^exponent rounded to nearest, ties away from zero.
+ * The 32x32->64 product compiles to one SMULL on Cortex-M3/M4/M7. Right shifts of negative values are arithmetic
+ * (GCC and Clang define them so; the Arm C Language Extensions require it).
+ */
+#ifndef MF_ARITH_H
+#define MF_ARITH_H
+
+#include "mcuforge.h"
+
+static inline int32_t mf_srdhm(int32_t a, int32_t b)
+{
+    int64_t ab;
+    if (a == INT32_MIN && b == INT32_MIN) {
+        return INT32_MAX;
+    }
+    ab = (int64_t)a * (int64_t)b;
+    if (ab >= 0) {
+        return (int32_t)((ab + ((int64_t)1 << 30)) >> 31);
+    }
+    /* truncating division of a negative sum: floor((x + 2^31 - 1) / 2^31) */
+    return (int32_t)((ab + (1 - ((int64_t)1 << 30)) + (((int64_t)1 << 31) - 1)) >> 31);
+}
+
+static inline int32_t mf_rounding_divide_by_pot(int32_t x, int32_t exponent)
+{
+    const int32_t mask = (int32_t)(((uint32_t)1 << exponent) - 1u);
+    const int32_t remainder = x & mask;
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+static inline int32_t mf_mbqm(int32_t x, int32_t multiplier, int32_t shift)
+{
+    if (shift > 0) {
+        /* the left shift saturates to the int32 range (TFLite leaves this overflow undefined) */
+        const int64_t shifted = (int64_t)x * ((int64_t)1 << shift);
+        const int32_t sat = shifted > INT32_MAX ? INT32_MAX : (shifted < INT32_MIN ? INT32_MIN : (int32_t)shifted);
+        return mf_srdhm(sat, multiplier);
+    }
+    return mf_rounding_divide_by_pot(mf_srdhm(x, multiplier), -shift);
+}
+
+static inline int32_t mf_clamp32(int32_t v, int32_t lo, int32_t hi)
+{
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+static inline int32_t mf_requant_fixed(int32_t acc, int32_t multiplier, int32_t shift, int32_t zp, int32_t qmin,
+                                       int32_t qmax)
+{
+    const int32_t scaled = mf_mbqm(acc, multiplier, shift);
+    /* scaled + zp may leave the int32 range only when it is far outside [qmin, qmax] anyway */
+    if (scaled > qmax - zp) {
+        return qmax;
+    }
+    if (scaled < qmin - zp) {
+        return qmin;
+    }
+    return scaled + zp;
+}
+
+#if MF_REQUANT_MODE == MF_REQUANT_FLOAT
+/* Round to nearest, ties to even: adding 1.5 * 2^23 leaves no fraction bits, the FPU rounds in its default mode
+ * and the integer sits in the low mantissa bits. Valid for |v| <= 2^22. */
+static inline int32_t mf_round_half_even_f(float v)
+{
+    union {
+        float f;
+        uint32_t u;
+    } bits;
+    bits.f = v + 12582912.0f;
+    return (int32_t)bits.u - (int32_t)0x4B400000;
+}
+
+/* ONNX Runtime's QLinearConv requantization: float32 acc * scale, clamped to [qmin - zp, qmax - zp], rounded half
+ * to even, + zp. */
+static inline int32_t mf_requant_float(int32_t acc, float scale, int32_t zp, int32_t qmin, int32_t qmax)
+{
+    const float lo = (float)(qmin - zp);
+    const float hi = (float)(qmax - zp);
+    float v = (float)acc * scale;
+    if (v < lo) {
+        v = lo;
+    }
+    if (v > hi) {
+        v = hi;
+    }
+    return mf_round_half_even_f(v) + zp;
+}
+#endif
+
+#endif /* MF_ARITH_H */

@@ -1,0 +1,112 @@
+/*
+ * Private: the few Armv7E-M DSP (SIMD32) instructions the kernels use, and their portable C definitions.
+ *
+ * MF_DSP is 1 when kernels take their SIMD path:
+ *   - on a core with the DSP extension (__ARM_FEATURE_DSP: Cortex-M4, M7, M33, M55) through the ACLE intrinsics of
+ *     <arm_acle.h>, unless MF_NO_DSP is defined (the plain path, for comparison);
+ *   - anywhere with MF_DSP_EMULATE defined: the same algorithm with the C definitions below (bit for bit the
+ *     instructions' semantics), so the host tests run exactly the SIMD path under ASan/UBSan.
+ * Otherwise (Cortex-M0+/M3, the host's default build) MF_DSP is 0 and kernels take their plain C path. Both paths
+ * compute the same sums in int32 (wrap-around) arithmetic, so they give the same bytes.
+ *
+ * Lanes: a 32-bit word holds four int8 values b0..b3 (b0 lowest, little-endian memory order) or two int16 values
+ * (low half first). mf_sxtb16(x) = {b0, b2} sign-extended to 16 bits, mf_sxtb16_ror8(x) = {b1, b3}.
+ */
+#ifndef MF_DSP_H
+#define MF_DSP_H
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(MF_DSP_EMULATE)
+#define MF_DSP 1
+#define MF_DSP_NATIVE 0
+#elif defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && !defined(MF_NO_DSP)
+#define MF_DSP 1
+#define MF_DSP_NATIVE 1
+#include <arm_acle.h>
+#else
+#define MF_DSP 0
+#define MF_DSP_NATIVE 0
+#endif
+
+#if MF_DSP
+
+/* Four int8 values from any address (memcpy: no alignment assumption; one LDR on Cortex-M3 and later). */
+static inline uint32_t mf_read_s8x4(const int8_t *p)
+{
+    uint32_t word;
+    memcpy(&word, p, sizeof(word));
+    return word;
+}
+
+#if MF_DSP_NATIVE
+
+static inline uint32_t mf_sxtb16(uint32_t x)
+{
+    return (uint32_t)__sxtb16((int8x4_t)x);
+}
+
+static inline uint32_t mf_sxtb16_ror8(uint32_t x)
+{
+    uint32_t result;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(result) : "r"(x));
+    return result;
+}
+
+/* acc + lo16(x) * lo16(y) + hi16(x) * hi16(y) (the Q flag it may set is not read) */
+static inline int32_t mf_smlad(uint32_t x, uint32_t y, int32_t acc)
+{
+    return __smlad((int16x2_t)x, (int16x2_t)y, acc);
+}
+
+/* {lo16(a) + b0, hi16(a) + b2}, each lane modulo 2^16 */
+static inline uint32_t mf_sxtab16(uint32_t a, uint32_t x)
+{
+    return (uint32_t)__sxtab16((int16x2_t)a, (int8x4_t)x);
+}
+
+#else /* portable definitions: the instructions' results, bit for bit */
+
+static inline uint32_t mf_lanes16(int32_t lo, int32_t hi)
+{
+    return ((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16);
+}
+
+static inline int32_t mf_lane16(uint32_t x, int lane)
+{
+    return (int32_t)(int16_t)(uint16_t)(x >> (16 * lane));
+}
+
+static inline int32_t mf_byte(uint32_t x, int index)
+{
+    return (int32_t)(int8_t)(uint8_t)(x >> (8 * index));
+}
+
+static inline uint32_t mf_sxtb16(uint32_t x)
+{
+    return mf_lanes16(mf_byte(x, 0), mf_byte(x, 2));
+}
+
+static inline uint32_t mf_sxtb16_ror8(uint32_t x)
+{
+    return mf_lanes16(mf_byte(x, 1), mf_byte(x, 3));
+}
+
+static inline int32_t mf_smlad(uint32_t x, uint32_t y, int32_t acc)
+{
+    const uint32_t lo = (uint32_t)(mf_lane16(x, 0) * mf_lane16(y, 0));
+    const uint32_t hi = (uint32_t)(mf_lane16(x, 1) * mf_lane16(y, 1));
+    return (int32_t)((uint32_t)acc + lo + hi);
+}
+
+static inline uint32_t mf_sxtab16(uint32_t a, uint32_t x)
+{
+    return mf_lanes16(mf_lane16(a, 0) + mf_byte(x, 0), mf_lane16(a, 1) + mf_byte(x, 2));
+}
+
+#endif /* MF_DSP_NATIVE */
+
+#endif /* MF_DSP */
+
+#endif /* MF_DSP_H */
