@@ -13,12 +13,13 @@ for path in (str(HERE), str(REPO)):
     if path not in sys.path:
         sys.path.insert(0, path)
 
-from mf_engine import SANITIZE_ENV, SANITIZE_FLAGS, Engine, build_engine  # noqa: E402
+from mf_engine import SANITIZE_ENV, SANITIZE_FLAGS, build_both_paths  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def engine_libs(tmp_path_factory):
-    """Both requant modes compiled into a temporary directory: {"float": Engine, "fixed": Engine}.
+    """Both requant modes compiled into a temporary directory, each as the plain C path and the DSP path with
+    portable intrinsics (mf_engine.BothPaths: every call runs on both and they must agree byte for byte).
 
     With MF_ENGINE_SANITIZE=1 (set by test_sanitizers.py for its subprocess) the engine is built with
     AddressSanitizer and UndefinedBehaviorSanitizer."""
@@ -26,7 +27,7 @@ def engine_libs(tmp_path_factory):
 
     out_dir = tmp_path_factory.mktemp("mf_engine")
     extra = SANITIZE_FLAGS if os.environ.get(SANITIZE_ENV) == "1" else ()
-    return {mode: Engine(build_engine(mode, out_dir, extra), mode) for mode in ("float", "fixed")}
+    return build_both_paths(out_dir, extra)
 
 
 @pytest.fixture(scope="session")

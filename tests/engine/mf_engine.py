@@ -261,3 +261,49 @@ class Engine:
         status = self.lib.mf_argmax_s8(_ptr(x, C.c_int8), x.size, C.byref(index))
         assert status == MF_OK
         return index.value
+
+
+class BothPaths:
+    """Two builds of one requant mode side by side: the plain C path and the DSP (SIMD32) path with its portable
+    intrinsics (MF_DSP_EMULATE). Every kernel call runs on both, on copies of the arrays, and the two results must
+    be byte-identical; the plain result is returned (and compared with ONNX Runtime by the tests)."""
+
+    def __init__(self, plain: Engine, dsp: Engine):
+        self.plain = plain
+        self.dsp = dsp
+        self.mode = plain.mode
+        self.lib = plain.lib
+
+    def __getattr__(self, name):
+        plain_fn = getattr(self.plain, name)
+        if not callable(plain_fn):
+            return plain_fn
+        dsp_fn = getattr(self.dsp, name)
+
+        def both(*args, **kwargs):
+            def copies(values):
+                return [v.copy() if isinstance(v, np.ndarray) else v for v in values]
+
+            dsp_result = dsp_fn(*copies(args), **dict(zip(kwargs, copies(kwargs.values()))))
+            plain_result = plain_fn(*args, **kwargs)
+            if isinstance(plain_result, np.ndarray):
+                assert np.array_equal(plain_result, dsp_result), (
+                    f"{name} ({self.mode}): the DSP path (MF_DSP_EMULATE) differs from the plain path in "
+                    f"{int(np.count_nonzero(plain_result != dsp_result))} of {plain_result.size} values")
+            else:
+                assert plain_result == dsp_result, f"{name} ({self.mode}): DSP path {dsp_result} != plain {plain_result}"
+            return plain_result
+
+        return both
+
+
+def build_both_paths(out_dir: Path, extra_flags: tuple[str, ...] = ()) -> dict[str, BothPaths]:
+    """{"float": BothPaths, "fixed": BothPaths}: each mode built twice (plain, and -DMF_DSP_EMULATE)."""
+    engines = {}
+    for variant in ("plain", "dsp"):
+        (Path(out_dir) / variant).mkdir(parents=True, exist_ok=True)
+    for mode in MODES:
+        plain = Engine(build_engine(mode, Path(out_dir) / "plain", extra_flags), mode)
+        dsp = Engine(build_engine(mode, Path(out_dir) / "dsp", (*extra_flags, "-DMF_DSP_EMULATE")), mode)
+        engines[mode] = BothPaths(plain, dsp)
+    return engines
