@@ -85,26 +85,32 @@ static inline int8_t mf_requant_channel(int32_t acc, const mf_quant_params *quan
 #endif
 }
 
-/* One output pixel of a 1x1 convolution (or one row of a fully connected layer): out_c dot products of the in_c
- * input values with consecutive filter rows, bias, requantization and clamp (mf_conv2d_1x1_s8, the fused
- * bottleneck's two 1x1 convolutions, mf_fully_connected_s8). */
+/* What a pointwise (1x1) convolution or fully connected layer applies to every pixel. */
+typedef struct {
+    const int8_t *filter;         /* [out_c, in_c] */
+    const int32_t *bias;          /* [out_c], or NULL */
+    const mf_quant_params *quant; /* per output channel */
+    int32_t in_c;
+    int32_t out_c;
+    int32_t input_zp;
+    int32_t output_zp;
+    int32_t act_min;
+    int32_t act_max;
+} mf_pointwise_args;
+
+/* `pixels` pixels of a pointwise convolution (mf_pointwise_s8.c): pixel i reads in_c values at input + i * in_step
+ * and writes out_c values at output + i * out_c (dot products with the filter rows, bias, requantization, clamp).
+ * Shared by mf_conv2d_1x1_s8, the fully connected kernel and the fused bottleneck's 1x1 convolutions. */
+void mf_pointwise_s8(const mf_pointwise_args *args, const int8_t *input, int32_t in_step, int32_t pixels,
+                     int8_t *output);
+
+/* One pixel (or one row of a fully connected layer) through mf_pointwise_s8. */
 static inline void mf_pointwise_pixel(const int8_t *in_pixel, int32_t in_c, const int8_t *filter, const int32_t *bias,
                                       const mf_quant_params *quant, int32_t input_zp, int32_t output_zp,
                                       int32_t act_min, int32_t act_max, int32_t out_c, int8_t *out_pixel)
 {
-    int32_t out_ch;
-    for (out_ch = 0; out_ch < out_c; out_ch++) {
-        const int8_t *weights = filter + (size_t)out_ch * (size_t)in_c;
-        int32_t acc = 0;
-        int32_t in_ch;
-        for (in_ch = 0; in_ch < in_c; in_ch++) {
-            acc += ((int32_t)in_pixel[in_ch] - input_zp) * (int32_t)weights[in_ch];
-        }
-        if (bias != NULL) {
-            acc = mf_wrapping_add(acc, bias[out_ch]);
-        }
-        out_pixel[out_ch] = mf_requant_channel(acc, quant, out_ch, output_zp, act_min, act_max);
-    }
+    const mf_pointwise_args args = {filter, bias, quant, in_c, out_c, input_zp, output_zp, act_min, act_max};
+    mf_pointwise_s8(&args, in_pixel, in_c, 1, out_pixel);
 }
 
 static inline int mf_quant_ok(const mf_quant_params *quant)

@@ -1,4 +1,4 @@
-/* Pointwise (1x1, unpadded) convolution: one dot product of C_in per output value. */
+/* Pointwise (1x1, unpadded) convolution: one dot product of C_in per output value, through mf_pointwise_s8. */
 #include "../mf_internal.h"
 
 mf_status mf_conv2d_1x1_s8(const mf_conv_params *params, const mf_quant_params *quant, const mf_dims *input_dims,
@@ -22,21 +22,21 @@ mf_status mf_conv2d_1x1_s8(const mf_conv_params *params, const mf_quant_params *
         const int32_t out_c = output_dims->c;
         const int32_t stride_h = params->stride.h;
         const int32_t stride_w = params->stride.w;
+        const mf_pointwise_args args = {filter, bias, quant, in_c, out_c, params->input_zp, params->output_zp,
+                                        params->act_min, params->act_max};
         int32_t out_y;
 
         if (out_h != mf_window_out_size(input_dims->h, 0, 0, 1, 1, stride_h) ||
             out_w != mf_window_out_size(in_w, 0, 0, 1, 1, stride_w)) {
             return MF_ARG_ERROR;
         }
+        if (stride_h == 1 && stride_w == 1) { /* one run of all the pixels */
+            mf_pointwise_s8(&args, input, in_c, out_h * out_w, output);
+            return MF_OK;
+        }
         for (out_y = 0; out_y < out_h; out_y++) {
-            int32_t out_x;
-            for (out_x = 0; out_x < out_w; out_x++) {
-                const int8_t *in_pixel =
-                    input + ((size_t)(out_y * stride_h) * (size_t)in_w + (size_t)(out_x * stride_w)) * (size_t)in_c;
-                int8_t *out_pixel = output + ((size_t)out_y * (size_t)out_w + (size_t)out_x) * (size_t)out_c;
-                mf_pointwise_pixel(in_pixel, in_c, filter, bias, quant, params->input_zp, params->output_zp,
-                                   params->act_min, params->act_max, out_c, out_pixel);
-            }
+            mf_pointwise_s8(&args, input + (size_t)(out_y * stride_h) * (size_t)in_w * (size_t)in_c,
+                            stride_w * in_c, out_w, output + (size_t)out_y * (size_t)out_w * (size_t)out_c);
         }
     }
     return MF_OK;

@@ -47,12 +47,10 @@ static int mf_block_dims_ok(const mf_mbconv_params *params, const mf_dims *input
 static void mf_pointwise_pixels(const mf_conv_stage *stage, const int8_t *input, int32_t pixels, int32_t in_c,
                                 int32_t out_c, int8_t *output)
 {
-    int32_t pixel;
-    for (pixel = 0; pixel < pixels; pixel++) {
-        mf_pointwise_pixel(input + (size_t)pixel * (size_t)in_c, in_c, stage->filter, stage->bias, &stage->quant,
-                           stage->params.input_zp, stage->params.output_zp, stage->params.act_min,
-                           stage->params.act_max, out_c, output + (size_t)pixel * (size_t)out_c);
-    }
+    const mf_pointwise_args args = {stage->filter,          stage->bias,           &stage->quant,
+                                    in_c,                   out_c,                 stage->params.input_zp,
+                                    stage->params.output_zp, stage->params.act_min, stage->params.act_max};
+    mf_pointwise_s8(&args, input, in_c, pixels, output);
 }
 
 int32_t mf_mbconv_fused_s8_get_buffer_size(const mf_mbconv_params *params, const mf_dims *input_dims,
