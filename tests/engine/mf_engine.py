@@ -17,6 +17,7 @@ MODES = ("float", "fixed")
 MODE_MACRO = {"float": "MF_REQUANT_FLOAT", "fixed": "MF_REQUANT_FIXED"}
 BASE_FLAGS = ["-O2", "-std=c99", "-ffp-contract=off", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror"]
 MF_OK = 0
+MF_ARG_ERROR = -1
 SANITIZE_ENV = "MF_ENGINE_SANITIZE"
 SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g")
 
@@ -95,6 +96,10 @@ class ConcatParams(C.Structure):
 
 class SoftmaxParams(C.Structure):
     _fields_ = [("exp_table", C.POINTER(C.c_float)), ("output_scale_recip", C.c_float), ("output_zp", C.c_int32)]
+
+
+class SoftmaxTflmParams(C.Structure):
+    _fields_ = [("input_multiplier", C.c_int32), ("input_left_shift", C.c_int32), ("diff_min", C.c_int32)]
 
 
 def _ptr(arr: np.ndarray, ctype):
