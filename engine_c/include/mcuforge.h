@@ -100,7 +100,7 @@ typedef struct {
     int32_t shift;      /**< fixed mode: exponent, [-31, 30] */
 } mf_requant;
 
-/** Parameters of the fully connected kernel. */
+/** Parameters of mf_fully_connected_s8. */
 typedef struct {
     int32_t input_zp;  /**< [-128, 127] */
     int32_t output_zp; /**< [-128, 127] */
@@ -153,6 +153,20 @@ typedef struct {
     float scale;        /**< float mode: input scale, > 0 */
     mf_requant requant; /**< fixed mode: input scale / output scale */
 } mf_concat_input;
+
+/** Parameters of mf_concat_s8. */
+typedef struct {
+    float output_scale; /**< float mode: > 0 (an input with this scale and the output zero point is copied) */
+    int32_t output_zp;  /**< [-128, 127] */
+} mf_concat_params;
+
+/** Parameters of mf_softmax_s8 (ONNX Runtime's QLinearSoftmax, the table computed at code generation). */
+typedef struct {
+    /** Format [256], exp of each input step x - max(x) + 255, built like ONNX Runtime. Range: finite, > 0. */
+    const float *exp_table;
+    float output_scale_recip; /**< floor(1 / output_scale) in float32, as ONNX Runtime computes it, [0, 3e38] */
+    int32_t output_zp;        /**< [-128, 127] */
+} mf_softmax_params;
 
 /** Parameters of mf_softmax_tflm_s8 (TFLite's PreprocessSoftmaxScaling, computed at code generation). */
 typedef struct {
@@ -282,15 +296,21 @@ mf_status mf_depthwise_conv2d_inplace_s8(const mf_conv_params *params, const mf_
 /**
  * Fully connected: output[b, n] = requant(sum_k (input[b, k] - input_zp) * filter[n, k] + bias[n]).
  * Matches com.microsoft QGemm (transB = 1) and ONNX QLinearMatMul in float mode exactly.
- * @param quant   [out_features] entries (per-tensor: repeat one value).
- * @param input   Format [batches, in_features]. Range [-128, 127].
- * @param filter  Format [out_features, in_features]. Range [-127, 127].
- * @param bias    Format [out_features], or NULL.
- * @param output  Format [batches, out_features]. Range [act_min, act_max].
+ * The shapes are rows of features: h counts rows, w is 1, c counts features. MF_ARG_ERROR unless
+ * filter_dims->c == input_dims->c, output_dims->h == input_dims->h and output_dims->c == filter_dims->h.
+ * @param params      zero points, activation clamp.
+ * @param quant       per-output-feature requantization, [out_features] entries (per-tensor: repeat one value).
+ * @param input_dims  (h = batches, w = 1, c = in_features).
+ * @param input       Format [batches, in_features]. Range [-128, 127].
+ * @param filter_dims (h = out_features, w = 1, c = in_features).
+ * @param filter      Format [out_features, in_features]. Range [-127, 127] (symmetric).
+ * @param bias        Format [out_features], int32, or NULL for no bias. Range: full int32 (sums wrap like MLAS).
+ * @param output_dims (h = batches, w = 1, c = out_features).
+ * @param output      Format [batches, out_features]. Range [act_min, act_max]. Must not overlap input.
  */
-mf_status mf_fully_connected_s8(const mf_fc_params *params, const mf_quant_params *quant, int32_t batches,
-                                int32_t in_features, int32_t out_features, const int8_t *input,
-                                const int8_t *filter, const int32_t *bias, int8_t *output);
+mf_status mf_fully_connected_s8(const mf_fc_params *params, const mf_quant_params *quant, const mf_dims *input_dims,
+                                const int8_t *input, const mf_dims *filter_dims, const int8_t *filter,
+                                const int32_t *bias, const mf_dims *output_dims, int8_t *output);
 
 /**
  * Element-wise add of two tensors of the same shape, both inputs rescaled to the output scale.
@@ -343,11 +363,15 @@ mf_status mf_maxpool_s8(const mf_pool_params *params, const mf_dims *input_dims,
  * round_half_even(clamp(((float)(x - zp_x) * s_x) / s_y)) + zp_y; inputs with the output's scale and zero
  * point are copied. Fixed mode: round((x - zp_x) * multiplier * 2^(shift - 31)) + zp_y with one rounding
  * (half away from zero, 64-bit product), within +-1 LSB of ONNX Runtime.
- * @param inputs      Format [num_inputs] descriptors; each data pointer Format [pixels, channels].
- * @param output      Format [pixels, sum of channels]. Range [-128, 127]. Must not overlap the inputs.
+ * @param params      output scale and zero point.
+ * @param inputs      Format [num_inputs] descriptors; each data pointer Format [H, W, channels] (NHWC), the
+ *                    H and W of output_dims. Range [-128, 127].
+ * @param num_inputs  >= 1.
+ * @param output_dims output shape (h, w, c = the sum of the inputs' channels; MF_ARG_ERROR otherwise).
+ * @param output      Format [H, W, C]. Range [-128, 127]. Must not overlap the inputs.
  */
-mf_status mf_concat_s8(const mf_concat_input *inputs, int32_t num_inputs, int32_t pixels, float output_scale,
-                       int32_t output_zp, int8_t *output);
+mf_status mf_concat_s8(const mf_concat_params *params, const mf_concat_input *inputs, int32_t num_inputs,
+                       const mf_dims *output_dims, int8_t *output);
 
 /**
  * Softmax along the last axis with ONNX Runtime's QLinearSoftmax lookup-table arithmetic (float32, used in
@@ -357,14 +381,13 @@ mf_status mf_concat_s8(const mf_concat_input *inputs, int32_t num_inputs, int32_
  * ONNX Runtime's result depends on the host CPU (MLAS picks an AVX-512, AVX2 or scalar kernel that sum in
  * different orders, the vector ones with a fused multiply-add), so it is matched within +-1 LSB, not bit
  * for bit; argmax of the output is unaffected in practice (see engine_c/src/README.md).
- * @param exp_table          Format [256], computed at code generation (exp of each input step). Range > 0.
- * @param output_scale_recip floor(1 / output_scale) in float32, as ONNX Runtime computes it. Range >= 0.
- * @param output_zp          [-128, 127].
- * @param input              Format [rows, depth]. Range [-128, 127].
- * @param output             Format [rows, depth]. Range [-128, 127]. May alias input.
+ * @param params lookup table, output scale reciprocal and zero point.
+ * @param dims   (h, w, c): softmax over the c values of each of the h * w rows (a vector of depth N: (1, 1, N);
+ *               rows x depth: (rows, 1, depth)).
+ * @param input  Format [H, W, C]. Range [-128, 127].
+ * @param output Format [H, W, C]. Range [-128, 127]. May alias input.
  */
-mf_status mf_softmax_s8(const float *exp_table, float output_scale_recip, int32_t output_zp, int32_t rows,
-                        int32_t depth, const int8_t *input, int8_t *output);
+mf_status mf_softmax_s8(const mf_softmax_params *params, const mf_dims *dims, const int8_t *input, int8_t *output);
 
 /**
  * Average pooling exactly as TensorFlow Lite Micro's int8 reference kernel (imported .tflite models; integer
@@ -381,10 +404,12 @@ mf_status mf_avgpool_tflm_s8(const mf_pool_params *params, const mf_dims *input_
  * Softmax along the last axis exactly as TensorFlow Lite Micro's int8 reference kernel (gemmlowp fixed point:
  * exp_on_negative_values of the input difference rescaled to 5 integer bits, a sum with 12 integer bits, its
  * reciprocal by Newton-Raphson); integer only. Output scale 1/256, zero point -128.
- * @param input  Format [rows, depth]. Range [-128, 127].
- * @param output Format [rows, depth]. Range [-128, 127]. Must not overlap input (each row is read twice).
+ * @param params input multiplier, shift and diff_min.
+ * @param dims   (h, w, c): softmax over the c values of each of the h * w rows, as mf_softmax_s8.
+ * @param input  Format [H, W, C]. Range [-128, 127].
+ * @param output Format [H, W, C]. Range [-128, 127]. Must not overlap input (each row is read twice).
  */
-mf_status mf_softmax_tflm_s8(const mf_softmax_tflm_params *params, int32_t rows, int32_t depth, const int8_t *input,
+mf_status mf_softmax_tflm_s8(const mf_softmax_tflm_params *params, const mf_dims *dims, const int8_t *input,
                              int8_t *output);
 
 /**

@@ -64,8 +64,10 @@ def emit_fc(ctx: Context, index: int, op: Op) -> None:
     lo, hi = op.attrs["clamp"]
     ctx.body.line(f"static const mf_fc_params params = {{{src.zp}, {dst.zp}, {lo}, {hi}}};")
     ctx.body.line(f"static const mf_quant_params quant = MF_QUANT({prefix});")
-    ctx.body.checked_call(f"mf_fully_connected_s8(&params, &quant, 1, {n_in}, {n_out}, {ctx.arena(src.name)}, "
-                          f"{prefix}_weight, {bias}, {ctx.arena(dst.name)})")
+    ctx.body.line(f"static const mf_dims in_dims = {{1, 1, {n_in}}}, filter_dims = {{{n_out}, 1, {n_in}}}, "
+                  f"out_dims = {{1, 1, {n_out}}};")
+    ctx.body.checked_call(f"mf_fully_connected_s8(&params, &quant, &in_dims, {ctx.arena(src.name)}, &filter_dims, "
+                          f"{prefix}_weight, {bias}, &out_dims, {ctx.arena(dst.name)})")
 
 
 def emit_add(ctx: Context, index: int, op: Op) -> None:
@@ -97,7 +99,8 @@ def emit_pool(ctx: Context, index: int, op: Op) -> None:
 def emit_concat(ctx: Context, index: int, op: Op) -> None:
     g = ctx.graph
     dst = g.tensors[op.output]
-    pixels = dst.shape[0] * dst.shape[1] if len(dst.shape) == 3 else 1
+    ctx.body.line(f"static const mf_concat_params params = {{{c_float(dst.scale)}, {dst.zp}}};")
+    ctx.body.line(f"static const mf_dims out_dims = {dims(dst.shape)};")
     # data pointers are arena addresses: not constant expressions in C99, so the table lives on the stack
     with ctx.body.block("const mf_concat_input inputs[] = {", "};"):
         for name in op.inputs:
@@ -105,28 +108,26 @@ def emit_concat(ctx: Context, index: int, op: Op) -> None:
             real = float(np.float64(src.scale) / np.float64(dst.scale))
             ctx.body.line(f"{{{ctx.arena(name)}, {src.shape[-1]}, {src.zp}, {c_float(src.scale)}, "
                           f"{requant_scalar(real)}}},")
-    ctx.body.checked_call(f"mf_concat_s8(inputs, {len(op.inputs)}, {pixels}, {c_float(dst.scale)}, {dst.zp}, "
-                          f"{ctx.arena(dst.name)})")
+    ctx.body.checked_call(f"mf_concat_s8(&params, inputs, {len(op.inputs)}, &out_dims, {ctx.arena(dst.name)})")
 
 
 def emit_softmax(ctx: Context, index: int, op: Op) -> None:
     src, dst = ctx.io(op)
-    depth = src.shape[-1]
-    table = ctx.const("float", f"l{index}_exp_table", eq.softmax_exp_table(src.scale, depth))
+    table = ctx.const("float", f"l{index}_exp_table", eq.softmax_exp_table(src.scale, src.shape[-1]))
     recip = eq.softmax_output_scale_recip(dst.scale)
-    ctx.body.checked_call(f"mf_softmax_s8({table}, {c_float(recip)}, {dst.zp}, {src.bytes // depth}, {depth}, "
-                          f"{ctx.arena(src.name)}, {ctx.arena(dst.name)})")
+    ctx.body.line(f"static const mf_softmax_params params = {{{table}, {c_float(recip)}, {dst.zp}}};")
+    ctx.body.line(f"static const mf_dims in_dims = {dims(src.shape)};")
+    ctx.body.checked_call(f"mf_softmax_s8(&params, &in_dims, {ctx.arena(src.name)}, {ctx.arena(dst.name)})")
 
 
 def emit_softmax_tflite(ctx: Context, index: int, op: Op) -> None:
     """TFLite Micro's int8 softmax (gemmlowp fixed point; output scale 1/256, zero point -128)."""
     src, dst = ctx.io(op)
-    depth = src.shape[-1]
     p = eq.softmax_params(src.scale, op.attrs["beta"])
     ctx.body.line(f"static const mf_softmax_tflm_params params = {{{p['input_multiplier']}, "
                   f"{p['input_left_shift']}, {p['diff_min']}}};")
-    ctx.body.checked_call(f"mf_softmax_tflm_s8(&params, {src.bytes // depth}, {depth}, {ctx.arena(src.name)}, "
-                          f"{ctx.arena(dst.name)})")
+    ctx.body.line(f"static const mf_dims in_dims = {dims(src.shape)};")
+    ctx.body.checked_call(f"mf_softmax_tflm_s8(&params, &in_dims, {ctx.arena(src.name)}, {ctx.arena(dst.name)})")
 
 
 def emit_pad(ctx: Context, index: int, op: Op) -> None:

@@ -17,6 +17,7 @@ MODES = ("float", "fixed")
 MODE_MACRO = {"float": "MF_REQUANT_FLOAT", "fixed": "MF_REQUANT_FIXED"}
 BASE_FLAGS = ["-O2", "-std=c99", "-ffp-contract=off", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror"]
 MF_OK = 0
+MF_ARG_ERROR = -1
 SANITIZE_ENV = "MF_ENGINE_SANITIZE"
 SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g")
 
@@ -87,6 +88,18 @@ class PoolParams(C.Structure):
 class ConcatInput(C.Structure):
     _fields_ = [("data", C.POINTER(C.c_int8)), ("channels", C.c_int32), ("zp", C.c_int32), ("scale", C.c_float),
                 ("requant", Requant)]
+
+
+class ConcatParams(C.Structure):
+    _fields_ = [("output_scale", C.c_float), ("output_zp", C.c_int32)]
+
+
+class SoftmaxParams(C.Structure):
+    _fields_ = [("exp_table", C.POINTER(C.c_float)), ("output_scale_recip", C.c_float), ("output_zp", C.c_int32)]
+
+
+class SoftmaxTflmParams(C.Structure):
+    _fields_ = [("input_multiplier", C.c_int32), ("input_left_shift", C.c_int32), ("diff_min", C.c_int32)]
 
 
 def _ptr(arr: np.ndarray, ctype):
@@ -170,8 +183,9 @@ class Engine:
         quant, keep = self.quant(scales)
         b = None if bias is None else np.ascontiguousarray(bias, dtype=np.int32)
         status = self.lib.mf_fully_connected_s8(
-            C.byref(FcParams(x_zp, y_zp, *act)), C.byref(quant), batches, k, n, _ptr(x, C.c_int8),
-            _ptr(w, C.c_int8), None if b is None else _ptr(b, C.c_int32), _ptr(out, C.c_int8))
+            C.byref(FcParams(x_zp, y_zp, *act)), C.byref(quant), C.byref(Dims(batches, 1, k)), _ptr(x, C.c_int8),
+            C.byref(Dims(n, 1, k)), _ptr(w, C.c_int8), None if b is None else _ptr(b, C.c_int32),
+            C.byref(Dims(batches, 1, n)), _ptr(out, C.c_int8))
         del keep
         assert status == MF_OK
         return out
@@ -239,7 +253,8 @@ class Engine:
             real = float(np.float32(s)) / float(np.float32(ys))
             inputs[i] = ConcatInput(_ptr(x, C.c_int8), x.shape[2], zp, float(np.float32(s)), self.requant(real))
         out = np.zeros((h, w, sum(x.shape[2] for x in arrays)), dtype=np.int8)
-        status = self.lib.mf_concat_s8(inputs, len(arrays), h * w, C.c_float(float(np.float32(ys))), yzp,
+        params = ConcatParams(float(np.float32(ys)), yzp)
+        status = self.lib.mf_concat_s8(C.byref(params), inputs, len(arrays), C.byref(Dims(*out.shape)),
                                        _ptr(out, C.c_int8))
         assert status == MF_OK
         return out
@@ -250,8 +265,9 @@ class Engine:
         table = np.ascontiguousarray(engine_quant.softmax_exp_table(xs, depth), dtype=np.float32)
         recip = engine_quant.softmax_output_scale_recip(ys)
         out = np.zeros_like(x)
-        status = self.lib.mf_softmax_s8(_ptr(table, C.c_float), C.c_float(float(recip)), yzp, rows, depth,
-                                        _ptr(x, C.c_int8), _ptr(out, C.c_int8))
+        params = SoftmaxParams(_ptr(table, C.c_float), float(recip), yzp)
+        status = self.lib.mf_softmax_s8(C.byref(params), C.byref(Dims(rows, 1, depth)), _ptr(x, C.c_int8),
+                                        _ptr(out, C.c_int8))
         assert status == MF_OK
         return out
 

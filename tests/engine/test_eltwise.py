@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes as C
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -9,7 +11,7 @@ from hypothesis import strategies as st
 
 import mf_ort
 from mf_check import check_op
-from mf_engine import MODES
+from mf_engine import MF_ARG_ERROR, MF_OK, MODES, ConcatInput, ConcatParams, Dims, Requant
 from strategies import activation_scales, activations, int8_array, seeds, zero_points
 
 
@@ -89,6 +91,29 @@ def test_concat_fixed_mode_rarely_off_by_one(fixed_engine):
     case = dict(h=8, w=8, channels=[16, 24, 8], scales=[0.0213, 0.0347, 0.0518], zps=[-4, 9, 0], ys=0.0518, yzp=0, seed=2)
     ours, ref = _run_concat(fixed_engine, case)
     assert check_op("QLinearConcat (realistic)", "fixed", ours, ref) / ref.size < 0.05
+
+
+
+# output dims (h, w, c) for two inputs of 3 and 5 channels; the first is a valid call
+CONCAT_DIMS = [
+    ((2, 2, 8), MF_OK),
+    ((2, 2, 7), MF_ARG_ERROR),  # fewer channels than the inputs have
+    ((2, 2, 9), MF_ARG_ERROR),  # more channels than the inputs have
+    ((0, 2, 8), MF_ARG_ERROR),  # no pixels
+    (None, MF_ARG_ERROR),       # NULL dims
+]
+
+
+@pytest.mark.parametrize("out_dims, expected", CONCAT_DIMS)
+def test_concat_checks_dims(engine, out_dims, expected):
+    data, out = np.zeros(64, dtype=np.int8), np.zeros(64, dtype=np.int8)  # large enough for any shape above
+    data_ptr = data.ctypes.data_as(C.POINTER(C.c_int8))
+    inputs = (ConcatInput * 2)(ConcatInput(data_ptr, 3, 0, 1.0, Requant(1.0, 2**30, 1)),
+                               ConcatInput(data_ptr, 5, 0, 1.0, Requant(1.0, 2**30, 1)))
+    status = engine.lib.mf_concat_s8(C.byref(ConcatParams(1.0, 0)), inputs, 2,
+                                     None if out_dims is None else C.byref(Dims(*out_dims)),
+                                     out.ctypes.data_as(C.POINTER(C.c_int8)))
+    assert status == expected
 
 
 NICE_SCALES = [0.5, 1.0, 2.0, 0.25, 0.75, 0.1, 0.3, 0.047, 0.052, 0.066, 0.02, 0.05]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes as C
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -9,7 +11,7 @@ from hypothesis import strategies as st
 
 import mf_ort
 from mf_check import check_op
-from mf_engine import MODES
+from mf_engine import MF_ARG_ERROR, MF_OK, MODES, Dims, FcParams
 from strategies import activation_scales, activations, int8_array, output_scales, per_channel_scales, seeds, zero_points
 from mcuforge.ir.quant import float_multiplier
 
@@ -64,3 +66,27 @@ def test_fixed_mode_rarely_off_by_one(fixed_engine):
     ours = fixed_engine.fully_connected(x, w, bias, float_multiplier(case["xs"], ws, case["ys"]), case["xzp"],
                                         case["yzp"])
     assert check_op("QGemm (realistic)", "fixed", ours, ref) / ref.size < 0.05
+
+
+# (input_dims, filter_dims, output_dims) as (h, w, c); the first is a valid call: 2 rows of 8 features -> 3
+FC_DIMS = [
+    ((2, 1, 8), (3, 1, 8), (2, 1, 3), MF_OK),
+    ((2, 1, 8), (3, 1, 7), (2, 1, 3), MF_ARG_ERROR),  # filter features != input features
+    ((2, 1, 8), (3, 1, 8), (1, 1, 3), MF_ARG_ERROR),  # output rows != input rows
+    ((2, 1, 8), (3, 1, 8), (2, 1, 4), MF_ARG_ERROR),  # output features != filter rows
+    ((2, 2, 8), (3, 1, 8), (2, 2, 3), MF_ARG_ERROR),  # w must be 1
+    ((0, 1, 8), (3, 1, 8), (0, 1, 3), MF_ARG_ERROR),  # no rows
+    (None, (3, 1, 8), (2, 1, 3), MF_ARG_ERROR),       # NULL dims
+]
+
+
+@pytest.mark.parametrize("in_dims, filter_dims, out_dims, expected", FC_DIMS)
+def test_fully_connected_checks_dims(engine, in_dims, filter_dims, out_dims, expected):
+    data, out = np.zeros(256, dtype=np.int8), np.zeros(256, dtype=np.int8)  # large enough for any shape above
+    quant, keep = engine.quant(np.ones(8, dtype=np.float32))
+    dims = [None if d is None else C.byref(Dims(*d)) for d in (in_dims, filter_dims, out_dims)]
+    data_ptr, out_ptr = (a.ctypes.data_as(C.POINTER(C.c_int8)) for a in (data, out))
+    status = engine.lib.mf_fully_connected_s8(C.byref(FcParams(0, 0, -128, 127)), C.byref(quant), dims[0], data_ptr,
+                                              dims[1], data_ptr, None, dims[2], out_ptr)
+    del keep
+    assert status == expected

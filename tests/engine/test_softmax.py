@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes as C
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -9,9 +11,9 @@ from hypothesis import strategies as st
 
 import mf_ort
 from mf_check import check_op
-from mf_engine import MODES
+from mf_engine import MF_ARG_ERROR, MF_OK, MODES, Dims, SoftmaxParams, SoftmaxTflmParams
 from strategies import activation_scales, int8_array, seeds, zero_points
-from mcuforge.ir.quant import softmax_reference
+from mcuforge.ir.quant import softmax_exp_table, softmax_params, softmax_reference
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -38,6 +40,33 @@ def test_softmax_standard_output_quantization(float_engine):
     ours = float_engine.softmax(x, 0.5, 1 / 256, -128)
     assert ours[0, 0] == 127 and ref[0, 0] == 127
     check_op("QLinearSoftmax (+-1, see doc)", "float", ours, ref, tolerance=1)
+
+
+# dims (h, w, c): softmax over c for each of the h * w rows; the first two are valid calls
+SOFTMAX_DIMS = [
+    ((2, 1, 16), MF_OK),
+    ((2, 2, 8), MF_OK),
+    ((0, 1, 16), MF_ARG_ERROR),  # no rows
+    ((2, 0, 16), MF_ARG_ERROR),  # no rows
+    ((2, 1, 0), MF_ARG_ERROR),   # empty rows
+    (None, MF_ARG_ERROR),        # NULL dims
+]
+
+
+@pytest.mark.parametrize("kernel", ["mf_softmax_s8", "mf_softmax_tflm_s8"])
+@pytest.mark.parametrize("dims, expected", SOFTMAX_DIMS)
+def test_softmax_checks_dims(engine, kernel, dims, expected):
+    x = np.zeros(32, dtype=np.int8)  # large enough for any shape above
+    out = np.zeros(32, dtype=np.int8)
+    table = np.ascontiguousarray(softmax_exp_table(0.1, 16), dtype=np.float32)
+    tflm = softmax_params(0.1)
+    params = {"mf_softmax_s8": SoftmaxParams(table.ctypes.data_as(C.POINTER(C.c_float)), 256.0, -128),
+              "mf_softmax_tflm_s8": SoftmaxTflmParams(tflm["input_multiplier"], tflm["input_left_shift"],
+                                                      tflm["diff_min"])}[kernel]
+    status = getattr(engine.lib, kernel)(C.byref(params), None if dims is None else C.byref(Dims(*dims)),
+                                         x.ctypes.data_as(C.POINTER(C.c_int8)),
+                                         out.ctypes.data_as(C.POINTER(C.c_int8)))
+    assert status == expected
 
 
 @pytest.mark.parametrize("mode", MODES)

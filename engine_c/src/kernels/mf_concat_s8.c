@@ -3,20 +3,19 @@
 
 #include "../mf_internal.h"
 
-mf_status mf_concat_s8(const mf_concat_input *inputs, int32_t num_inputs, int32_t pixels, float output_scale,
-                       int32_t output_zp, int8_t *output)
+mf_status mf_concat_s8(const mf_concat_params *params, const mf_concat_input *inputs, int32_t num_inputs,
+                       const mf_dims *output_dims, int8_t *output)
 {
     int32_t out_channels = 0;
     int32_t i;
-    if (inputs == NULL || num_inputs <= 0 || pixels <= 0 || output == NULL || !mf_is_int8(output_zp)) {
+    if (params == NULL || inputs == NULL || num_inputs <= 0 || !mf_dims_ok(output_dims) || output == NULL ||
+        !mf_is_int8(params->output_zp)) {
         return MF_ARG_ERROR;
     }
 #if MF_REQUANT_MODE == MF_REQUANT_FLOAT
-    if (!(output_scale > 0.0f)) {
+    if (!(params->output_scale > 0.0f)) {
         return MF_ARG_ERROR;
     }
-#else
-    (void)output_scale;
 #endif
     for (i = 0; i < num_inputs; i++) {
 #if MF_REQUANT_MODE == MF_REQUANT_FIXED
@@ -24,12 +23,21 @@ mf_status mf_concat_s8(const mf_concat_input *inputs, int32_t num_inputs, int32_
             return MF_ARG_ERROR;
         }
 #endif
-        if (inputs[i].data == NULL || inputs[i].channels <= 0 || !mf_is_int8(inputs[i].zp)) {
+        if (inputs[i].data == NULL || inputs[i].channels <= 0 || inputs[i].channels > output_dims->c - out_channels ||
+            !mf_is_int8(inputs[i].zp)) {
             return MF_ARG_ERROR;
         }
         out_channels += inputs[i].channels;
     }
+    if (out_channels != output_dims->c) {
+        return MF_ARG_ERROR;
+    }
     {
+        const size_t pixels = (size_t)output_dims->h * (size_t)output_dims->w;
+        const int32_t output_zp = params->output_zp;
+#if MF_REQUANT_MODE == MF_REQUANT_FLOAT
+        const float output_scale = params->output_scale;
+#endif
         int32_t channel_offset = 0;
         for (i = 0; i < num_inputs; i++) {
             const mf_concat_input in = inputs[i];
@@ -41,10 +49,10 @@ mf_status mf_concat_s8(const mf_concat_input *inputs, int32_t num_inputs, int32_
 #else
             const int is_copy = (in.requant.multiplier == 1073741824 && in.requant.shift == 1) && (zp == output_zp);
 #endif
-            int32_t p;
+            size_t p;
             for (p = 0; p < pixels; p++) {
-                const int8_t *src = in.data + (size_t)p * (size_t)in.channels;
-                int8_t *dst = output + (size_t)p * (size_t)out_channels + (size_t)channel_offset;
+                const int8_t *src = in.data + p * (size_t)in.channels;
+                int8_t *dst = output + p * (size_t)out_channels + (size_t)channel_offset;
                 int32_t ch;
                 if (is_copy) {
                     memcpy(dst, src, (size_t)in.channels);

@@ -163,60 +163,67 @@ static int32_t mf_count_leading_zeros(uint32_t x)
     return n;
 }
 
-mf_status mf_softmax_tflm_s8(const mf_softmax_tflm_params *params, int32_t rows, int32_t depth, const int8_t *input,
+mf_status mf_softmax_tflm_s8(const mf_softmax_tflm_params *params, const mf_dims *dims, const int8_t *input,
                              int8_t *output)
 {
-    int32_t row;
-    if (params == NULL || input == NULL || output == NULL || rows <= 0 || depth <= 0 ||
-        params->input_left_shift < 0 || params->input_left_shift > 31) {
+    if (params == NULL || !mf_dims_ok(dims) || input == NULL || output == NULL || params->input_left_shift < 0 ||
+        params->input_left_shift > 31) {
         return MF_ARG_ERROR;
     }
-    for (row = 0; row < rows; row++) {
-        const int8_t *in_row = input + (size_t)row * (size_t)depth;
-        int8_t *out_row = output + (size_t)row * (size_t)depth;
-        int32_t max_in_row = MF_INT8_MIN;
-        int32_t sum_of_exps = 0; /* 12 integer bits */
-        int32_t headroom_plus_one;
-        int32_t num_bits_over_unit;
-        int32_t shifted_scale;
-        int32_t c;
-        for (c = 0; c < depth; c++) {
-            if (in_row[c] > max_in_row) {
-                max_in_row = in_row[c];
-            }
-        }
-        for (c = 0; c < depth; c++) {
-            const int32_t diff = (int32_t)in_row[c] - max_in_row;
-            if (diff >= params->diff_min) {
-                const int32_t rescaled =
-                    mf_srdhm((int32_t)((uint32_t)diff << params->input_left_shift), params->input_multiplier);
-                sum_of_exps =
-                    mf_fp_add(sum_of_exps, mf_fp_rounding_divide_by_pot(mf_fp_exp_on_negative_values(rescaled), 12));
-            }
-        }
-        /* GetReciprocal(sum_of_exps, 12 integer bits) */
-        headroom_plus_one = mf_count_leading_zeros((uint32_t)sum_of_exps);
-        num_bits_over_unit = 12 - headroom_plus_one;
-        shifted_scale = mf_fp_one_over_one_plus_x(
-            (int32_t)(((uint32_t)sum_of_exps << headroom_plus_one) - ((uint32_t)1 << 31)));
-        for (c = 0; c < depth; c++) {
-            const int32_t diff = (int32_t)in_row[c] - max_in_row;
-            if (diff >= params->diff_min) {
-                const int32_t rescaled =
-                    mf_srdhm((int32_t)((uint32_t)diff << params->input_left_shift), params->input_multiplier);
-                const int32_t exp_in_0 = mf_fp_exp_on_negative_values(rescaled);
-                const int32_t unsat = mf_fp_rounding_divide_by_pot(mf_srdhm(shifted_scale, exp_in_0),
-                                                                   num_bits_over_unit + 31 - 8);
-                int32_t shifted = unsat - 128;
-                if (shifted > MF_INT8_MAX) {
-                    shifted = MF_INT8_MAX;
+    {
+        const size_t rows = (size_t)dims->h * (size_t)dims->w;
+        const int32_t depth = dims->c;
+        const int32_t input_multiplier = params->input_multiplier;
+        const int32_t input_left_shift = params->input_left_shift;
+        const int32_t diff_min = params->diff_min;
+        size_t row;
+        for (row = 0; row < rows; row++) {
+            const int8_t *in_row = input + row * (size_t)depth;
+            int8_t *out_row = output + row * (size_t)depth;
+            int32_t max_in_row = MF_INT8_MIN;
+            int32_t sum_of_exps = 0; /* 12 integer bits */
+            int32_t headroom_plus_one;
+            int32_t num_bits_over_unit;
+            int32_t shifted_scale;
+            int32_t c;
+            for (c = 0; c < depth; c++) {
+                if (in_row[c] > max_in_row) {
+                    max_in_row = in_row[c];
                 }
-                if (shifted < MF_INT8_MIN) {
-                    shifted = MF_INT8_MIN;
+            }
+            for (c = 0; c < depth; c++) {
+                const int32_t diff = (int32_t)in_row[c] - max_in_row;
+                if (diff >= diff_min) {
+                    const int32_t rescaled = mf_srdhm(
+                        (int32_t)((uint32_t)diff << input_left_shift), input_multiplier);
+                    sum_of_exps = mf_fp_add(sum_of_exps,
+                                            mf_fp_rounding_divide_by_pot(mf_fp_exp_on_negative_values(rescaled), 12));
                 }
-                out_row[c] = (int8_t)shifted;
-            } else {
-                out_row[c] = MF_INT8_MIN;
+            }
+            /* GetReciprocal(sum_of_exps, 12 integer bits) */
+            headroom_plus_one = mf_count_leading_zeros((uint32_t)sum_of_exps);
+            num_bits_over_unit = 12 - headroom_plus_one;
+            shifted_scale = mf_fp_one_over_one_plus_x(
+                (int32_t)(((uint32_t)sum_of_exps << headroom_plus_one) - ((uint32_t)1 << 31)));
+            for (c = 0; c < depth; c++) {
+                const int32_t diff = (int32_t)in_row[c] - max_in_row;
+                if (diff >= diff_min) {
+                    const int32_t rescaled = mf_srdhm(
+                        (int32_t)((uint32_t)diff << input_left_shift), input_multiplier);
+                    const int32_t exp_in_0 = mf_fp_exp_on_negative_values(rescaled);
+                    const int32_t unsat = mf_fp_rounding_divide_by_pot(
+                        mf_srdhm(shifted_scale, exp_in_0), num_bits_over_unit + 31 - 8);
+                    int32_t shifted = unsat - 128;
+                    if (shifted > MF_INT8_MAX) {
+                        shifted = MF_INT8_MAX;
+                    }
+                    if (shifted < MF_INT8_MIN) {
+                        shifted = MF_INT8_MIN;
+                    }
+                    out_row[c] = (int8_t)shifted;
+                } else {
+                    out_row[c] = MF_INT8_MIN;
+                }
             }
         }
     }
