@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -227,10 +228,11 @@ def bench_shape(shape: Shape, cores: list[str], requant: str, work: Path) -> dic
     return row
 
 
-def whole_models(fashion: Path | None) -> list[tuple[str, Path]]:
-    models = [("mlperf_vww", MLPERF_DIR / "vww_96_int8.tflite"), ("mlperf_kws", MLPERF_DIR / "kws_ref_model.tflite")]
+def whole_models(mlperf_dir: Path, fashion: Path | None) -> list[tuple[str, Path]]:
+    """(row name, model file): MLPerf Tiny VWW and KWS, and the fashion model named by its build directory."""
+    models = [("mlperf_vww", mlperf_dir / "vww_96_int8.tflite"), ("mlperf_kws", mlperf_dir / "kws_ref_model.tflite")]
     if fashion is not None and fashion.is_file():
-        models.append(("fashion (default pipeline)", fashion))
+        models.append((fashion.resolve().parent.parent.name, fashion))  # build/<pipeline>/quantize/model_int8.onnx
     missing = [str(path) for _, path in models if not path.is_file()]
     if missing:
         raise SystemExit(f"model files not found: {', '.join(missing)}")
@@ -238,11 +240,11 @@ def whole_models(fashion: Path | None) -> list[tuple[str, Path]]:
 
 
 def bench_model(name: str, path: Path, cores: list[str], requant: str, work: Path) -> dict:
-    folder = work / name.split()[0]
+    folder = work / name
     folder.mkdir(parents=True, exist_ok=True)
-    prepared, ops = prepare(name.split()[0], path, True, folder, MODEL_SAMPLES)
+    prepared, ops = prepare(name, path, True, folder, MODEL_SAMPLES)
     macs = sum(op.macs(prepared.graph.tensors) for op in ops)
-    row = {"key": name, "model": str(path), "macs": macs, "arena_bytes": prepared.arena_bytes,
+    row = {"key": name, "model": os.path.relpath(path.resolve(), ROOT), "macs": macs, "arena_bytes": prepared.arena_bytes,
            "fused_blocks": len(prepared.fused)}
     row.update(measure(prepared, cores, requant, folder))
     for run in row["runs"].values():
@@ -284,8 +286,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cores", nargs="+", choices=list(CORES), default=list(CORES))
     parser.add_argument("--shapes", nargs="+", choices=[shape.key for shape in SHAPES], default=None)
     parser.add_argument("--requant", choices=["fixed", "float"], default="fixed")
-    parser.add_argument("--models", action="store_true", help="also the MLPerf Tiny VWW and KWS, and fashion")
-    parser.add_argument("--fashion", type=Path, default=FASHION_INT8, help="the default pipeline's int8 .onnx")
+    parser.add_argument("--models", action="store_true", help="also whole models: MLPerf Tiny VWW and KWS, fashion")
+    parser.add_argument("--fashion", type=Path, default=FASHION_INT8, help="a fashion pipeline's int8 .onnx "
+                        "(default: the default pipeline's build, when it exists)")
+    parser.add_argument("--mlperf", type=Path, default=MLPERF_DIR, help="folder of the MLPerf Tiny .tflite models")
     parser.add_argument("--quick", action="store_true", help="M4 only, fixed, the first shapes")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--work", type=Path, default=None, help="keep the models and builds here")
@@ -307,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{shape.key}: {shape.title}", file=sys.stderr, flush=True)
         results["shapes"].append(bench_shape(shape, args.cores, args.requant, work))
     if args.models:
-        for name, path in whole_models(args.fashion):
+        for name, path in whole_models(args.mlperf, args.fashion):
             print(f"{name}: {path}", file=sys.stderr, flush=True)
             results["models"].append(bench_model(name, path, args.cores, args.requant, work))
     write_json(args.out, results)
