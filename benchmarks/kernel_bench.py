@@ -16,8 +16,9 @@ The CMSIS-NN column is issue 15's measurement (instructions per MAC, Cortex-M4, 
 ../shared/DESIGN.md section 7). `--models` adds the MLPerf Tiny VWW and KWS models (read in place from
 ../shared/models/mlperf-tiny) and the default pipeline's fashion model when it has been built.
 
-    .venv/bin/python benchmarks/kernel_bench.py [--cores m4 m7 m3] [--shapes conv1x1 dw_s1 ...] [--models]
-        [--requant fixed|float] [--quick] [--out benchmarks/results/kernel_bench.json] [--work DIR]
+    .venv/bin/python benchmarks/kernel_bench.py [--cores m4 m7 m3] [--shapes conv1x1 dw_s1 ...] [--quick]
+        [--requant fixed|float] [--models [--mlperf DIR] [--fashion INT8.onnx]]
+        [--out benchmarks/results/kernel_bench.json] [--work DIR]
 
 A Markdown table on stdout, progress on stderr, the figures as JSON (--out).
 """
