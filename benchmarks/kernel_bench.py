@@ -245,7 +245,7 @@ def bench_model(name: str, path: Path, cores: list[str], requant: str, work: Pat
     folder.mkdir(parents=True, exist_ok=True)
     prepared, ops = prepare(name, path, True, folder, MODEL_SAMPLES)
     macs = sum(op.macs(prepared.graph.tensors) for op in ops)
-    row = {"key": name, "model": os.path.relpath(path.resolve(), ROOT), "macs": macs, "arena_bytes": prepared.arena_bytes,
+    row = {"key": name, "model": os.path.relpath(path.absolute(), ROOT), "macs": macs, "arena_bytes": prepared.arena_bytes,
            "fused_blocks": len(prepared.fused)}
     row.update(measure(prepared, cores, requant, folder))
     for run in row["runs"].values():
