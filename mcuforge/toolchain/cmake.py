@@ -9,7 +9,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from mcuforge.core.paths import ROOT as REPO_ROOT
 from mcuforge.toolchain.process import ToolchainError, require_tool, run
@@ -51,13 +51,15 @@ def _board_arguments(board: Any) -> list[str]:
 
 def cmake_build(model_dir: str | os.PathLike[str], build_dir: str | os.PathLike[str], board: Any = None,
                 requant_mode: str = "float", layer_dump: bool = False, sanitize: bool = False,
-                timeout: float = BUILD_TIMEOUT_S) -> Path:
+                timeout: float = BUILD_TIMEOUT_S, defines: Sequence[str] = ()) -> Path:
     """Configure and build engine_c/ for one model; return the runner executable (host) or ELF (Cortex-M).
 
     model_dir: directory with the generated model.h and *.c. board: None for the host (gcc), else a board (dict
     from the board YAML or an object with the same fields): ``compiler.flags`` become MF_BOARD_FLAGS and
     ``qemu.machine`` selects engine_c/platform/<machine>.ld (platform/generic.ld, build-only, when it is null).
     requant_mode: "float" or "fixed". layer_dump: build with MF_LAYER_DUMP. sanitize: ASan+UBSan (host only).
+    defines: extra preprocessor definitions for the engine and the runner (MF_EXTRA_DEFINES, e.g. "MF_NO_DSP";
+    "NAME=value" allowed), passed only when given so a default build's configure arguments do not change.
     Output is captured; on failure a ToolchainError carries the tail of the compiler output. A build directory
     configured with other settings is reconfigured from scratch.
     """
@@ -74,6 +76,10 @@ def cmake_build(model_dir: str | os.PathLike[str], build_dir: str | os.PathLike[
         f"-DMF_LAYER_DUMP={'ON' if layer_dump else 'OFF'}",
         f"-DMF_SANITIZE={'ON' if sanitize else 'OFF'}",
     ]
+    if defines:
+        if any(not str(define) or ";" in str(define) for define in defines):
+            raise ToolchainError(f"defines {list(defines)!r}: each must be a non-empty NAME or NAME=value without ';'")
+        arguments.append(f"-DMF_EXTRA_DEFINES={';'.join(str(define) for define in defines)}")
     if board is None:
         require_tool("gcc", "build the engine for the host")
         executable = build_dir / "mf_runner"
