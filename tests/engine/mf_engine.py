@@ -290,9 +290,11 @@ class BothPaths:
         self.mode = plain.mode
         self.lib = plain.lib
 
+    HELPERS = ("quant", "requant")  # parameter builders, not kernel calls
+
     def __getattr__(self, name):
         plain_fn = getattr(self.plain, name)
-        if not callable(plain_fn):
+        if not callable(plain_fn) or name in self.HELPERS:
             return plain_fn
         dsp_fn = getattr(self.dsp, name)
 
