@@ -74,6 +74,18 @@ static inline uint32_t mf_sxtab16_ror8(uint32_t a, uint32_t x)
     return result;
 }
 
+/* acc + lo16(x) * lo16(y), modulo 2^32 (the Q flag it may set is not read) */
+static inline int32_t mf_smlabb(uint32_t x, uint32_t y, int32_t acc)
+{
+    return __smlabb((int32_t)x, (int32_t)y, acc);
+}
+
+/* acc + hi16(x) * hi16(y), modulo 2^32 */
+static inline int32_t mf_smlatt(uint32_t x, uint32_t y, int32_t acc)
+{
+    return __smlatt((int32_t)x, (int32_t)y, acc);
+}
+
 #else /* portable definitions: the instructions' results, bit for bit */
 
 static inline uint32_t mf_lanes16(int32_t lo, int32_t hi)
@@ -116,6 +128,16 @@ static inline uint32_t mf_sxtab16(uint32_t a, uint32_t x)
 static inline uint32_t mf_sxtab16_ror8(uint32_t a, uint32_t x)
 {
     return mf_lanes16(mf_lane16(a, 0) + mf_byte(x, 1), mf_lane16(a, 1) + mf_byte(x, 3));
+}
+
+static inline int32_t mf_smlabb(uint32_t x, uint32_t y, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)(mf_lane16(x, 0) * mf_lane16(y, 0)));
+}
+
+static inline int32_t mf_smlatt(uint32_t x, uint32_t y, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)(mf_lane16(x, 1) * mf_lane16(y, 1)));
 }
 
 #endif /* MF_DSP_NATIVE */

@@ -80,6 +80,20 @@ def test_depthwise_conv2d_matches_qlinearconv(engine_libs, mode, case):
 
 
 @pytest.mark.parametrize("mode", MODES)
+@settings(max_examples=40, **SETTINGS)
+@given(case=conv_cases(depthwise=True), c=st.sampled_from([4, 8, 13, 16, 24, 32]), k=st.sampled_from([3, 5]),
+       stride=st.integers(1, 2), dil=st.sampled_from([1, 2]))
+def test_depthwise_conv2d_simd_shapes(engine_libs, mode, case, c, k, stride, dil):
+    """Channel counts with whole 4-channel words (and a tail), square 3x3 / 5x5 windows with the interior
+    pixels the unrolled path takes."""
+    span = dil * (k - 1) + 1
+    case.update(k=(k, k), dil=(dil, dil), stride=(stride, stride), c_in=c, c_out=c, h=max(case["h"], span + 4),
+                w=max(case["w"], span + 4))
+    ours, ref = run_conv_case(engine_libs[mode], case, "depthwise")
+    check_op("QLinearConv depthwise (SIMD shapes)", mode, ours, ref)
+
+
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("kind", ["general", "depthwise"])
 def test_realistic_layer(engine_libs, mode, kind):
     """A MobileNet-like layer (few saturated outputs): exact in float mode; fixed mode differs from ORT by
