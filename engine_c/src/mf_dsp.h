@@ -66,6 +66,14 @@ static inline uint32_t mf_sxtab16(uint32_t a, uint32_t x)
     return (uint32_t)__sxtab16((int16x2_t)a, (int8x4_t)x);
 }
 
+/* {lo16(a) + b1, hi16(a) + b3}, each lane modulo 2^16 */
+static inline uint32_t mf_sxtab16_ror8(uint32_t a, uint32_t x)
+{
+    uint32_t result;
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(result) : "r"(a), "r"(x));
+    return result;
+}
+
 #else /* portable definitions: the instructions' results, bit for bit */
 
 static inline uint32_t mf_lanes16(int32_t lo, int32_t hi)
@@ -103,6 +111,11 @@ static inline int32_t mf_smlad(uint32_t x, uint32_t y, int32_t acc)
 static inline uint32_t mf_sxtab16(uint32_t a, uint32_t x)
 {
     return mf_lanes16(mf_lane16(a, 0) + mf_byte(x, 0), mf_lane16(a, 1) + mf_byte(x, 2));
+}
+
+static inline uint32_t mf_sxtab16_ror8(uint32_t a, uint32_t x)
+{
+    return mf_lanes16(mf_lane16(a, 0) + mf_byte(x, 1), mf_lane16(a, 1) + mf_byte(x, 3));
 }
 
 #endif /* MF_DSP_NATIVE */
