@@ -149,4 +149,15 @@ static inline int mf_conv_out_dims_ok(const mf_conv_params *p, const mf_dims *in
 void mf_depthwise_row_s8(const mf_conv_stage *stage, const int8_t *rows, int32_t ring_rows, int32_t in_h,
                          int32_t in_w, int32_t channels, int32_t out_y, int32_t out_w, int8_t *out_row);
 
+/* Window values (k_h * k_w * C_in) up to which mf_conv2d_s8 takes mf_conv2d_window_s8, whose stack buffer holds two
+ * windows (128 B). */
+#define MF_CONV2D_WINDOW_MAX 64
+
+/* mf_conv2d_s8 for windows of at most MF_CONV2D_WINDOW_MAX values (kernels/mf_conv2d_window_s8.c); arguments already
+ * checked, returns MF_OK (a tail call, so that mf_conv2d_s8's frame is gone meanwhile). Same bytes as the direct
+ * loop. */
+mf_status mf_conv2d_window_s8(const mf_conv_params *params, const mf_quant_params *quant,
+                              const mf_dims *input_dims, const int8_t *input, const mf_dims *filter_dims,
+                              const int8_t *filter, const int32_t *bias, const mf_dims *output_dims, int8_t *output);
+
 #endif /* MF_INTERNAL_H */
