@@ -94,6 +94,20 @@ def test_depthwise_conv2d_simd_shapes(engine_libs, mode, case, c, k, stride, dil
 
 
 @pytest.mark.parametrize("mode", MODES)
+@settings(max_examples=40, **SETTINGS)
+@given(case=conv_cases(), c_in=st.sampled_from([3, 4, 8, 13, 16]), k=st.sampled_from([(3, 3), (5, 5), (3, 7)]),
+       stride=st.integers(1, 2), dil=st.sampled_from([1, 2]))
+def test_conv2d_large_window_shapes(engine_libs, mode, case, c_in, k, stride, dil):
+    """Windows over 64 values (the direct 2-pixel x 2-channel blocks): whole 4-channel words and tails, border
+    pixels whose pair has other taps, odd widths and channel counts."""
+    span_h, span_w = dil * (k[0] - 1) + 1, dil * (k[1] - 1) + 1
+    case.update(k=k, dil=(dil, dil), stride=(stride, stride), c_in=c_in, h=max(case["h"], span_h),
+                w=max(case["w"], span_w))
+    ours, ref = run_conv_case(engine_libs[mode], case, "general")
+    check_op("QLinearConv (large windows)", mode, ours, ref)
+
+
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("kind", ["general", "depthwise"])
 def test_realistic_layer(engine_libs, mode, kind):
     """A MobileNet-like layer (few saturated outputs): exact in float mode; fixed mode differs from ORT by
