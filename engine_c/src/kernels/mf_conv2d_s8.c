@@ -11,6 +11,13 @@
 #include "../mf_dsp.h"
 #include "../mf_internal.h"
 
+/* The blocks' loops get the registers to themselves (inlined into the pixel loop, GCC spills inside them). */
+#if defined(__GNUC__)
+#define MF_CONV_NOINLINE __attribute__((noinline))
+#else
+#define MF_CONV_NOINLINE
+#endif
+
 /* What the blocks of one convolution share: where the taps of a window are in the input and in the filter. */
 typedef struct {
     size_t in_row_step; /* input bytes between window rows: dil_h * in_w * in_c */
@@ -21,26 +28,29 @@ typedef struct {
     int32_t input_zp;
 } mf_conv_taps;
 
-/* acc[0..3] += {x0.w0, x0.w1, x1.w0, x1.w1} over len values, x0 = in, x1 = in + in1_offset, w1 = w0 + w1_offset,
- * input_zp subtracted from every input value. */
-static inline void mf_conv_segment_2x2(const int8_t *in, size_t in1_offset, const int8_t *w0, size_t w1_offset,
-                                       int32_t len, int32_t input_zp, int32_t acc[4])
+/* acc[0..3] += {x0.w0, x0.w1, x1.w0, x1.w1} over len values of x0 = in0, x1 = in1, w0, w1, input_zp subtracted from
+ * every input value (neg_zp: -input_zp in both int16 lanes, for the DSP path). */
+static inline void mf_conv_segment_2x2(const int8_t *in0, const int8_t *in1, const int8_t *w0, const int8_t *w1,
+                                       int32_t len, int32_t input_zp, uint32_t neg_zp, int32_t acc[4])
 {
-    const int8_t *const in_end = in + len;
     int32_t acc00 = acc[0];
     int32_t acc01 = acc[1];
     int32_t acc10 = acc[2];
     int32_t acc11 = acc[3];
+    int32_t i;
 #if MF_DSP
     /* SXTAB16 of -input_zp gives {x0 - zp, x2 - zp} and {x1 - zp, x3 - zp} in [-255, 255], in the lane order SXTB16
-     * gives the weights */
-    const uint32_t neg_zp = mf_dup16(-input_zp);
-    const int8_t *const in_end4 = in + (len & ~3);
-    while (in != in_end4) {
-        const uint32_t x0 = mf_read_s8x4(in);
-        const uint32_t x1 = mf_read_s8x4(in + in1_offset);
-        const uint32_t wa = mf_read_s8x4(w0);
-        const uint32_t wb = mf_read_s8x4(w0 + w1_offset);
+     * gives the weights. One index from -len4 up to 0 for all four rows leaves registers for the accumulators. */
+    const int32_t len4 = len & ~3;
+    in0 += len4;
+    in1 += len4;
+    w0 += len4;
+    w1 += len4;
+    for (i = -len4; i != 0; i += 4) {
+        const uint32_t x0 = mf_read_s8x4(in0 + i);
+        const uint32_t x1 = mf_read_s8x4(in1 + i);
+        const uint32_t wa = mf_read_s8x4(w0 + i);
+        const uint32_t wb = mf_read_s8x4(w1 + i);
         const uint32_t x0_even = mf_sxtab16(neg_zp, x0);
         const uint32_t x1_even = mf_sxtab16(neg_zp, x1);
         const uint32_t wa_even = mf_sxtb16(wa);
@@ -61,21 +71,20 @@ static inline void mf_conv_segment_2x2(const int8_t *in, size_t in1_offset, cons
         acc01 = mf_smlad(x0_odd, wb_odd, acc01);
         acc10 = mf_smlad(x1_odd, wa_odd, acc10);
         acc11 = mf_smlad(x1_odd, wb_odd, acc11);
-        in += 4;
-        w0 += 4;
     }
+    len -= len4;
+#else
+    (void)neg_zp;
 #endif
-    while (in != in_end) {
-        const int32_t x0 = (int32_t)in[0] - input_zp;
-        const int32_t x1 = (int32_t)in[in1_offset] - input_zp;
-        const int32_t wa = w0[0];
-        const int32_t wb = w0[w1_offset];
+    for (i = 0; i < len; i++) {
+        const int32_t x0 = (int32_t)in0[i] - input_zp;
+        const int32_t x1 = (int32_t)in1[i] - input_zp;
+        const int32_t wa = w0[i];
+        const int32_t wb = w1[i];
         acc00 += x0 * wa;
         acc01 += x0 * wb;
         acc10 += x1 * wa;
         acc11 += x1 * wb;
-        in++;
-        w0++;
     }
     acc[0] = acc00;
     acc[1] = acc01;
@@ -83,36 +92,37 @@ static inline void mf_conv_segment_2x2(const int8_t *in, size_t in1_offset, cons
     acc[3] = acc11;
 }
 
-/* acc[0..1] += {x.w0, x.w1} over len values (one pixel, two channels), input_zp subtracted from every input value. */
-static inline void mf_conv_segment_1x2(const int8_t *in, const int8_t *w0, size_t w1_offset, int32_t len,
-                                       int32_t input_zp, int32_t acc[2])
+/* acc[0..1] += {x.w0, x.w1} over len values (one pixel, two channels), like mf_conv_segment_2x2. */
+static inline void mf_conv_segment_1x2(const int8_t *in, const int8_t *w0, const int8_t *w1, int32_t len,
+                                       int32_t input_zp, uint32_t neg_zp, int32_t acc[2])
 {
-    const int8_t *const in_end = in + len;
     int32_t acc0 = acc[0];
     int32_t acc1 = acc[1];
+    int32_t i;
 #if MF_DSP
-    const uint32_t neg_zp = mf_dup16(-input_zp);
-    const int8_t *const in_end4 = in + (len & ~3);
-    while (in != in_end4) {
-        const uint32_t x = mf_read_s8x4(in);
-        const uint32_t wa = mf_read_s8x4(w0);
-        const uint32_t wb = mf_read_s8x4(w0 + w1_offset);
+    const int32_t len4 = len & ~3;
+    in += len4;
+    w0 += len4;
+    w1 += len4;
+    for (i = -len4; i != 0; i += 4) {
+        const uint32_t x = mf_read_s8x4(in + i);
+        const uint32_t wa = mf_read_s8x4(w0 + i);
+        const uint32_t wb = mf_read_s8x4(w1 + i);
         const uint32_t x_even = mf_sxtab16(neg_zp, x);
         const uint32_t x_odd = mf_sxtab16_ror8(neg_zp, x);
         acc0 = mf_smlad(x_even, mf_sxtb16(wa), acc0);
         acc1 = mf_smlad(x_even, mf_sxtb16(wb), acc1);
         acc0 = mf_smlad(x_odd, mf_sxtb16_ror8(wa), acc0);
         acc1 = mf_smlad(x_odd, mf_sxtb16_ror8(wb), acc1);
-        in += 4;
-        w0 += 4;
     }
+    len -= len4;
+#else
+    (void)neg_zp;
 #endif
-    while (in != in_end) {
-        const int32_t x = (int32_t)in[0] - input_zp;
-        acc0 += x * (int32_t)w0[0];
-        acc1 += x * (int32_t)w0[w1_offset];
-        in++;
-        w0++;
+    for (i = 0; i < len; i++) {
+        const int32_t x = (int32_t)in[i] - input_zp;
+        acc0 += x * (int32_t)w0[i];
+        acc1 += x * (int32_t)w1[i];
     }
     acc[0] = acc0;
     acc[1] = acc1;
@@ -120,40 +130,103 @@ static inline void mf_conv_segment_1x2(const int8_t *in, const int8_t *w0, size_
 
 /* The 2x2 block over `rows` window rows and `taps` taps per row: in and w point at the first tap of the first row
  * (pixel 0 and channel 0), pixel 1's input is at in + in1_offset, channel 1's weights at w + w1_offset. */
-static void mf_conv_taps_2x2(const mf_conv_taps *t, const int8_t *in, size_t in1_offset, const int8_t *w,
-                             size_t w1_offset, int32_t rows, int32_t taps, int32_t acc[4])
+static MF_CONV_NOINLINE void mf_conv_taps_2x2(const mf_conv_taps *t, const int8_t *in, size_t in1_offset,
+                                              const int8_t *w, size_t w1_offset, int32_t rows, int32_t taps,
+                                              int32_t acc[4])
 {
     /* with dil_w == 1 a row's taps are contiguous in the input as in the filter: one segment */
     const int32_t segments = t->dil_w == 1 ? 1 : taps;
     const int32_t segment_len = t->dil_w == 1 ? taps * t->in_c : t->in_c;
+    const size_t in_tap_step = t->in_tap_step;
+    const size_t in_row_step = t->in_row_step;
+    const size_t w_row_step = t->w_row_step;
+    const size_t w_tap_step = (size_t)t->in_c;
+    const int32_t input_zp = t->input_zp;
+    const uint32_t neg_zp = (uint32_t)(-input_zp) & 0xFFFFu;
     int32_t row;
+#if MF_DSP
+    if (segments == 1 && (segment_len & 3) == 0) {
+        /* the common case (3x3 windows over channels in whole words): accumulators and the four row pointers stay
+         * in registers from row to row, one index runs over a row */
+        const uint32_t neg_zp2 = neg_zp * 0x00010001u;
+        const int8_t *in0 = in + segment_len;
+        const int8_t *in1 = in0 + in1_offset;
+        const int8_t *w0 = w + segment_len;
+        const int8_t *w1 = w0 + w1_offset;
+        int32_t acc00 = acc[0];
+        int32_t acc01 = acc[1];
+        int32_t acc10 = acc[2];
+        int32_t acc11 = acc[3];
+        for (row = 0; row < rows; row++) {
+            int32_t i;
+            for (i = -segment_len; i != 0; i += 4) {
+                const uint32_t x0 = mf_read_s8x4(in0 + i);
+                const uint32_t x1 = mf_read_s8x4(in1 + i);
+                const uint32_t wa = mf_read_s8x4(w0 + i);
+                const uint32_t wb = mf_read_s8x4(w1 + i);
+                const uint32_t x0_even = mf_sxtab16(neg_zp2, x0);
+                const uint32_t x1_even = mf_sxtab16(neg_zp2, x1);
+                const uint32_t wa_even = mf_sxtb16(wa);
+                const uint32_t wb_even = mf_sxtb16(wb);
+                uint32_t x0_odd;
+                uint32_t x1_odd;
+                uint32_t wa_odd;
+                uint32_t wb_odd;
+                acc00 = mf_smlad(x0_even, wa_even, acc00);
+                acc01 = mf_smlad(x0_even, wb_even, acc01);
+                acc10 = mf_smlad(x1_even, wa_even, acc10);
+                acc11 = mf_smlad(x1_even, wb_even, acc11);
+                x0_odd = mf_sxtab16_ror8(neg_zp2, x0);
+                x1_odd = mf_sxtab16_ror8(neg_zp2, x1);
+                wa_odd = mf_sxtb16_ror8(wa);
+                wb_odd = mf_sxtb16_ror8(wb);
+                acc00 = mf_smlad(x0_odd, wa_odd, acc00);
+                acc01 = mf_smlad(x0_odd, wb_odd, acc01);
+                acc10 = mf_smlad(x1_odd, wa_odd, acc10);
+                acc11 = mf_smlad(x1_odd, wb_odd, acc11);
+            }
+            in0 += in_row_step;
+            in1 += in_row_step;
+            w0 += w_row_step;
+            w1 += w_row_step;
+        }
+        acc[0] = acc00;
+        acc[1] = acc01;
+        acc[2] = acc10;
+        acc[3] = acc11;
+        return;
+    }
+#endif
     for (row = 0; row < rows; row++) {
         const int8_t *in_tap = in;
         const int8_t *w_tap = w;
         int32_t segment;
         for (segment = 0; segment < segments; segment++) {
-            mf_conv_segment_2x2(in_tap, in1_offset, w_tap, w1_offset, segment_len, t->input_zp, acc);
-            in_tap += t->in_tap_step;
-            w_tap += t->in_c;
+            mf_conv_segment_2x2(in_tap, in_tap + in1_offset, w_tap, w_tap + w1_offset, segment_len, input_zp,
+                                neg_zp * 0x00010001u, acc);
+            in_tap += in_tap_step;
+            w_tap += w_tap_step;
         }
-        in += t->in_row_step;
-        w += t->w_row_step;
+        in += in_row_step;
+        w += w_row_step;
     }
 }
 
 /* The 1x2 block (one pixel), like mf_conv_taps_2x2. */
-static void mf_conv_taps_1x2(const mf_conv_taps *t, const int8_t *in, const int8_t *w, size_t w1_offset,
-                             int32_t rows, int32_t taps, int32_t acc[2])
+static MF_CONV_NOINLINE void mf_conv_taps_1x2(const mf_conv_taps *t, const int8_t *in, const int8_t *w,
+                                              size_t w1_offset, int32_t rows, int32_t taps, int32_t acc[2])
 {
     const int32_t segments = t->dil_w == 1 ? 1 : taps;
     const int32_t segment_len = t->dil_w == 1 ? taps * t->in_c : t->in_c;
+    const int32_t input_zp = t->input_zp;
+    const uint32_t neg_zp = ((uint32_t)(-input_zp) & 0xFFFFu) * 0x00010001u;
     int32_t row;
     for (row = 0; row < rows; row++) {
         const int8_t *in_tap = in;
         const int8_t *w_tap = w;
         int32_t segment;
         for (segment = 0; segment < segments; segment++) {
-            mf_conv_segment_1x2(in_tap, w_tap, w1_offset, segment_len, t->input_zp, acc);
+            mf_conv_segment_1x2(in_tap, w_tap, w_tap + w1_offset, segment_len, input_zp, neg_zp, acc);
             in_tap += t->in_tap_step;
             w_tap += t->in_c;
         }
