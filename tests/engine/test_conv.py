@@ -94,7 +94,7 @@ def test_depthwise_conv2d_simd_shapes(engine_libs, mode, case, c, k, stride, dil
 
 
 @pytest.mark.parametrize("mode", MODES)
-@settings(max_examples=40, **SETTINGS)
+@settings(max_examples=25, **SETTINGS)
 @given(case=conv_cases(), c_in=st.sampled_from([3, 4, 8, 13, 16]), k=st.sampled_from([(3, 3), (5, 5), (3, 7)]),
        stride=st.integers(1, 2), dil=st.sampled_from([1, 2]))
 def test_conv2d_large_window_shapes(engine_libs, mode, case, c_in, k, stride, dil):
