@@ -36,15 +36,36 @@ static inline int32_t mf_rounding_divide_by_pot(int32_t x, int32_t exponent)
     return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
+/* MultiplyByQuantizedMultiplier for a right shift by e = -shift in [1, 31], bit for bit, as one 64-bit sum and one
+ * shift (SMLAL + ASR on Cortex-M3/M4/M7). SRDHM is x = floor((ab + 2^30) / 2^31) for both signs of ab = a * b (the
+ * truncating division of TFLite's negative branch is that floor), and RoundingDivideByPOT rounds half away from
+ * zero: floor((x + 2^(e-1) - s) / 2^e) with s = [x < 0]. Nested floors of integer divisions compose, so the result
+ * is floor((ab + 2^30 + 2^(30+e) - s * 2^31) / 2^(31+e)), the high word of that sum shifted right by e - 1. s may be
+ * taken as the sign of a ^ b: where the two differ (-2^30 <= ab <= 0, x = 0) the result is 0 with either
+ * (e >= 1). INT32_MIN * INT32_MIN needs no case: TFLite's saturated INT32_MAX and this sum's 2^31 divide by 2^e,
+ * rounded, to the same value. tests/engine/test_requant.py compares it with TFLite's two-step arithmetic. */
+static inline int32_t mf_mbqm_right(int32_t x, int32_t multiplier, int32_t e)
+{
+    const uint32_t pow2 = (uint32_t)1 << e;
+    const uint32_t neg = (uint32_t)((x ^ multiplier) >> 31); /* 0 or all ones: -s * 2^31 is {lo: neg << 31, hi: neg} */
+    const uint64_t round = (((uint64_t)(pow2 >> 2) << 32) | ((pow2 << 30) | 0x40000000u)) /* 2^30 + 2^(30+e) */
+                           + (((uint64_t)neg << 32) | (uint64_t)(neg << 31));
+    const uint64_t sum = round + (uint64_t)((int64_t)x * (int64_t)multiplier);
+    return (int32_t)(uint32_t)(sum >> 32) >> (e - 1);
+}
+
 static inline int32_t mf_mbqm(int32_t x, int32_t multiplier, int32_t shift)
 {
+    if (shift < 0) {
+        return mf_mbqm_right(x, multiplier, -shift);
+    }
     if (shift > 0) {
         /* the left shift saturates to the int32 range (TFLite leaves this overflow undefined) */
         const int64_t shifted = (int64_t)x * ((int64_t)1 << shift);
         const int32_t sat = shifted > INT32_MAX ? INT32_MAX : (shifted < INT32_MIN ? INT32_MIN : (int32_t)shifted);
         return mf_srdhm(sat, multiplier);
     }
-    return mf_rounding_divide_by_pot(mf_srdhm(x, multiplier), -shift);
+    return mf_srdhm(x, multiplier);
 }
 
 static inline int32_t mf_clamp32(int32_t v, int32_t lo, int32_t hi)

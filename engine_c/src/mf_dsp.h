@@ -148,6 +148,27 @@ static inline uint32_t mf_dup16(int32_t v)
     return ((uint32_t)v & 0xFFFFu) * 0x00010001u;
 }
 
+/* Per byte lane, the larger of the int8 values of x and y (max pooling): SSUB8 sets the GE flags, SEL reads them. */
+#if MF_DSP_NATIVE
+static inline uint32_t mf_max_s8x4(uint32_t x, uint32_t y)
+{
+    uint32_t result;
+    __asm__("ssub8 %0, %1, %2\n\tsel %0, %1, %2" : "=&r"(result) : "r"(x), "r"(y) : "cc");
+    return result;
+}
+#else
+static inline uint32_t mf_max_s8x4(uint32_t x, uint32_t y)
+{
+    uint32_t result = 0;
+    int lane;
+    for (lane = 0; lane < 4; lane++) {
+        const uint32_t mask = 0xFFu << (8 * lane);
+        result |= ((int8_t)(uint8_t)(x >> (8 * lane)) >= (int8_t)(uint8_t)(y >> (8 * lane)) ? x : y) & mask;
+    }
+    return result;
+}
+#endif
+
 #endif /* MF_DSP */
 
 #endif /* MF_DSP_H */

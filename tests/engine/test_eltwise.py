@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import mf_ort
 from mf_check import check_op
-from mf_engine import MF_ARG_ERROR, MF_OK, MODES, ConcatInput, ConcatParams, Dims, Requant
+from mf_engine import MF_ARG_ERROR, MF_OK, MODES, AddParams, ConcatInput, ConcatParams, Dims, Requant
 from strategies import activation_scales, activations, int8_array, seeds, zero_points
 
 
@@ -129,3 +129,42 @@ def test_add_rounding_ties(engine_libs, mode, scales, zps, seed):
                 act=(-128, 127), seed=seed)
     ours, ref = _run_add(engine_libs[mode], case)
     check_op("QLinearAdd (rounding ties)", mode, ours, ref)
+
+
+# (left_shift, input1 (multiplier, shift), input2, output, zero points, activation): TFLite's usual exponents (input
+# 0 and < 0, output < 0: the kernel's hoisted path), a left shift and a zero output exponent (its general path),
+# negative and extreme multipliers
+ADD_FIXED_PARAMS = [
+    (20, (2**30, 0), (1518500250, -1), (1300000000, -19), (0, 0, 0), (-128, 127)),
+    (20, (1600000000, -3), (2**30, 0), (2**31 - 1, -12), (-128, 127, -5), (-20, 90)),
+    (22, (2**30 + 1, -31), (2**31 - 1, -30), (2**30, -1), (3, -7, 127), (-128, 127)),
+    (0, (2**30, 0), (2**30, 0), (2**30, -1), (100, -100, 0), (-128, 127)),
+    (20, (-(2**30), -2), (-1518500250, 0), (1300000000, -17), (1, 2, 3), (0, 6)),
+    (10, (2**30, 1), (2**30, -1), (2**30, 0), (0, 5, -3), (-128, 127)),
+    (20, (2**30, 0), (2**30, -2), (1073741825, 0), (-1, 1, 0), (-128, 127)),
+]
+
+
+@pytest.mark.parametrize("left_shift, p1, p2, po, zps, act", ADD_FIXED_PARAMS)
+def test_add_fixed_every_input_pair(fixed_engine, left_shift, p1, p2, po, zps, act):
+    """All 65536 int8 pairs (+ a 3-element tail) against TFLite's arithmetic element by element (mcuforge.ir.quant):
+    the four-per-word loop with hoisted rounding constants is bit for bit the general one."""
+    from mcuforge.ir import quant as engine_quant
+
+    grid = np.arange(-128, 128, dtype=np.int64)
+    a = np.concatenate([np.repeat(grid, 256), [127, -128, 0]])
+    b = np.concatenate([np.tile(grid, 256), [-128, 127, 0]])
+    zp1, zp2, zpy = zps
+    scaled = [engine_quant.multiply_by_quantized_multiplier((x - zp) * 2**left_shift, np.int64(m), np.int64(s))
+              for x, zp, (m, s) in ((a, zp1, p1), (b, zp2, p2))]
+    total = ((scaled[0] + scaled[1] + 2**31) % 2**32) - 2**31  # int32 wrap-around
+    expected = np.clip(engine_quant.multiply_by_quantized_multiplier(total, np.int64(po[0]), np.int64(po[1])) + zpy,
+                       *act)
+    a8, b8 = a.astype(np.int8), b.astype(np.int8)
+    out = np.zeros_like(a8)
+    params = AddParams(zp1, zp2, zpy, 1.0, 1.0, 1.0, left_shift, Requant(0.0, *p1), Requant(0.0, *p2),
+                       Requant(0.0, *po), *act)
+    status = fixed_engine.lib.mf_add_s8(C.byref(params), a8.size, a8.ctypes.data_as(C.POINTER(C.c_int8)),
+                                        b8.ctypes.data_as(C.POINTER(C.c_int8)), out.ctypes.data_as(C.POINTER(C.c_int8)))
+    assert status == MF_OK
+    np.testing.assert_array_equal(out, expected.astype(np.int8))

@@ -88,3 +88,14 @@ def test_avgpool_fixed_mode_rarely_off_by_one(fixed_engine):
                 ys=0.0198, xzp=-6, yzp=-4, act=(-128, 127), seed=4)
     ours, ref = _run_avgpool(fixed_engine, case)
     assert check_op("QLinearAveragePool (realistic)", "fixed", ours, ref) / ref.size < 0.05
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("fill", [-128, 127, None])
+def test_global_avgpool_more_than_256_pixels(engine_libs, mode, fill):
+    """The SIMD path sums 4 channels in int16 lanes, flushed every 256 pixels: 17 x 19 pixels of extreme values."""
+    rng = np.random.default_rng(7)
+    x = int8_array(rng, (1, 7, 17, 19)) if fill is None else np.full((1, 7, 17, 19), fill, dtype=np.int8)
+    ref = mf_ort.qlinear_global_avgpool(x, 0.05, -128, 0.01, 5)
+    ours = engine_libs[mode].global_avgpool(x[0].transpose(1, 2, 0), 0.05, -128, 0.01, 5)
+    check_op("QLinearGlobalAveragePool (> 256 pixels)", mode, ours, ref.reshape(-1))

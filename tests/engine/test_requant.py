@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import subprocess
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -121,3 +123,22 @@ def test_float_multiplier_order_matches_ort():
     expected = ((x * w).astype(np.float32) / y).astype(np.float32)
     got = engine_quant.float_multiplier(x, w, y)
     assert got.dtype == np.float32 and np.array_equal(got, expected)
+
+
+REQUANT_COMPARE = Path(__file__).with_name("requant_compare.c")
+ENGINE_DIR = Path(__file__).resolve().parents[2] / "engine_c"
+
+
+@pytest.mark.parametrize("flags, count", [(("-O2",), 60_000_000),
+                                          (("-O1", "-fsanitize=undefined", "-fno-sanitize-recover=all"), 3_000_000)],
+                         ids=["O2", "ubsan"])
+def test_inline_fixed_requant_matches_two_step_reference(tmp_path, flags, count):
+    """mf_arith.h's one-rounding mf_mbqm / mf_requant_fixed against TFLite's two-step arithmetic (the engine's
+    previous code, copied into requant_compare.c): every pair of edge values at every shift, then `count` random
+    inputs (full int32, Q31 multipliers, small values, exact ties, edges)."""
+    exe = tmp_path / "requant_compare"
+    subprocess.run(["gcc", *flags, "-Wall", "-Wextra", "-Werror", f"-I{ENGINE_DIR / 'include'}",
+                    f"-I{ENGINE_DIR / 'src'}", "-DMF_REQUANT_MODE=MF_REQUANT_FIXED", str(REQUANT_COMPARE), "-o",
+                    str(exe)], check=True)
+    out = subprocess.run([str(exe), str(count), "15"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and out.stdout.startswith("ok"), out.stdout + out.stderr

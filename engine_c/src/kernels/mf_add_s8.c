@@ -3,6 +3,102 @@
 
 #if MF_REQUANT_MODE == MF_REQUANT_FLOAT
 #include <math.h> /* fmaf: ORT's kernel uses fused multiply-adds */
+
+/* MLAS (MlasQLinearAddKernelAvx2Helper, what ORT runs on x86-64 with AVX2): with r1 = s1 / s_y, r2 = s2 / s_y and
+ * fixed = (float)zp_y - fma(r1, zp1, r2 * zp2), v = fma(q1, r1, fma(q2, r2, fixed)), clamped, rounded half to even.
+ * The fused multiply-adds (single rounding) are needed for bit-exactness: C99 fmaf, one VFMA instruction on
+ * Cortex-M4F/M7. */
+typedef struct {
+    float ratio1;
+    float ratio2;
+    float fixed_part;
+    float lo;
+    float hi;
+} mf_add_float;
+
+static inline uint32_t mf_add_float_one(const mf_add_float *k, int32_t q1, int32_t q2)
+{
+    float v = fmaf((float)q1, k->ratio1, fmaf((float)q2, k->ratio2, k->fixed_part));
+    if (v < k->lo) {
+        v = k->lo;
+    }
+    if (v > k->hi) {
+        v = k->hi;
+    }
+    return (uint32_t)mf_round_half_even_f(v) & 0xFFu;
+}
+#else
+
+/* TFLite's add when the input exponents are <= 0 and the output's < 0 (always so with TFLite's parameters: the
+ * larger input scale gives 0.5 = 2^30 * 2^(0-31), the other less, the output about 2^-20): mf_mbqm_right with its
+ * rounding constants computed once. An exponent e of 0 (SRDHM alone: floor((ab + 2^30) / 2^31)) takes the same
+ * instructions on 2 * a, whose product with the multiplier then needs 2^32 as divisor: the high word of
+ * 2ab + 2^31, no sign term (2 * a fits: |a| <= 255 * 2^22). */
+typedef struct {
+    uint64_t round;     /* 2^30 + 2^(30+e); 2^31 for e = 0 */
+    int32_t multiplier;
+    int32_t e_minus_1;  /* e - 1; 0 for e = 0 */
+    uint32_t neg_mask;  /* all ones; 0 for e = 0 */
+    int32_t left_shift; /* the input's headroom shift, + 1 for e = 0 */
+} mf_add_rescale;
+
+static inline mf_add_rescale mf_add_rescale_make(const mf_requant *r, int32_t left_shift)
+{
+    mf_add_rescale k;
+    k.multiplier = r->multiplier;
+    if (r->shift == 0) {
+        k.round = (uint64_t)1 << 31;
+        k.e_minus_1 = 0;
+        k.neg_mask = 0;
+        k.left_shift = left_shift + 1;
+    } else {
+        const uint32_t pow2 = (uint32_t)1 << -r->shift;
+        k.round = ((uint64_t)(pow2 >> 2) << 32) | ((pow2 << 30) | 0x40000000u);
+        k.e_minus_1 = -r->shift - 1;
+        k.neg_mask = 0xFFFFFFFFu;
+        k.left_shift = left_shift;
+    }
+    return k;
+}
+
+/* mf_mbqm(x, multiplier, -e), bit for bit (for e = 0: x already doubled, and not INT32_MIN) */
+static inline int32_t mf_add_rescale_apply(int32_t x, const mf_add_rescale *k)
+{
+    const uint32_t neg = (uint32_t)((x ^ k->multiplier) >> 31) & k->neg_mask;
+    const uint64_t sum = k->round + (((uint64_t)neg << 32) | (uint64_t)(neg << 31)) +
+                         (uint64_t)((int64_t)x * (int64_t)k->multiplier);
+    return (int32_t)(uint32_t)(sum >> 32) >> k->e_minus_1;
+}
+
+typedef struct {
+    mf_add_rescale in1;
+    mf_add_rescale in2;
+    mf_add_rescale out;
+    int32_t zp1;
+    int32_t zp2;
+    int32_t output_zp;
+    int32_t scaled_min; /* act_min - output_zp */
+    int32_t scaled_max; /* act_max - output_zp */
+    int32_t act_min;
+    int32_t act_max;
+} mf_add_fixed;
+
+static inline uint32_t mf_add_fixed_one(const mf_add_fixed *k, int32_t q1, int32_t q2)
+{
+    const int32_t a = (q1 - k->zp1) * (1 << k->in1.left_shift);
+    const int32_t b = (q2 - k->zp2) * (1 << k->in2.left_shift);
+    const int32_t sum = mf_wrapping_add(mf_add_rescale_apply(a, &k->in1), mf_add_rescale_apply(b, &k->in2));
+    const int32_t scaled = mf_add_rescale_apply(sum, &k->out);
+    int32_t out;
+    if (scaled > k->scaled_max) {
+        out = k->act_max;
+    } else if (scaled < k->scaled_min) {
+        out = k->act_min;
+    } else {
+        out = scaled + k->output_zp;
+    }
+    return (uint32_t)out & 0xFFu;
+}
 #endif
 
 mf_status mf_add_s8(const mf_add_params *params, int32_t size, const int8_t *input1, const int8_t *input2,
@@ -19,47 +115,65 @@ mf_status mf_add_s8(const mf_add_params *params, int32_t size, const int8_t *inp
         const int32_t output_zp = params->output_zp;
         const int32_t act_min = params->act_min;
         const int32_t act_max = params->act_max;
-        int32_t i;
+        int32_t i = 0;
 #if MF_REQUANT_MODE == MF_REQUANT_FLOAT
-        /* MLAS (MlasQLinearAddKernelAvx2Helper, what ORT runs on x86-64 with AVX2): with r1 = s1 / s_y,
-         * r2 = s2 / s_y and fixed = (float)zp_y - fma(r1, zp1, r2 * zp2),
-         * v = fma(q1, r1, fma(q2, r2, fixed)), rounded half to even and saturated. The fused multiply-adds
-         * (single rounding) are needed for bit-exactness: C99 fmaf, one VFMA instruction on Cortex-M4F/M7. */
         const float ratio1 = params->input1_scale / params->output_scale;
         const float ratio2 = params->input2_scale / params->output_scale;
-        const float fixed_part = (float)output_zp - fmaf(ratio1, (float)zp1, ratio2 * (float)zp2);
-        const float lo = (float)act_min;
-        const float hi = (float)act_max;
+        const mf_add_float k = {ratio1, ratio2, (float)output_zp - fmaf(ratio1, (float)zp1, ratio2 * (float)zp2),
+                                (float)act_min, (float)act_max};
         if (!(params->input1_scale > 0.0f) || !(params->input2_scale > 0.0f) || !(params->output_scale > 0.0f)) {
             return MF_ARG_ERROR;
         }
-        for (i = 0; i < size; i++) {
-            float v = fmaf((float)input1[i], ratio1, fmaf((float)input2[i], ratio2, fixed_part));
-            if (v < lo) {
-                v = lo;
-            }
-            if (v > hi) {
-                v = hi;
-            }
-            output[i] = (int8_t)mf_round_half_even(v);
-        }
+#define MF_ADD_ONE(q1, q2) mf_add_float_one(&k, (q1), (q2))
 #else
         /* TFLite: both inputs shifted left for headroom, rescaled to a common scale, summed, requantized. */
         const int32_t left_shift = params->left_shift;
+        mf_add_fixed k;
         if (left_shift < 0 || left_shift > 22) {
             return MF_ARG_ERROR;
         }
-        for (i = 0; i < size; i++) {
-            const int32_t a = ((int32_t)input1[i] - zp1) * (1 << left_shift);
-            const int32_t b = ((int32_t)input2[i] - zp2) * (1 << left_shift);
-            const int32_t a_scaled =
-                mf_mbqm(a, params->input1.multiplier, params->input1.shift);
-            const int32_t b_scaled =
-                mf_mbqm(b, params->input2.multiplier, params->input2.shift);
-            output[i] = (int8_t)mf_requant_fixed(mf_wrapping_add(a_scaled, b_scaled), params->output.multiplier,
-                                                    params->output.shift, output_zp, act_min, act_max);
+        if (params->input1.shift > 0 || params->input2.shift > 0 || params->output.shift >= 0 ||
+            params->input1.shift < -31 || params->input2.shift < -31 || params->output.shift < -31) {
+            /* a left shift somewhere: the general arithmetic, element by element */
+            for (i = 0; i < size; i++) {
+                const int32_t a = ((int32_t)input1[i] - zp1) * (1 << left_shift);
+                const int32_t b = ((int32_t)input2[i] - zp2) * (1 << left_shift);
+                const int32_t a_scaled = mf_mbqm(a, params->input1.multiplier, params->input1.shift);
+                const int32_t b_scaled = mf_mbqm(b, params->input2.multiplier, params->input2.shift);
+                output[i] = (int8_t)mf_requant_fixed(mf_wrapping_add(a_scaled, b_scaled), params->output.multiplier,
+                                                     params->output.shift, output_zp, act_min, act_max);
+            }
+            return MF_OK;
         }
+        k.in1 = mf_add_rescale_make(&params->input1, left_shift);
+        k.in2 = mf_add_rescale_make(&params->input2, left_shift);
+        k.out = mf_add_rescale_make(&params->output, 0);
+        k.zp1 = zp1;
+        k.zp2 = zp2;
+        k.output_zp = output_zp;
+        k.scaled_min = act_min - output_zp;
+        k.scaled_max = act_max - output_zp;
+        k.act_min = act_min;
+        k.act_max = act_max;
+#define MF_ADD_ONE(q1, q2) mf_add_fixed_one(&k, (q1), (q2))
 #endif
+        /* four elements per iteration: one word load per input, one word store */
+        for (; i + 4 <= size; i += 4) {
+            uint32_t w1;
+            uint32_t w2;
+            uint32_t out;
+            memcpy(&w1, input1 + i, sizeof(w1));
+            memcpy(&w2, input2 + i, sizeof(w2));
+            out = MF_ADD_ONE((int8_t)w1, (int8_t)w2);
+            out |= MF_ADD_ONE((int8_t)(w1 >> 8), (int8_t)(w2 >> 8)) << 8;
+            out |= MF_ADD_ONE((int8_t)(w1 >> 16), (int8_t)(w2 >> 16)) << 16;
+            out |= MF_ADD_ONE((int8_t)(w1 >> 24), (int8_t)(w2 >> 24)) << 24;
+            memcpy(output + i, &out, sizeof(out));
+        }
+        for (; i < size; i++) {
+            output[i] = (int8_t)MF_ADD_ONE(input1[i], input2[i]);
+        }
+#undef MF_ADD_ONE
     }
     return MF_OK;
 }

@@ -108,35 +108,13 @@ static inline void mf_dw_tap4(const int8_t *in, const int8_t *weights, mf_dw_zp 
 #endif
 
 #if MF_REQUANT_MODE == MF_REQUANT_FIXED
-/* mf_requant_fixed for the usual right shift (shift <= 0), bit for bit, in fewer instructions: TFLite's
- * SaturatingRoundingDoublingHighMul is (acc * multiplier + 2^30) >> 31 for both signs of the product (the
- * truncating division of its negative branch is that floor), and RoundingDivideByPOT by e = -shift rounds half
- * away from zero: floor((x + 2^(e-1) - [x < 0]) / 2^e), where x + 2^(e-1) may leave int32 only when x >= 0, so it
- * is computed as uint32 and shifted logically then. Left shifts (and INT32_MIN * INT32_MIN, outside the multiplier's
- * range) go through the out-of-line mf_requantize_fixed. */
 static inline int32_t mf_dw_requant(int32_t acc, const mf_dw_ctx *ctx, int32_t ch)
 {
-    const int32_t multiplier = ctx->quant.multiplier[ch];
-    const int32_t shift = ctx->quant.shift[ch];
-    int32_t x;
-    int32_t scaled;
-    if (shift > 0 || (acc == INT32_MIN && multiplier == INT32_MIN)) {
-        return mf_requantize_fixed(acc, multiplier, shift, ctx->output_zp, ctx->act_min, ctx->act_max);
-    }
-    x = (int32_t)(((int64_t)acc * (int64_t)multiplier + ((int64_t)1 << 30)) >> 31);
-    if (shift == 0) {
-        scaled = x;
-    } else {
-        const uint32_t sum = (uint32_t)x + ((uint32_t)1 << (-shift - 1)) - (x < 0 ? 1u : 0u);
-        scaled = x < 0 ? (int32_t)sum >> -shift : (int32_t)(sum >> -shift);
-    }
+    const int32_t scaled = mf_mbqm(acc, ctx->quant.multiplier[ch], ctx->quant.shift[ch]);
     if (scaled > ctx->scaled_max) {
         return ctx->act_max;
     }
-    if (scaled < ctx->scaled_min) {
-        return ctx->act_min;
-    }
-    return scaled + ctx->output_zp;
+    return scaled < ctx->scaled_min ? ctx->act_min : scaled + ctx->output_zp;
 }
 #else
 static inline int32_t mf_dw_requant(int32_t acc, const mf_dw_ctx *ctx, int32_t ch)
