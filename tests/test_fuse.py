@@ -266,7 +266,7 @@ def test_choose_keeps_only_blocks_the_arena_needs(mbv2_model: Path):
     inner = {o.name: o for o in layers.ops if o.name in kept[0]}
     assert op.macs(graph.tensors) == sum(o.macs(layers.tensors) for o in inner.values())  # no recomputation
     assert op.nodes == [node for name in kept[0] for node in inner[name].nodes]
-    assert op.attrs["scratch_bytes"] < layers.tensors[inner[kept[0][0]].output].bytes
+    assert op.compound.scratch_bytes < layers.tensors[inner[kept[0][0]].output].bytes
 
 
 def _build(int8: Path, work: Path, schedule: ScheduleConfig, board: str | None = None, requant: str = "float"

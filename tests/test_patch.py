@@ -160,7 +160,7 @@ def test_auto_lowers_the_arena_within_the_macs_limit(model, layer_by_layer, tmp_
     # the output overlays the dying input: the step needs less than input + output + working memory
     op = graph.ops[0]
     src, dst = graph.tensors[op.inputs[0]], graph.tensors[op.output]
-    assert patch.stage_bytes(graph, op.attrs["stage"]) < src.bytes + dst.bytes + op.attrs["scratch_bytes"]
+    assert patch.stage_bytes(graph, op.attrs["stage"]) < src.bytes + dst.bytes + op.compound.scratch_bytes
     plan.check_no_overlap()
     # a zero MACs budget leaves only stages without halos, which cannot lower this model's arena
     strict = frontends.load(model)

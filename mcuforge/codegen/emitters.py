@@ -45,7 +45,7 @@ def emit_mbconv_fused(ctx: Context, index: int, op: Op) -> None:
             ctx.body.line(f"{{{c.params}, {c.quant}, {c.filter_dims}, {c.weight}, {c.bias}}},")
     ctx.body.line(f"static const mf_dims in_dims = {dims(src.shape)}, out_dims = {dims(dst.shape)};")
     ctx.body.checked_call(f"mf_mbconv_fused_s8(&params, &in_dims, {ctx.arena(src.name)}, &out_dims, "
-                          f"{ctx.arena(dst.name)}, {ctx.scratch(op)}, {op.attrs['scratch_bytes']})")
+                          f"{ctx.arena(dst.name)}, {ctx.scratch(op)}, {op.compound.scratch_bytes})")
 
 
 def emit_fc(ctx: Context, index: int, op: Op) -> None:

@@ -43,6 +43,18 @@ class Tensor:
         return int(np.prod(self.shape))
 
 
+@dataclass(frozen=True)
+class Compound:
+    """What a compound op (a graph rewrite of mcuforge/schedule/: a fused bottleneck, a patch stage) declares to the
+    layers that plan, generate and report it. Its own details (inner layers, patch geometry) stay in `Op.attrs`,
+    read only by its rewriter and its emitter."""
+
+    macs: int                   # MACs it executes (expanded rows, halos computed again)
+    layer_macs: int             # MACs of the model's layers it replaces
+    scratch_bytes: int          # working memory: an arena buffer live at its step only
+    overlay: int | None = None  # its output overlays its dying input, which sits this many bytes into the buffer
+
+
 @dataclass
 class Op:
     kind: OpKind | str       # an OpKind; layers that build ops from plain strings ("conv") compare equal to it
@@ -53,10 +65,11 @@ class Op:
     attrs: dict = field(default_factory=dict)
     consts: dict = field(default_factory=dict)  # numpy arrays: weight (engine layout), bias (int32), w_scale (float32)
     nodes: list[str] = field(default_factory=list)  # QOperator and TFLite: the source node(s) this op executes
+    compound: Compound | None = None  # set for compound ops only
 
     def macs(self, tensors: dict[str, Tensor]) -> int:
-        if "macs" in self.attrs:  # compound ops (mcuforge/schedule/) count their inner ops as they execute them
-            return int(self.attrs["macs"])
+        if self.compound is not None:  # counts its inner ops as it executes them
+            return self.compound.macs
         out = tensors[self.output]
         if self.kind in (OpKind.conv, OpKind.conv1x1):
             kh, kw, cin = self.consts["weight"].shape[1:]

@@ -78,9 +78,9 @@ def layer_traffic(op, tensors: dict, requant: str) -> dict:
         return {key: sum(part[key] for part in parts) for key in parts[0]}
     if op.kind == "patch_stage":  # schedule/patch.py: its layers, computed again on the halos (MACs overhead)
         parts = [layer_traffic(inner, tensors, requant) for inner in op.attrs["stage"].ops]
-        scale = op.attrs["macs"] / op.attrs["layer_macs"] if op.attrs["layer_macs"] else 1.0
+        scale = op.compound.macs / op.compound.layer_macs if op.compound.layer_macs else 1.0
         total = {key: round(sum(part[key] for part in parts) * scale) for key in parts[0]}
-        total["macs"] = op.attrs["macs"]
+        total["macs"] = op.compound.macs
         return total
     if op.kind in WEIGHTED_KINDS:
         macs = op.macs(tensors)

@@ -22,7 +22,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from mcuforge.core.errors import McuforgeError
-from mcuforge.ir.graph import Graph, Op
+from mcuforge.ir.graph import Compound, Graph, Op
 from mcuforge.schedule.plan import plan_for
 
 if TYPE_CHECKING:
@@ -101,10 +101,12 @@ def fused_op(graph: Graph, expand: Op, depthwise: Op, project: Op) -> Op:
         stages.append({"name": op.name, "kind": op.kind, "onnx_type": op.onnx_type, "input": op.inputs[0],
                        "output": op.output, "attrs": dict(op.attrs), "nodes": list(op.nodes)})
         consts.update({f"{stage}/{key}": value for key, value in op.consts.items()})
-    attrs = {"stages": stages, "scratch_bytes": scratch_bytes(src.shape, out.shape, mid_c, k_h, dilation_h),
-             "macs": int(macs)}
+    layer_macs = sum(op.macs(graph.tensors) for op in (expand, depthwise, project))
+    compound = Compound(macs=int(macs), layer_macs=int(layer_macs),
+                        scratch_bytes=scratch_bytes(src.shape, out.shape, mid_c, k_h, dilation_h))
     nodes = [node for op in (expand, depthwise, project) for node in op.nodes]
-    return Op(KIND, f"{expand.name}+fused", "MBConv", [expand.inputs[0]], project.output, attrs, consts, nodes)
+    return Op(KIND, f"{expand.name}+fused", "MBConv", [expand.inputs[0]], project.output, {"stages": stages}, consts,
+              nodes, compound)
 
 
 def inner_ops(op: Op) -> list[Op]:

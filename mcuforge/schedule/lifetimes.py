@@ -12,7 +12,7 @@ rows in a scratch buffer until the input rows under them are no longer needed). 
 At that step the arena needs max(input, output) + scratch instead of input + output; the lower bound credits it.
 
 Compound ops (mcuforge/schedule/rewrite.py) add a working-memory buffer live at their step only, and a patch stage
-may overlay its output on its dying input (`attrs["overlay"]`: the input's displacement inside the shared buffer).
+may overlay its output on its dying input (`Op.compound.overlay`: the input's displacement inside the shared buffer).
 """
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def view_aliases(graph: Graph) -> dict[str, str]:
 
 
 def scratch_name(op: Op) -> str:
-    """The arena buffer of an op's working memory (`attrs["scratch_bytes"]`, e.g. a fused block's row bands)."""
+    """The arena buffer of an op's working memory (`Op.compound.scratch_bytes`, e.g. a fused block's row bands)."""
     return f"{op.name}/work"
 
 
@@ -124,10 +124,10 @@ def lifetimes(graph: Graph, order: list[Op] | None = None, inplace: bool = False
         touch(op.output, step)
     touch(graph.output, len(order) - 1)
     for step, op in enumerate(order):  # compound ops (rewrite.py): working memory live at their step only
-        if op.attrs.get("scratch_bytes"):
+        if op.compound is not None and op.compound.scratch_bytes:
             scratch = scratch_name(op)
-            buffers[scratch] = Buffer(scratch, int(op.attrs["scratch_bytes"]), step, step)
-        if "overlay" in op.attrs:
+            buffers[scratch] = Buffer(scratch, op.compound.scratch_bytes, step, step)
+        if op.compound is not None and op.compound.overlay is not None:
             _overlay(graph, buffers, aliases, displacements, op, step)
     done: dict[str, dict] = {}
     if not inplace:
@@ -161,14 +161,15 @@ def lifetimes(graph: Graph, order: list[Op] | None = None, inplace: bool = False
 
 def graph_displacements(graph: Graph) -> dict[str, int]:
     """tensor -> its byte offset inside the buffer it shares (overlays of compound ops; 0 when absent)."""
-    return {op.inputs[0]: int(op.attrs["overlay"]) for op in graph.ops if "overlay" in op.attrs}
+    return {op.inputs[0]: op.compound.overlay for op in graph.ops
+            if op.compound is not None and op.compound.overlay is not None}
 
 
 def _overlay(graph: Graph, buffers: dict[str, Buffer], aliases: dict[str, str], displacements: dict[str, int],
              op: Op, step: int) -> None:
     """A compound op whose output may be written over its dying input (patch-based inference: each output tile
     lands below every input byte a later patch reads): one buffer holds the output at 0 and the input at
-    `attrs["overlay"]`, so the step needs overlay + input bytes instead of input + output."""
+    `Op.compound.overlay`, so the step needs overlay + input bytes instead of input + output."""
     src = aliases.get(op.inputs[0], op.inputs[0])
     host = buffers[src]
     if host.last_use != step or host.segments or src == aliases.get(graph.output, graph.output):

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mcuforge.core.errors import McuforgeError
-from mcuforge.ir.graph import Graph, Op
+from mcuforge.ir.graph import Compound, Graph, Op
 from mcuforge.schedule import fuse
 from mcuforge.schedule.lifetimes import Buffer
 from mcuforge.schedule.placement import ALIGN, best_placement
@@ -217,11 +217,11 @@ def compound(graph: Graph, stage: Stage) -> Op:
     scratch, offsets = layout(graph, stage)
     first, last = stage.ops[0], stage.ops[-1]
     return Op("patch_stage", f"patch[{first.name}..{last.name}]", "PatchStage", [stage.source], stage.output,
-              {"scratch_bytes": scratch, "macs": stage.patch_macs(graph), "grid": list(stage.grid),
-               "overlay": overlay(graph, stage), "stage": stage, "offsets": offsets,
-               "layer_macs": stage.layer_macs(graph)},
+              {"grid": list(stage.grid), "stage": stage, "offsets": offsets},
               consts={f"{j}/{key}": value for j, op in enumerate(stage.ops) for key, value in op.consts.items()},
-              nodes=[node for op in stage.ops for node in op.nodes])
+              nodes=[node for op in stage.ops for node in op.nodes],
+              compound=Compound(macs=stage.patch_macs(graph), layer_macs=stage.layer_macs(graph),
+                                scratch_bytes=scratch, overlay=overlay(graph, stage)))
 
 
 def _replace(graph: Graph, stage: Stage) -> None:

@@ -5,8 +5,8 @@
   band by row band, so its expanded tensor never exists whole.
 
 A compound op replaces its inner ops in `graph.ops`; its output is the last inner op's output (a tensor of the
-model, so verification compares it like any layer), its working memory is `attrs["scratch_bytes"]` (the planner
-gives it an arena buffer live at its step only) and `attrs["macs"]` counts what it executes. The schedule task
+model, so verification compares it like any layer), its working memory is `Op.compound.scratch_bytes` (the planner
+gives it an arena buffer live at its step only) and `Op.compound.macs` counts what it executes. The schedule task
 records each rewrite in plan.json["rewrites"] ({"kind": ..., ...}); every later stage that reads the model
 re-applies them in order (`planned`), so the plan's op names exist.
 
