@@ -2,10 +2,10 @@
 
 An estimate, not a measurement: each cost kind (an op kind, split where the engine has a separate kernel path: the
 general convolution's small windows, the 3x3 depthwise) has a small linear model in its shape terms (instructions =
-a * MACs + b * output values + c * output pixels + d, or the terms of the kind in TERMS), fitted by non-negative least squares to the
-instructions the engine's kernels execute under QEMU (`benchmarks/fit_latency.py`, which writes the coefficients
-to `latency_model.json` beside this module), plus a per-inference constant (the runner's entry, input and output
-copies). Latency = instructions / clock, taking one instruction per cycle (instructions ~ cycles: Cortex-M cores
+a * MACs + b * output values + c * output pixels + d, or the terms of the kind in TERMS), fitted by non-negative
+least squares to the instructions the engine's kernels execute under QEMU (`benchmarks/fit_latency.py`, which writes
+the coefficients to `latency_model.json` beside this module), plus a per-inference constant (the runner's entry,
+input and output copies). Latency = instructions / clock, taking one instruction per cycle (instructions ~ cycles: Cortex-M cores
 issue about one instruction per cycle; loads, multiply-accumulates and branches that take more are the error).
 
 Families: `dsp` (cores with the DSP extension: Cortex-M4, M7, M33, M55; fitted on the M7 board stm32f746 in float

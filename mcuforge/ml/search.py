@@ -4,8 +4,8 @@ TinyNAS, as MCUNet describes it (no search code was released):
 1. Search-space optimisation. For every (resolution, width multiplier) pair, sample `stage1.samples` random
    architectures, cost each with the real arena planner (peak SRAM) and its int8 constants plus the runtime (flash),
    and its latency predicted by the cost model (ml/latency.py; budget search.constraints.latency_ms at the board's
-   clock), and keep the pair whose architectures that fit the budgets have the largest mean MACs: the FLOPs-CDF rule (a space
-   where fitting models can afford more computation holds more accurate models).
+   clock), and keep the pair whose architectures that fit the budgets have the largest mean MACs: the FLOPs-CDF
+   rule (a space where fitting models can afford more computation holds more accurate models).
 2. Evolutionary search in that space. Candidates are scored by an accuracy proxy (short training from scratch on a
    seeded subset, accuracy on held-out training samples; the test set is never looked at). Each generation keeps the
    best `parents`, and refills the population with crossovers and mutations; every child is re-sampled until it fits

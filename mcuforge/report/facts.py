@@ -3,7 +3,8 @@
 Reads whatever stages have run under build/<name>/ and shows the others as "not run", naming the task to run.
 Sections: budgets (pass/fail: peak SRAM, flash, MACs, latency; the lecture's FLOPs budget), per-layer table,
 model-size breakdown, accuracy (fp32 / int8 / host / QEMU), verification, search, energy and data movement
-(energy.py), and the latency cost model's prediction for the built model beside the QEMU count (ml/latency.py). Everything is computed from the artifacts: no timestamps, so the report is reproducible.
+(energy.py), and the latency cost model's prediction for the built model beside the QEMU count (ml/latency.py).
+Everything is computed from the artifacts: no timestamps, so the report is reproducible.
 """
 from __future__ import annotations
 
