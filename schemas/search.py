@@ -67,6 +67,10 @@ class Constraints(Strict):
     sram_bytes: int = Field(default=0, ge=0, description="Peak SRAM budget (arena + engine state + stack + I/O); 0 = the board's.")
     flash_bytes: int = Field(default=0, ge=0, description="Flash budget (weights + code); 0 = the board's.")
     macs: int = Field(default=0, ge=0, description="MACs per inference budget (the latency proxy); 0 = none.")
+    latency_ms: float = Field(
+        default=0.0, ge=0.0,
+        description="Latency budget of one inference (ms): the latency cost model's estimate (mcuforge/ml/latency.py, "
+        "instructions predicted for the board's core family, one per cycle) at the board's clock; 0 = none.")
 
 
 class Stage1Config(Strict):

@@ -1,5 +1,6 @@
 """Cost of an architecture spec without training it: the engine graph it becomes (shapes only), its peak SRAM from
-the real arena planner, MACs, parameters and flash. The search evaluates thousands of candidates this way."""
+the real arena planner, MACs, parameters, flash and the latency cost model's predicted instructions (ml/latency.py).
+The search evaluates thousands of candidates this way."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ import numpy as np
 from schemas.arch import ArchSpec
 
 from mcuforge.ir.graph import Graph, Op, Tensor
+from mcuforge.ml import latency
 from mcuforge.schedule import planner
 
 # Flash the deployed binary needs besides the model's constants (engine kernels, startup, runner, newlib), measured
@@ -27,6 +29,11 @@ class Cost:
     peak_sram_bytes: int   # arena + runtime static RAM + stack
     flash_bytes: int       # int8 weights + int32 biases + per-channel scales + runtime code
     weight_bytes: int
+    instructions: int      # predicted by the latency cost model for the core family (an estimate)
+
+    def latency_ms(self, clock_mhz: float) -> float:
+        """Predicted latency at the board's clock, one instruction per cycle (an estimate)."""
+        return self.instructions / (clock_mhz * 1e3)
 
 
 def engine_graph(spec: ArchSpec) -> tuple[Graph, int, int, int]:
@@ -79,7 +86,8 @@ def engine_graph(spec: ArchSpec) -> tuple[Graph, int, int, int]:
     flat = tensor((channels,))
     ops.append(Op("view", f"op{len(ops)}", "view", [pooled], flat))
     logits = tensor((spec.num_classes,))
-    ops.append(Op("fc", f"op{len(ops)}", "fc", [flat], logits))
+    ops.append(Op("fc", f"op{len(ops)}", "fc", [flat], logits, {},
+                  {"weight": np.empty((spec.num_classes, channels), np.int8)}))
     counters["macs"] += channels * spec.num_classes
     counters["params"] += channels * spec.num_classes + spec.num_classes
     counters["const"] += channels * spec.num_classes + 8 * spec.num_classes
@@ -87,17 +95,21 @@ def engine_graph(spec: ArchSpec) -> tuple[Graph, int, int, int]:
     return graph, counters["macs"], counters["params"], counters["const"]
 
 
-def cost(spec: ArchSpec, planner_name: str = "greedy_by_size") -> Cost:
+def cost(spec: ArchSpec, planner_name: str = "greedy_by_size", core_family: str = "dsp") -> Cost:
     """The default planner is TFLite Micro's greedy one (fast enough for thousands of samples); the `schedule` task's
-    `best` planner never needs more, so a candidate that fits here fits after scheduling."""
+    `best` planner never needs more, so a candidate that fits here fits after scheduling. `core_family`: the latency
+    model's family of the board's core (latency.family)."""
     graph, macs, params, const = engine_graph(spec)
     arena = planner.plan(graph, planner_name).peak_bytes()
     return Cost(macs=macs, params=params, arena_bytes=arena, peak_sram_bytes=arena + RUNTIME_SRAM_BYTES,
-                flash_bytes=const + RUNTIME_FLASH_BYTES, weight_bytes=const)
+                flash_bytes=const + RUNTIME_FLASH_BYTES, weight_bytes=const,
+                instructions=latency.predict_instructions(graph, core_family))
 
 
-def fits(c: Cost, sram: int, flash: int, macs: int = 0) -> bool:
-    return c.peak_sram_bytes <= sram and c.flash_bytes <= flash and (not macs or c.macs <= macs)
+def fits(c: Cost, sram: int, flash: int, macs: int = 0, instructions: float = 0) -> bool:
+    """Within every budget; a budget of 0 MACs or 0 instructions is none."""
+    return (c.peak_sram_bytes <= sram and c.flash_bytes <= flash and (not macs or c.macs <= macs)
+            and (not instructions or c.instructions <= instructions))
 
 
 def mean_macs(costs: list[Cost]) -> float:

@@ -3,8 +3,9 @@
 TinyNAS, as MCUNet describes it (no search code was released):
 1. Search-space optimisation. For every (resolution, width multiplier) pair, sample `stage1.samples` random
    architectures, cost each with the real arena planner (peak SRAM) and its int8 constants plus the runtime (flash),
-   and keep the pair whose architectures that fit the budgets have the largest mean MACs: the FLOPs-CDF rule (a space
-   where fitting models can afford more computation holds more accurate models).
+   and its latency predicted by the cost model (ml/latency.py; budget search.constraints.latency_ms at the board's
+   clock), and keep the pair whose architectures that fit the budgets have the largest mean MACs: the FLOPs-CDF
+   rule (a space where fitting models can afford more computation holds more accurate models).
 2. Evolutionary search in that space. Candidates are scored by an accuracy proxy (short training from scratch on a
    seeded subset, accuracy on held-out training samples; the test set is never looked at). Each generation keeps the
    best `parents`, and refills the population with crossovers and mutations; every child is re-sampled until it fits
@@ -25,7 +26,7 @@ from tqdm import tqdm
 
 from schemas.arch import ArchSpec
 
-from mcuforge.ml import archgraph
+from mcuforge.ml import archgraph, latency
 from mcuforge.core.errors import McuforgeError
 from mcuforge.core.figures import pyplot, save_png
 from mcuforge.core.io import write_json, write_text
@@ -88,16 +89,41 @@ def to_spec(genes: Genes, space: dict, resolution: int, width: float, channels: 
 
 # ---- budgets -----------------------------------------------------------------------------------------------------
 def budgets(cfg: dict) -> dict:
+    """The search's limits: SRAM, flash, MACs and predicted latency (0 = none), with the core family and clock the
+    latency is predicted for."""
     constraints = cfg["search"]["constraints"]
     return {
         "sram_bytes": constraints["sram_bytes"] or cfg["resolved"]["sram_budget_bytes"],
         "flash_bytes": constraints["flash_bytes"] or cfg["resolved"]["flash_budget_bytes"],
         "macs": constraints["macs"],
+        "latency_ms": constraints["latency_ms"],
+        "core_family": latency.family(cfg["board"]["core"]),
+        "clock_mhz": cfg["board"]["clock_mhz"],
     }
 
 
+def _cost(spec: ArchSpec, limits: dict) -> archgraph.Cost:
+    return archgraph.cost(spec, core_family=limits.get("core_family", "dsp"))
+
+
+def _latency_ms(cost: archgraph.Cost, limits: dict) -> float | None:
+    """The predicted latency (ms) at the limits' clock; None without a clock (limits made by hand)."""
+    return round(cost.latency_ms(limits["clock_mhz"]), 3) if limits.get("clock_mhz") else None
+
+
 def _fits(cost: archgraph.Cost, limits: dict) -> bool:
-    return archgraph.fits(cost, limits["sram_bytes"], limits["flash_bytes"], limits["macs"])
+    instructions = limits.get("latency_ms", 0) * limits.get("clock_mhz", 0) * 1e3
+    return archgraph.fits(cost, limits["sram_bytes"], limits["flash_bytes"], limits["macs"], instructions)
+
+
+def _budget_text(limits: dict) -> str:
+    text = f"peak SRAM {limits['sram_bytes']:,} B, flash {limits['flash_bytes']:,} B"
+    if limits["macs"]:
+        text += f", MACs {limits['macs']:,}"
+    if limits.get("latency_ms"):
+        text += (f", predicted latency {limits['latency_ms']:g} ms at {limits['clock_mhz']:g} MHz "
+                 f"({limits['core_family']} cost model)")
+    return text
 
 
 # ---- stage 1 -----------------------------------------------------------------------------------------------------
@@ -111,10 +137,12 @@ def optimise_space(space: dict, channels: int, limits: dict, samples: int, seed:
         fitting = []
         for _ in range(samples):
             genes = sample_genes(space, rng)
-            cost = archgraph.cost(to_spec(genes, space, resolution, width, channels))
+            cost = _cost(to_spec(genes, space, resolution, width, channels), limits)
             ok = _fits(cost, limits)
             log.append({"resolution": resolution, "width": width, "macs": cost.macs,
-                        "peak_sram_bytes": cost.peak_sram_bytes, "flash_bytes": cost.flash_bytes, "fits": ok})
+                        "peak_sram_bytes": cost.peak_sram_bytes, "flash_bytes": cost.flash_bytes,
+                        "predicted_instructions": cost.instructions,
+                        "predicted_latency_ms": _latency_ms(cost, limits), "fits": ok})
             if ok:
                 fitting.append(cost.macs)
         stats[f"{resolution}x{width}"] = {"resolution": resolution, "width": width, "fitting": len(fitting),
@@ -125,12 +153,16 @@ def optimise_space(space: dict, channels: int, limits: dict, samples: int, seed:
     if best["fitting"] == 0:
         smallest = min(log, key=lambda e: e["peak_sram_bytes"])
         lightest = min(log, key=lambda e: e["flash_bytes"])
+        fastest = min(log, key=lambda e: e["predicted_instructions"])
+        fastest_text = ""
+        if limits.get("latency_ms"):
+            fastest_text = (f", the smallest predicted latency {fastest['predicted_latency_ms']:,.3f} ms "
+                            f"(resolution {fastest['resolution']}, width {fastest['width']})")
         raise McuforgeError(
-            f"search: no sampled architecture fits the budgets (peak SRAM {limits['sram_bytes']:,} B, flash "
-            f"{limits['flash_bytes']:,} B{', MACs ' + format(limits['macs'], ',') if limits['macs'] else ''}); "
+            f"search: no sampled architecture fits the budgets ({_budget_text(limits)}); "
             f"the smallest peak SRAM sampled was {smallest['peak_sram_bytes']:,} B "
             f"(resolution {smallest['resolution']}, width {smallest['width']}) and the smallest flash "
-            f"{lightest['flash_bytes']:,} B. Loosen search.constraints or shrink search.space.")
+            f"{lightest['flash_bytes']:,} B{fastest_text}. Loosen search.constraints or shrink search.space.")
     return best["resolution"], best["width"], stats
 
 
@@ -188,7 +220,7 @@ def evolve(space: dict, channels: int, resolution: int, width: float, limits: di
             if genes.key() in results or genes.key() in seen:
                 continue
             spec = to_spec(genes, space, resolution, width, channels)
-            if _fits(archgraph.cost(spec), limits):
+            if _fits(_cost(spec, limits), limits):
                 return genes
         return None
 
@@ -201,7 +233,8 @@ def evolve(space: dict, channels: int, resolution: int, width: float, limits: di
         seen.add(genes.key())
         population.append(genes)
     if not population:
-        raise McuforgeError("search: no architecture of the chosen space fits the budgets after 200 tries")
+        raise McuforgeError(f"search: no architecture of the chosen space fits the budgets ({_budget_text(limits)}) "
+                            "after 200 tries")
 
     bar = tqdm(total=evo["iterations"], desc="search stage 2", disable=not progress, mininterval=2.0)
     generations = 0
@@ -214,13 +247,14 @@ def evolve(space: dict, channels: int, resolution: int, width: float, limits: di
         specs = [to_spec(g, space, resolution, width, channels) for g in fresh]
         accuracies = evaluate(specs)
         for genes, spec, accuracy in zip(fresh, specs, accuracies):
-            cost = archgraph.cost(spec)
+            cost = _cost(spec, limits)
             entry = {"generation": generation, "resolution": resolution, "width": width,
                      "depths": list(genes.depths),
                      "kernels": [list(k[:d]) for k, d in zip(genes.kernels, genes.depths)],
                      "expansions": [list(e[:d]) for e, d in zip(genes.expansions, genes.depths)],
                      "macs": cost.macs, "params": cost.params, "arena_bytes": cost.arena_bytes,
                      "peak_sram_bytes": cost.peak_sram_bytes, "flash_bytes": cost.flash_bytes,
+                     "predicted_instructions": cost.instructions, "predicted_latency_ms": _latency_ms(cost, limits),
                      "proxy_accuracy": round(float(accuracy), 6), "fits": _fits(cost, limits)}
             results[genes.key()] = {"genes": genes, "entry": entry, "spec": spec}
             log.append(entry)

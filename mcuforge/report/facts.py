@@ -3,13 +3,16 @@
 Reads whatever stages have run under build/<name>/ and shows the others as "not run", naming the task to run.
 Sections: budgets (pass/fail: peak SRAM, flash, MACs, latency; the lecture's FLOPs budget), per-layer table,
 model-size breakdown, accuracy (fp32 / int8 / host / QEMU), verification, search, energy and data movement
-(energy.py). Everything is computed from the artifacts: no timestamps, so the report is reproducible.
+(energy.py), and the latency cost model's prediction for the built model beside the QEMU count (ml/latency.py).
+Everything is computed from the artifacts: no timestamps, so the report is reproducible.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mcuforge import frontends
 from mcuforge.core.io import flatten
+from mcuforge.ml import latency
 from mcuforge.report import energy as energy_mod
 from mcuforge.report.layers import layer_instructions, layer_table
 from mcuforge.report.review import read_artifact, stage_files
@@ -127,6 +130,28 @@ def _verification(deploy: dict, verify: dict | None) -> dict | None:
     }
 
 
+def _predicted_latency(cfg: dict, paths, instructions: int | None) -> dict | None:
+    """The latency cost model's estimate for the int8 model (as the frontend reads it: layer by layer, before fused
+    blocks or patches) on the board's core family, beside the instructions counted under QEMU; None without a
+    quantized model."""
+    if not paths.int8.is_file():
+        return None
+    board = cfg["board"]
+    graph = frontends.load(paths.int8)
+    core_family = latency.family(board["core"])
+    predicted = latency.predict_instructions(graph, core_family)
+    clock_khz = board["clock_mhz"] * 1e3
+    budget_ms = cfg["deploy"].get("latency_ms")
+    measured_ms = instructions / clock_khz if instructions else None
+    return {"family": core_family, "predicted_instructions": predicted, "predicted_ms": predicted / clock_khz,
+            "measured_instructions": instructions, "measured_ms": measured_ms,
+            "error": predicted / instructions - 1 if instructions else None,
+            "unmodelled": latency.unmodelled(graph),
+            "search_budget_ms": ((cfg["search"] or {}).get("constraints") or {}).get("latency_ms") or None,
+            "deploy_budget_ms": budget_ms,
+            "over_budget": bool(budget_ms and measured_ms is not None and measured_ms > budget_ms)}
+
+
 def _search(cfg: dict, paths) -> dict:
     search_log = paths.arch.parent / "log.jsonl"
     summary = read_artifact(paths.arch.parent / "summary.json")
@@ -187,6 +212,7 @@ def collect(cfg: dict, paths) -> dict:
         "flops": _flops(board, latency_ms, cycles_budget, macs, instructions), "layers": rows, "breakdown": breakdown,
         "accuracy": _accuracy(train, quant, verify), "verification": _verification(deploy, verify),
         "search": _search(cfg, paths), "energy": energy,
+        "predicted_latency": _predicted_latency(cfg, paths, instructions),
         "movement": movement, "seconds_basis": seconds_basis, "plan": plan,
         "tflm": {"arena": verify["tflm_arena"], "model_file_bytes": verify["model_file_bytes"],
                  "sram_total": breakdown["sram_total"] if sizes else None, "flash": sizes["flash"] if sizes else None}
