@@ -85,7 +85,7 @@ def task_search():
     searching = CFG["search"]["model"] is None
     return {
         "actions": [action("tasks.search:run", CFG, PATHS)],
-        "file_dep": DATA_FILES if searching else [],
+        "file_dep": (DATA_FILES + [search_stage.LATENCY_MODEL]) if searching else [],  # the latency cost model
         "targets": [PATHS.arch] + (search_stage.search_outputs(PATHS) if searching else []),
         "uptodate": [config_changed(_section("search", "seed")
                                     | {"budgets": search_stage.budgets(CFG), "channels": CFG["dataset"]["channels"]})],

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from mcuforge.core.io import write_json
 from mcuforge.ml import archgraph
+from mcuforge.ml.latency import MODEL_FILE as LATENCY_MODEL  # noqa: F401  (dodo.py: a file_dep of the search)
 from mcuforge.ml.search import budgets, run_search, search_outputs  # noqa: F401  (dodo.py reads them)
 from schemas.arch import ArchSpec
 

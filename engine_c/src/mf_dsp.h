@@ -30,6 +30,12 @@
 #define MF_DSP_NATIVE 0
 #endif
 
+/* Both int16 lanes set to v (e.g. -input_zp, added to the input bytes by mf_sxtab16) */
+static inline uint32_t mf_dup16(int32_t v)
+{
+    return ((uint32_t)v & 0xFFFFu) * 0x00010001u;
+}
+
 #if MF_DSP
 
 /* Four int8 values from any address (memcpy: no alignment assumption; one LDR on Cortex-M3 and later). */
@@ -142,12 +148,6 @@ static inline int32_t mf_smlatt(uint32_t x, uint32_t y, int32_t acc)
 
 #endif /* MF_DSP_NATIVE */
 
-/* Both int16 lanes set to v (e.g. -input_zp, added to the input bytes by mf_sxtab16) */
-static inline uint32_t mf_dup16(int32_t v)
-{
-    return ((uint32_t)v & 0xFFFFu) * 0x00010001u;
-}
-
 /* Per byte lane, the larger of the int8 values of x and y (max pooling): SSUB8 sets the GE flags, SEL reads them. */
 #if MF_DSP_NATIVE
 static inline uint32_t mf_max_s8x4(uint32_t x, uint32_t y)
@@ -168,6 +168,35 @@ static inline uint32_t mf_max_s8x4(uint32_t x, uint32_t y)
     return result;
 }
 #endif
+
+/* The 2 pixels x 2 filter rows step on 4 int8 values, shared by the pointwise and general convolutions: x0, x1
+ * are the two pixels' input words, wa, wb the two rows' weight words, neg_zp is -input_zp in both lanes (SXTAB16
+ * gives {x0 - zp, x2 - zp}, {x1 - zp, x3 - zp} in [-255, 255], in the lane order SXTB16 gives the weights).
+ * *acc_ij += pixel i . row j over the 4 values: 8 SMLAD for 16 MACs. */
+static inline void mf_smlad_2x2(uint32_t x0, uint32_t x1, uint32_t wa, uint32_t wb, uint32_t neg_zp,
+                                int32_t *acc00, int32_t *acc01, int32_t *acc10, int32_t *acc11)
+{
+    const uint32_t x0_even = mf_sxtab16(neg_zp, x0);
+    const uint32_t x1_even = mf_sxtab16(neg_zp, x1);
+    const uint32_t wa_even = mf_sxtb16(wa);
+    const uint32_t wb_even = mf_sxtb16(wb);
+    uint32_t x0_odd;
+    uint32_t x1_odd;
+    uint32_t wa_odd;
+    uint32_t wb_odd;
+    *acc00 = mf_smlad(x0_even, wa_even, *acc00);
+    *acc01 = mf_smlad(x0_even, wb_even, *acc01);
+    *acc10 = mf_smlad(x1_even, wa_even, *acc10);
+    *acc11 = mf_smlad(x1_even, wb_even, *acc11);
+    x0_odd = mf_sxtab16_ror8(neg_zp, x0);
+    x1_odd = mf_sxtab16_ror8(neg_zp, x1);
+    wa_odd = mf_sxtb16_ror8(wa);
+    wb_odd = mf_sxtb16_ror8(wb);
+    *acc00 = mf_smlad(x0_odd, wa_odd, *acc00);
+    *acc01 = mf_smlad(x0_odd, wb_odd, *acc01);
+    *acc10 = mf_smlad(x1_odd, wa_odd, *acc10);
+    *acc11 = mf_smlad(x1_odd, wb_odd, *acc11);
+}
 
 #endif /* MF_DSP */
 

@@ -91,33 +91,14 @@ static inline void mf_conv_dot_2x2(const int8_t *col, const int8_t *w0, size_t w
 #if MF_DSP
     /* -input_zp in both int16 lanes: SXTAB16 then gives {x0 - zp, x2 - zp} and {x1 - zp, x3 - zp} in [-255, 255],
      * in the lane order SXTB16 gives the weights */
-    const uint32_t neg_zp = ((uint32_t)(-input_zp) & 0xFFFFu) * 0x00010001u;
+    const uint32_t neg_zp = mf_dup16(-input_zp);
     const int8_t *const col_end4 = col + (len & ~3);
     while (col != col_end4) {
         const uint32_t x0 = mf_read_s8x4(col);
         const uint32_t x1 = mf_read_s8x4(col + MF_CONV2D_WINDOW_MAX);
         const uint32_t wb = mf_read_s8x4(w0 + w1_offset);
         const uint32_t wa = mf_read_s8x4(w0);
-        const uint32_t x0_even = mf_sxtab16(neg_zp, x0);
-        const uint32_t x1_even = mf_sxtab16(neg_zp, x1);
-        const uint32_t wa_even = mf_sxtb16(wa);
-        const uint32_t wb_even = mf_sxtb16(wb);
-        uint32_t x0_odd;
-        uint32_t x1_odd;
-        uint32_t wa_odd;
-        uint32_t wb_odd;
-        acc00 = mf_smlad(x0_even, wa_even, acc00);
-        acc01 = mf_smlad(x0_even, wb_even, acc01);
-        acc10 = mf_smlad(x1_even, wa_even, acc10);
-        acc11 = mf_smlad(x1_even, wb_even, acc11);
-        x0_odd = mf_sxtab16_ror8(neg_zp, x0);
-        x1_odd = mf_sxtab16_ror8(neg_zp, x1);
-        wa_odd = mf_sxtb16_ror8(wa);
-        wb_odd = mf_sxtb16_ror8(wb);
-        acc00 = mf_smlad(x0_odd, wa_odd, acc00);
-        acc01 = mf_smlad(x0_odd, wb_odd, acc01);
-        acc10 = mf_smlad(x1_odd, wa_odd, acc10);
-        acc11 = mf_smlad(x1_odd, wb_odd, acc11);
+        mf_smlad_2x2(x0, x1, wa, wb, neg_zp, &acc00, &acc01, &acc10, &acc11);
         col += 4;
         w0 += 4;
     }

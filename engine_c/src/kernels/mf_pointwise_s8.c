@@ -33,24 +33,7 @@ static inline void mf_dot_2x2(const int8_t *in0, const int8_t *in1, const int8_t
     for (; k + 4 <= in_c; k += 4) {
         const uint32_t x0 = mf_read_s8x4(in0 + k);
         const uint32_t x1 = mf_read_s8x4(in1 + k);
-        const uint32_t x0_even = mf_sxtab16(offset, x0);
-        const uint32_t x0_odd = mf_sxtab16_ror8(offset, x0);
-        const uint32_t x1_even = mf_sxtab16(offset, x1);
-        const uint32_t x1_odd = mf_sxtab16_ror8(offset, x1);
-        uint32_t w = mf_read_s8x4(w0 + k);
-        uint32_t w_even = mf_sxtb16(w);
-        uint32_t w_odd = mf_sxtb16_ror8(w);
-        acc00 = mf_smlad(x0_even, w_even, acc00);
-        acc00 = mf_smlad(x0_odd, w_odd, acc00);
-        acc10 = mf_smlad(x1_even, w_even, acc10);
-        acc10 = mf_smlad(x1_odd, w_odd, acc10);
-        w = mf_read_s8x4(w1 + k);
-        w_even = mf_sxtb16(w);
-        w_odd = mf_sxtb16_ror8(w);
-        acc01 = mf_smlad(x0_even, w_even, acc01);
-        acc01 = mf_smlad(x0_odd, w_odd, acc01);
-        acc11 = mf_smlad(x1_even, w_even, acc11);
-        acc11 = mf_smlad(x1_odd, w_odd, acc11);
+        mf_smlad_2x2(x0, x1, mf_read_s8x4(w0 + k), mf_read_s8x4(w1 + k), offset, &acc00, &acc01, &acc10, &acc11);
     }
     for (; k < in_c; k++) {
         const int32_t x0 = (int32_t)in0[k] - input_zp;
