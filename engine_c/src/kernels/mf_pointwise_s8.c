@@ -95,13 +95,19 @@ static inline void mf_dot_1x2(const int8_t *in, const int8_t *w0, const int8_t *
     acc[1] = acc1;
 }
 
-void mf_pointwise_s8(const mf_pointwise_args *a, const int8_t *input, int32_t in_step, int32_t pixels,
+void mf_pointwise_s8(const mf_pointwise_args *args, const int8_t *input, int32_t in_step, int32_t pixels,
                      int8_t *output)
 {
+    /* local copies: the int8 stores may alias any memory the arguments point to, locals they cannot (so the
+     * filter, bias and requantization pointers are not reloaded after every output byte) */
+    const mf_quant_params quant = *args->quant;
+    mf_pointwise_args local = *args;
+    const mf_pointwise_args *a = &local;
     const int32_t in_c = a->in_c;
     const int32_t out_c = a->out_c;
     const int32_t input_zp = a->input_zp;
     int32_t pixel = 0;
+    local.quant = &quant;
     for (; pixel + 2 <= pixels; pixel += 2) {
         const int8_t *in0 = input + (size_t)pixel * (size_t)in_step;
         const int8_t *in1 = in0 + in_step;
@@ -143,13 +149,19 @@ void mf_pointwise_s8(const mf_pointwise_args *a, const int8_t *input, int32_t in
 
 #else /* plain C: one pixel and one output channel at a time */
 
-void mf_pointwise_s8(const mf_pointwise_args *a, const int8_t *input, int32_t in_step, int32_t pixels,
+void mf_pointwise_s8(const mf_pointwise_args *args, const int8_t *input, int32_t in_step, int32_t pixels,
                      int8_t *output)
 {
+    /* local copies: the int8 stores may alias any memory the arguments point to, locals they cannot (so the
+     * filter, bias and requantization pointers are not reloaded after every output byte) */
+    const mf_quant_params quant = *args->quant;
+    mf_pointwise_args local = *args;
+    const mf_pointwise_args *a = &local;
     const int32_t in_c = a->in_c;
     const int32_t out_c = a->out_c;
     const int32_t input_zp = a->input_zp;
     int32_t pixel;
+    local.quant = &quant;
     for (pixel = 0; pixel < pixels; pixel++) {
         const int8_t *in = input + (size_t)pixel * (size_t)in_step;
         int8_t *out = output + (size_t)pixel * (size_t)out_c;
