@@ -4,6 +4,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from .frontend import FrontendConfig
 from .search import SearchConfig
 from .common import Strict
 
@@ -196,6 +197,8 @@ class PipelineConfig(Strict):
     dataset: DatasetConfig | None = Field(default=None, description="Data (required unless deploy.model is set).")
     search: SearchConfig | None = Field(default=None, description="Architecture (required unless deploy.model is set).")
     train: TrainConfig | None = Field(default=None, description="Training (required unless deploy.model is set).")
+    frontend: FrontendConfig | None = Field(
+        default=None, description="Audio front end (raw PCM -> int8 features, run on the device before the network).")
     quantize: QuantizeConfig = Field(default_factory=QuantizeConfig, description="Quantization.")
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig, description="Memory planning.")
     deploy: DeployConfig = Field(description="Deployment target.")
