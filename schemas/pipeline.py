@@ -218,6 +218,27 @@ class PipelineConfig(Strict):
         return self
 
     @model_validator(mode="after")
+    def _frontend_shapes_the_input(self) -> "PipelineConfig":
+        """The front end's features (frames x values, one channel) are the network's input, as a square map."""
+        if self.frontend is None:
+            return self
+        if self.deploy.model:
+            raise ValueError("frontend: is for pipelines that train their network (dataset + search + train); "
+                             "remove it with deploy.model")
+        frames, values = self.frontend.num_frames, self.frontend.num_features
+        if frames != values:
+            raise ValueError(f"frontend: gives {frames} frames x {values} values per frame; the network's input must "
+                             "be square for now: choose hop_ms/clip_ms and mel_bins (or num_coeffs) so they are equal")
+        if self.dataset.resolution != frames or self.dataset.channels != 1:
+            raise ValueError(f"dataset.resolution must be {frames} and dataset.channels 1 (the front end's "
+                             f"{frames}x{values} features), got {self.dataset.resolution} and {self.dataset.channels}")
+        resolutions = [self.search.model.input.resolution] if self.search.model else self.search.space.resolutions
+        if set(resolutions) != {frames}:
+            raise ValueError(f"search resolutions must be [{frames}] with a front end (features are not resized), "
+                             f"got {resolutions}")
+        return self
+
+    @model_validator(mode="after")
     def _model_matches_data(self) -> "PipelineConfig":
         if self.deploy.model:
             return self

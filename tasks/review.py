@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mcuforge.core.io import write_text
 from mcuforge.report.facts import collect
-from mcuforge.report.plots import layers_plot, size_plot
+from mcuforge.report.plots import confusion_plot, layers_plot, size_plot
 from mcuforge.report.render import render
 from mcuforge.report.review import ReviewPaths, fingerprint, read_artifact
 
@@ -27,6 +27,9 @@ def run(cfg: dict, paths) -> dict:
     if facts["layers"]:
         layers_plot(facts["layers"], out.layers_png)
         images["layers"] = out.layers_png
+    if facts["confusion"]:
+        confusion_plot(facts["confusion"]["classes"], facts["confusion"]["counts"], out.confusion_png)
+        images["confusion"] = out.confusion_png
     for key in ("pareto", "cdf"):
         source = paths.arch.parent / f"{key}.png"
         if source.is_file():

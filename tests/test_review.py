@@ -120,6 +120,30 @@ def test_report_figures_match_the_artifacts(built: Path):
         assert f"({image})" in report and (built / "review" / image).is_file()
 
 
+def test_per_class_accuracy_and_confusion_matrix(built: Path):
+    """The int8 confusion matrix equals scikit-learn's on ONNX Runtime's own predictions over the cached test set,
+    and the per-class rows of the report follow from it."""
+    import numpy as np
+    import onnxruntime as ort
+    from sklearn.metrics import confusion_matrix
+
+    quant = _load(built / "quantize" / "metrics.json")
+    x = np.load(built / "data" / "x_test.npy")
+    y = np.load(built / "data" / "y_test.npy")
+    session = ort.InferenceSession(str(built / "quantize" / "model_int8.onnx"), providers=["CPUExecutionProvider"])
+    inputs = np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255.0)
+    predicted = np.concatenate([session.run(None, {session.get_inputs()[0].name: inputs[i:i + 1]})[0].argmax(1)
+                                for i in range(len(x))])
+    expected = confusion_matrix(y, predicted, labels=list(range(len(quant["classes"]))))
+    assert quant["int8_confusion"] == expected.tolist()
+    assert np.trace(expected) / len(y) == pytest.approx(quant["int8_test_accuracy"])
+    report = (built / "review" / "report.md").read_text()
+    for i, name in enumerate(quant["classes"]):
+        row = expected[i]
+        assert f"| {name} | {row.sum()} | {100 * row[i] / row.sum():.2f} % |" in report
+    assert "(confusion.png)" in report and (built / "review" / "confusion.png").is_file()
+
+
 @needs_tools
 def test_review_is_reproducible(built: Path, tmp_path):
     first = {p.name: p.read_bytes() for p in (built / "review").iterdir()}

@@ -65,15 +65,25 @@ def quantize(fp32_path: Path, out_path: Path, calib_x: np.ndarray, granularity: 
             onnx.save(model, str(target))
 
 
-def ort_accuracy(model_path: Path, x: np.ndarray, y: np.ndarray, batch: int = 500) -> float:
+def ort_predictions(model_path: Path, x: np.ndarray, batch: int = 500) -> np.ndarray:
+    """The class ONNX Runtime predicts for each sample (argmax of the logits)."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-    correct = 0
-    for start in range(0, len(y), batch):
-        logits = session.run(None, {INPUT_NAME: to_float_nchw(x[start:start + batch])})[0]
-        correct += int((logits.argmax(1) == y[start:start + batch]).sum())
-    return correct / max(1, len(y))
+    predicted = [session.run(None, {INPUT_NAME: to_float_nchw(x[start:start + batch])})[0].argmax(1)
+                 for start in range(0, len(x), batch)]
+    return np.concatenate(predicted) if predicted else np.zeros(0, np.int64)
+
+
+def ort_accuracy(model_path: Path, x: np.ndarray, y: np.ndarray, batch: int = 500) -> float:
+    return float((ort_predictions(model_path, x, batch) == y).sum()) / max(1, len(y))
+
+
+def confusion(y: np.ndarray, predicted: np.ndarray, num_classes: int) -> list[list[int]]:
+    """counts[true][predicted]."""
+    counts = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(counts, (y, predicted), 1)
+    return counts.tolist()
 
 
 def weight_bytes(model_path: Path) -> dict:

@@ -112,6 +112,18 @@ def _accuracy(train, quant, verify) -> dict:
     }
 
 
+def _confusion(quant) -> dict | None:
+    """Per-class accuracy of the int8 model on the test set, from its confusion matrix (quantize/metrics.json)."""
+    if not quant or not quant.get("int8_confusion"):
+        return None
+    counts = quant["int8_confusion"]
+    rows = [{"name": name, "samples": sum(row), "accuracy": row[i] / sum(row) if sum(row) else None,
+             "top_confusion": max(((count, quant["classes"][j]) for j, count in enumerate(row) if j != i),
+                                  default=(0, ""))}
+            for i, (name, row) in enumerate(zip(quant["classes"], counts))]
+    return {"classes": quant["classes"], "counts": counts, "per_class": rows}
+
+
 def _verification(deploy: dict, verify: dict | None) -> dict | None:
     if not verify:
         return None
@@ -210,7 +222,7 @@ def collect(cfg: dict, paths) -> dict:
         "name": cfg["name"], "pipeline": pipeline, "board": board, "deploy": deploy, "requant": requant,
         "stages": stages, "budgets": _budgets(cfg, cycles_budget, sizes, plan, sram_used, macs, instructions, seconds),
         "flops": _flops(board, latency_ms, cycles_budget, macs, instructions), "layers": rows, "breakdown": breakdown,
-        "accuracy": _accuracy(train, quant, verify), "verification": _verification(deploy, verify),
+        "accuracy": _accuracy(train, quant, verify), "confusion": _confusion(quant), "verification": _verification(deploy, verify),
         "search": _search(cfg, paths), "energy": energy,
         "predicted_latency": _predicted_latency(cfg, paths, instructions),
         "movement": movement, "seconds_basis": seconds_basis, "plan": plan,

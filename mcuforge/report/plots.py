@@ -86,3 +86,29 @@ def layers_plot(rows: list[dict], path: Path) -> None:
     ax.set_title("Compute and memory per layer")
     fig.tight_layout()
     save_png(fig, path)
+
+
+def confusion_plot(classes: list[str], counts: list[list[int]], path: Path) -> None:
+    """int8 confusion matrix on the test set, rows = true class, normalised per row, counts written in the cells."""
+    import numpy as np
+
+    plt = pyplot()
+    matrix = np.asarray(counts, dtype=np.float64)
+    share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    size = max(3.5, 0.45 * len(classes) + 1.5)
+    fig, ax = plt.subplots(figsize=(size + 1, size), dpi=100)
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)))
+    ax.set_xticklabels(classes, rotation=90, fontsize=8)
+    ax.set_yticks(range(len(classes)))
+    ax.set_yticklabels(classes, fontsize=8)
+    ax.set_xlabel("predicted (int8, ONNX Runtime)")
+    ax.set_ylabel("true")
+    for (row, col), value in np.ndenumerate(matrix):
+        if value:
+            ax.text(col, row, f"{int(value)}", ha="center", va="center", fontsize=6,
+                    color="white" if share[row, col] > 0.5 else "black")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
+    ax.set_title("Confusion matrix (test set)")
+    fig.tight_layout()
+    save_png(fig, path)

@@ -29,6 +29,7 @@ class ReviewPaths:
         self.memory_png = self.dir / "memory.png"
         self.size_png = self.dir / "size.png"
         self.layers_png = self.dir / "layers.png"
+        self.confusion_png = self.dir / "confusion.png"
 
 
 def stage_files(cfg: dict, paths) -> dict[str, list[Path]]:
