@@ -122,3 +122,13 @@ def run_layer(model_path: Path, graph: Graph, op, inputs: dict[str, np.ndarray])
         shape = [d if isinstance(d, int) else len(array) for d in value.shape]
         feeds[value.name] = to_nchw(array).reshape(shape)
     return _to_nhwc(sess.run([op.output], feeds)[0])
+
+
+def input_table(model_path: Path, graph: Graph) -> np.ndarray:
+    """int8[256]: the network's int8 input for each uint8 input value v (ONNX Runtime quantizing v / 255), read from
+    ONNX Runtime itself. A front end's int8 output q is the uint8 value q + 128, so table[q + 128] is exact."""
+    shape = graph.tensors[graph.input].shape  # NHWC without the batch dimension
+    size = int(np.prod(shape))
+    values = np.arange(256, dtype=np.uint8)
+    images = np.resize(values, ((256 + size - 1) // size) * size).reshape(-1, *shape)
+    return run(model_path, graph, images)[graph.input].reshape(-1)[:256].astype(np.int8)
