@@ -35,7 +35,9 @@ def normalise(frames: np.ndarray, tables: FrontendTables) -> tuple[np.ndarray, n
 
 
 def _twiddle_mul(br, bi, wr, wi):
-    return round_shift(br * wr - bi * wi, 15), round_shift(br * wi + bi * wr, 15)
+    """mul_q31: (2 b w + 2^31) >> 32 on each part (the C takes the high word of a 64-bit multiply-accumulate)."""
+    rounding = np.int64(1) << 31
+    return (2 * br * wr - 2 * bi * wi + rounding) >> 32, (2 * br * wi + 2 * bi * wr + rounding) >> 32
 
 
 def complex_fft(zr: np.ndarray, zi: np.ndarray, tables: FrontendTables) -> tuple[np.ndarray, np.ndarray]:
@@ -52,7 +54,9 @@ def complex_fft(zr: np.ndarray, zi: np.ndarray, tables: FrontendTables) -> tuple
         zr = zr.reshape(half // size, size, frames)
         zi = zi.reshape(half // size, size, frames)
         ar, ai = zr[:, :size // 2], zi[:, :size // 2]
-        tr, ti = _twiddle_mul(zr[:, size // 2:], zi[:, size // 2:], w[:, 0, None], w[:, 1, None])
+        br, bi = zr[:, size // 2:], zi[:, size // 2:]
+        tr, ti = _twiddle_mul(br, bi, w[:, 0, None], w[:, 1, None])
+        tr[:, 0], ti[:, 0] = br[:, 0], bi[:, 0]  # twiddle index 0: w = 1 exactly
         zr = np.concatenate([ar + tr, ar - tr], axis=1).reshape(half, frames)
         zi = np.concatenate([ai + ti, ai - ti], axis=1).reshape(half, frames)
         size *= 2

@@ -7,11 +7,13 @@ The algorithm, per frame of `window_samples` (W) PCM samples, FFT size N = 2M, L
                  so that every FFT value stays below 2^29 whatever the signal); x = v * 2^s if s >= 0, else
                  (v + 2^(-s-1)) >> -s (round half up). A silent frame (all v = 0) has s = 0.
   3. FFT:        z[m] = x[2m] + i x[2m+1], m < M (x zero-padded to N), bit-reversed, then log2(M) radix-2
-                 decimation-in-time stages: t = round_q15(w * b), a' = a + t, b' = a - t, with
-                 round_q15(p) = (p + 2^14) >> 15 on each of t's int64 real and imaginary sums and w = W_N^(2j) from
-                 the twiddle table (Q15 with scale 32768, so w = 1 and w = -i are exact and need no multiply).
+                 decimation-in-time stages: t = w * b, a' = a + t, b' = a - t, where w * b is exact for w = 1
+                 (twiddle index 0) and otherwise mul_q31(w, b): each of t's parts is (2 b_re w_re - 2 b_im w_im + 2^31)
+                 >> 32 (resp. (2 b_re w_im + 2 b_im w_re + 2^31) >> 32), i.e. a Q31 product rounded half up, whose
+                 result is the high word of one 64-bit multiply-accumulate. w = W_N^(2j) from the twiddle table
+                 (Q31, clamped to +-(2^31 - 1)).
   4. real split: for k = 0..M, A = Z[k mod M], B = conj Z[(M - k) mod M]: S = A + B, D = A - B,
-                 2X[k] = S + round_q15(W_N^k * (-i D)); P[k] = (Re^2 + Im^2) >> 27 (uint32).
+                 2X[k] = S + mul_q31(W_N^k, -i D) (no exact case); P[k] = (Re^2 + Im^2) >> 27 (uint32).
   5. mel:        E[j] = sum_k P[k] * mel_weight[j, k] (weights Q15 <= 32768, uint64 accumulation; triangles on the
                  HTK mel scale with peak 1, like librosa's htk=True, norm=None).
   6. log:        l[j] = max(log2_q16(E[j]) - 2 s 65536 + log_offset, log_floor) in Q16 log2 units, where
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from schemas.frontend import FrontendConfig
 
 Q15 = 32768
+Q31 = 2 ** 31
 Q16 = 65536
 POWER_SHIFT = 27  # P = |2X|^2 >> 27: |2X| < 2^29 + rounding, so P < 2^32
 LOG2_TABLE_BITS = 8
@@ -61,7 +64,7 @@ class FrontendTables:
     num_coeffs: int  # 0 for log_mel
     headroom_bits: int  # T
     window: np.ndarray  # int16 [W], Q15
-    twiddle: np.ndarray  # int32 [M + 1, 2] (re, im) of W_N^k = exp(-2 pi i k / N), Q15 scale 32768
+    twiddle: np.ndarray  # int32 [M + 1, 2] (re, im) of W_N^k = exp(-2 pi i k / N), Q31, |.| <= 2^31 - 1
     bitrev: np.ndarray  # uint16 [M]
     mel_start: np.ndarray  # uint16 [mel_bins]: first FFT bin with a non-zero weight
     mel_len: np.ndarray  # uint16 [mel_bins]: number of bins (0 for an empty filter)
@@ -168,7 +171,8 @@ def build_tables(frontend: "FrontendConfig", scale: float, zero_point: int) -> F
     kind = KIND_MFCC if frontend.kind == "mfcc" else KIND_LOG_MEL
     window = hann(frontend.window_samples)
     angle = -2.0 * np.pi * np.arange(half + 1) / n
-    twiddle = np.stack([_q(np.cos(angle), Q15), _q(np.sin(angle), Q15)], axis=1).astype(np.int32)
+    twiddle = np.clip(np.stack([_q(np.cos(angle), Q31), _q(np.sin(angle), Q31)], axis=1), 1 - Q31, Q31 - 1)
+    twiddle = twiddle.astype(np.int32)
     bits = log2_n - 1
     bitrev = np.array([int(format(m, f"0{bits}b")[::-1], 2) for m in range(half)], dtype=np.uint16)
     weights = _q(mel_filters(frontend), Q15)

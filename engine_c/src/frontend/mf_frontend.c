@@ -33,9 +33,10 @@ static int32_t mf_bit_length64(uint64_t x)
     return high != 0u ? 32 + mf_bit_length32(high) : mf_bit_length32((uint32_t)x);
 }
 
-static int32_t mf_round_q15(int64_t product)
+/* mul_q31 of one part: (2 b0 w0 + 2 b1 w1 + 2^31) >> 32, the high word of a 64-bit multiply-accumulate. */
+static int32_t mf_mul_q31(int32_t b0, int32_t w0, int32_t b1, int32_t w1)
 {
-    return (int32_t)((product + (1 << 14)) >> 15);
+    return (int32_t)(((int64_t)(2 * b0) * w0 + (int64_t)(2 * b1) * w1 + (int64_t)0x80000000) >> 32);
 }
 
 int32_t mf_frontend_log2_q16(uint64_t energy, const int32_t *table)
@@ -55,7 +56,11 @@ int32_t mf_frontend_log2_q16(uint64_t energy, const int32_t *table)
     return exponent * 65536 + table[index] + (((table[index + 1] - table[index]) * remainder + 32768) >> 16);
 }
 
-/* Window, normalise (returns the shift s) and store x as the bit-reversed complex sequence z[m] = x[2m] + i x[2m+1]. */
+/*
+ * Window and normalise one frame (returns the shift s), store it as the bit-reversed complex sequence
+ * z[m] = x[2m] + i x[2m+1] and do the FFT's first stage (size 2, w = 1) on the way: z[2r], z[2r+1] are the pair
+ * of complex values the first stage combines.
+ */
 static int32_t mf_window_frame(const mf_frontend_params *p, const int16_t *pcm, int32_t *z)
 {
     const int32_t window_samples = p->window_samples;
@@ -74,56 +79,71 @@ static int32_t mf_window_frame(const mf_frontend_params *p, const int16_t *pcm, 
     for (; n < fft_size; n++) {
         z[2 * (int32_t)bitrev[n >> 1] + (n & 1)] = 0;
     }
-    if (ored == 0u) {
-        return 0;
-    }
-    shift = p->headroom_bits - mf_bit_length32(ored);
-    if (shift > 0) {
+    shift = ored == 0u ? 0 : p->headroom_bits - mf_bit_length32(ored);
+    if (shift >= 0) {
         const int32_t factor = (int32_t)1 << shift;
-        for (n = 0; n < fft_size; n++) {
-            z[n] *= factor;
+        for (n = 0; n < fft_size; n += 4) {
+            const int32_t ar = z[n] * factor;
+            const int32_t ai = z[n + 1] * factor;
+            const int32_t br = z[n + 2] * factor;
+            const int32_t bi = z[n + 3] * factor;
+            z[n] = ar + br;
+            z[n + 1] = ai + bi;
+            z[n + 2] = ar - br;
+            z[n + 3] = ai - bi;
         }
-    } else if (shift < 0) {
+    } else {
         const int32_t right = -shift;
         const int32_t half = (int32_t)1 << (right - 1);
-        for (n = 0; n < fft_size; n++) {
-            z[n] = (z[n] + half) >> right;
+        for (n = 0; n < fft_size; n += 4) {
+            const int32_t ar = (z[n] + half) >> right;
+            const int32_t ai = (z[n + 1] + half) >> right;
+            const int32_t br = (z[n + 2] + half) >> right;
+            const int32_t bi = (z[n + 3] + half) >> right;
+            z[n] = ar + br;
+            z[n + 1] = ai + bi;
+            z[n + 2] = ar - br;
+            z[n + 3] = ai - bi;
         }
     }
     return shift;
 }
 
-/* In-place radix-2 DIT FFT of `points` complex values (bit-reversed in, natural order out). */
+/* In-place radix-2 DIT FFT stages of size 4 .. points (stage 2 done by mf_window_frame), natural order out. */
 static void mf_fft(int32_t *z, int32_t points, const int32_t *twiddle, int32_t fft_size)
 {
     int32_t size;
 
-    for (size = 2; size <= points; size <<= 1) {
+    for (size = 4; size <= points; size <<= 1) {
         const int32_t half = size >> 1;
-        const int32_t step = fft_size / size;
+        const int32_t step = 2 * (fft_size / size);
+        int32_t *a;
         int32_t j;
-        for (j = 0; j < half; j++) {
-            const int32_t wr = twiddle[2 * j * step];
-            const int32_t wi = twiddle[2 * j * step + 1];
-            int32_t *a = z + 2 * j;
-            int32_t *b = z + 2 * (j + half);
-            int32_t group;
-            for (group = j; group < points; group += size) {
-                int32_t tr;
-                int32_t ti;
-                if (j == 0) { /* w = 1: t = b exactly */
-                    tr = b[0];
-                    ti = b[1];
-                } else {
-                    tr = mf_round_q15((int64_t)b[0] * wr - (int64_t)b[1] * wi);
-                    ti = mf_round_q15((int64_t)b[0] * wi + (int64_t)b[1] * wr);
-                }
-                b[0] = a[0] - tr;
-                b[1] = a[1] - ti;
-                a[0] = a[0] + tr;
-                a[1] = a[1] + ti;
-                a += 2 * size;
-                b += 2 * size;
+        for (a = z; a < z + 2 * points; a += 2 * size) { /* j = 0: w = 1, t = b exactly */
+            int32_t *b = a + 2 * half;
+            const int32_t tr = b[0];
+            const int32_t ti = b[1];
+            b[0] = a[0] - tr;
+            b[1] = a[1] - ti;
+            a[0] = a[0] + tr;
+            a[1] = a[1] + ti;
+        }
+        for (j = 1; j < half; j++) {
+            const int32_t wr = twiddle[j * step];
+            const int32_t wi = twiddle[j * step + 1];
+            const int32_t neg_wi = -wi;
+            for (a = z + 2 * j; a < z + 2 * points; a += 2 * size) {
+                int32_t *b = a + 2 * half;
+                const int32_t br = b[0];
+                const int32_t bi = b[1];
+                const int32_t tr = mf_mul_q31(br, wr, bi, neg_wi);
+                const int32_t ti = mf_mul_q31(br, wi, bi, wr);
+                const int32_t ar = a[0];
+                const int32_t ai = a[1];
+                b[0] = ar - tr;
+                b[1] = ai - ti;
+                a[0] = ar + tr;
+                a[1] = ai + ti;
             }
         }
     }
@@ -144,8 +164,8 @@ static void mf_power(const int32_t *z, int32_t points, const int32_t *twiddle, u
         const int32_t wr = twiddle[2 * k];
         const int32_t wi = twiddle[2 * k + 1];
         /* t = W_N^k * (-i D) = W_N^k * (di - i dr) */
-        const int32_t xr = sr + mf_round_q15((int64_t)di * wr + (int64_t)dr * wi);
-        const int32_t xi = si + mf_round_q15((int64_t)di * wi - (int64_t)dr * wr);
+        const int32_t xr = sr + mf_mul_q31(di, wr, dr, wi);
+        const int32_t xi = si + mf_mul_q31(di, wi, -dr, wr);
         power[k] = (uint32_t)(((int64_t)xr * xr + (int64_t)xi * xi) >> MF_FRONTEND_POWER_SHIFT);
     }
 }
