@@ -29,6 +29,7 @@ import numpy as np
 from mcuforge.audio.mix import NOISE_KINDS, active_segments, mix_at_snr, place, rms, synth_noise
 from mcuforge.audio.wav import parse_wav, resample, to_int16
 from mcuforge.core.errors import DataError
+from mcuforge.ml.audio_folders import stack_rows
 from mcuforge.toolchain.espeak import Utterance, espeak_version, speak, speak_many
 
 KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
@@ -45,7 +46,6 @@ PITCH = (20, 80)
 AMPLITUDE = (70, 130)
 SILENCE_DBFS = (-60.0, -25.0)
 SPLITS = ("train", "val", "test")
-META_COLUMNS = ("voice", "word", "noise", "snr_db", "shift_ms", "speed", "pitch")
 
 
 def classes_of(dataset: dict) -> list[str]:
@@ -165,7 +165,7 @@ def generate(dataset: dict, seed: int, workers: int = 2) -> dict:
                 pcm, meta = _silence_clip(dataset, clip, rng)
                 rows[split].append((pcm, classes.index("silence"),
                                     dict(meta, voice="", word="", speed=0, pitch=0)))
-    splits = {split: _stack(rows[split], clip) for split in SPLITS}
+    splits = {split: stack_rows(rows[split], clip) for split in SPLITS}
     info = {
         "espeak_ng": espeak_version(),
         "speakers": speakers,
@@ -181,14 +181,3 @@ def generate(dataset: dict, seed: int, workers: int = 2) -> dict:
 def _params(utterance: Utterance) -> dict:
     return {"voice": utterance.voice, "speed": utterance.speed, "pitch": utterance.pitch,
             "amplitude": utterance.amplitude, "word_gap": utterance.word_gap}
-
-
-def _stack(rows: list, clip: int) -> tuple[np.ndarray, np.ndarray, dict]:
-    x = np.stack([row[0] for row in rows]) if rows else np.zeros((0, clip), dtype=np.int16)
-    y = np.asarray([row[1] for row in rows], dtype=np.int64)
-    meta = {}
-    for column in META_COLUMNS:
-        values = [row[2][column] for row in rows]
-        meta[column] = np.asarray(values, dtype=np.float64 if column in ("snr_db", "shift_ms") else
-                                  np.int64 if column in ("speed", "pitch") else str)
-    return x, y, meta
