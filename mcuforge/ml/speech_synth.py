@@ -115,7 +115,16 @@ def _words(raw: bytes, utterance: Utterance, rate: int) -> list[np.ndarray] | No
     segments = active_segments(samples, rate)
     if len(segments) != len(utterance.words):
         return None
-    return [samples[a:b] for a, b in segments]
+    # cut at the middle of each pause, then trim each word against its own loudest frame (a quiet word's decaying
+    # tail would fall under a threshold set by the loudest word of the recording)
+    cuts = [0] + [(segments[i][1] + segments[i + 1][0]) // 2 for i in range(len(segments) - 1)] + [len(samples)]
+    words = []
+    for start, stop in zip(cuts[:-1], cuts[1:]):
+        piece = samples[start:stop]
+        whole = active_segments(piece, rate, min_gap_ms=1e9)  # one segment: first to last active frame
+        start, stop = whole[0] if whole else (0, len(piece))
+        words.append(piece[start:stop])
+    return words
 
 
 def generate(dataset: dict, seed: int, workers: int = 2) -> dict:
