@@ -13,6 +13,16 @@ class DatasetKind(str, Enum):
     fashion_mnist = "fashion_mnist"
     sklearn_digits = "sklearn_digits"
     image_folder = "image_folder"
+    audio_folder = "audio_folder"
+    speech_synth = "speech_synth"
+    machine_sound_folder = "machine_sound_folder"
+
+
+IMAGE_KINDS = ("fashion_mnist", "sklearn_digits", "image_folder")
+AUDIO_KINDS = ("audio_folder", "speech_synth", "machine_sound_folder")
+IMAGE_FIELDS = ("resolution", "channels")
+AUDIO_FIELDS = ("sample_rate", "clip_ms", "val_fraction", "samples_per_class", "snr_db", "noise_prob", "voices",
+                "variants")
 
 
 class DatasetConfig(Strict):
@@ -23,20 +33,72 @@ class DatasetConfig(Strict):
         default="",
         description="Folder of the data. fashion_mnist: the idx files (default: Debian's /usr/share/datasets/fashion-mnist); "
         "image_folder: one sub-folder per class, or train/ and test/ each with one sub-folder per class (required); "
-        "sklearn_digits: unused. Relative paths are relative to the pipeline YAML's folder.",
+        "sklearn_digits: unused; audio_folder: one sub-folder of WAV files per class (Speech Commands layout, "
+        "optional _background_noise_/, validation_list.txt, testing_list.txt) (required); machine_sound_folder: "
+        "train/normal/*.wav, test/normal/*.wav and test/anomaly/*.wav (DCASE / MIMII / ToyADMOS) (required); "
+        "speech_synth: unused. Relative paths are relative to the pipeline YAML's folder.",
     )
-    resolution: int = Field(ge=4, le=512, description="Images are resized to resolution x resolution.")
-    channels: Literal[1, 3] = Field(default=1, description="1 = grayscale, 3 = RGB.")
+    resolution: int | None = Field(
+        default=None, ge=4, le=512,
+        description="Images are resized to resolution x resolution (required for the image kinds; not for audio).")
+    channels: Literal[1, 3] = Field(default=1, description="1 = grayscale, 3 = RGB (image kinds).")
     classes: list[str] = Field(
         default_factory=list,
-        description="image_folder: class sub-folders to use, in label order (default: all, sorted).",
+        description="image_folder / audio_folder: class sub-folders to use, in label order (default: all, sorted; "
+        "audio_folder: 'unknown' pools the other word folders and 'silence' cuts clips from _background_noise_ when "
+        "no such folder exists); speech_synth: a subset of its 12 classes (default: all).",
     )
+    sample_rate: int = Field(default=16000, ge=4000, le=48000,
+                             description="Audio kinds: clips are resampled to this rate (Hz).")
+    clip_ms: int = Field(default=1000, ge=100, le=60000,
+                         description="Audio kinds: clips are cut or zero-padded (start-aligned) to this length (ms).")
+    val_fraction: float = Field(
+        default=0.1, ge=0.0, lt=1.0,
+        description="Audio kinds: share held out for validation (speech_synth: of the voices; audio_folder without "
+        "validation_list.txt: of the speakers; machine_sound_folder: of the test clips).")
+    samples_per_class: int = Field(
+        default=200, ge=1, le=100000,
+        description="speech_synth: clips per class over all splits (each synthetic speaker says every keyword once).")
+    snr_db: tuple[float, float] = Field(
+        default=(5.0, 30.0),
+        description="Audio kinds: background noise is mixed in at a signal-to-noise ratio drawn uniformly from "
+        "[low, high] dB (speech_synth: synthesised white/pink/brown/hum noise, every split; audio_folder: files of "
+        "_background_noise_/, training clips only).")
+    noise_prob: float = Field(default=0.8, ge=0.0, le=1.0,
+                              description="Audio kinds: probability that a clip gets background noise.")
+    voices: list[str] = Field(
+        default_factory=list,
+        description="speech_synth: espeak-ng voice files (`espeak-ng --voices=en`, File column, e.g. gmw/en-US); "
+        "default: the seven English gmw/ voices.")
+    variants: list[str] = Field(
+        default_factory=list,
+        description="speech_synth: espeak-ng voice variants (espeak-ng-data/voices/!v, e.g. m3, f2, klatt); "
+        "default: m1..m7, f1..f4, croak, klatt, klatt2, klatt3. Test and validation use voice+variant "
+        "combinations training never heard.")
     test_fraction: float = Field(
         default=0.2, gt=0.0, lt=1.0,
         description="Share of samples held out for test when the source has no test split (sklearn_digits, image_folder).",
     )
     max_train: int = Field(default=0, ge=0, description="Use at most this many training samples (0 = all); for quick runs.")
     max_test: int = Field(default=0, ge=0, description="Use at most this many test samples (0 = all); for quick runs.")
+
+    @model_validator(mode="after")
+    def _fields_for_the_kind(self) -> "DatasetConfig":
+        audio = self.kind in AUDIO_KINDS
+        wrong = [name for name in (IMAGE_FIELDS if audio else AUDIO_FIELDS) if name in self.model_fields_set]
+        if wrong:
+            family, other = ("audio", "image") if audio else ("image", "audio")
+            raise ValueError(f"{', '.join(wrong)}: for {other} datasets, not kind {self.kind} ({family})")
+        if not audio and self.resolution is None:
+            raise ValueError(f"missing required field 'resolution' for kind {self.kind} "
+                             "(images are resized to resolution x resolution)")
+        if self.kind in ("image_folder", "audio_folder", "machine_sound_folder") and not self.path:
+            raise ValueError(f"dataset.path is required for kind {self.kind}")
+        if self.snr_db[0] > self.snr_db[1]:
+            raise ValueError(f"snr_db {list(self.snr_db)}: low must not exceed high")
+        if audio and self.test_fraction + self.val_fraction >= 1.0:
+            raise ValueError(f"test_fraction ({self.test_fraction}) + val_fraction ({self.val_fraction}) must be < 1")
+        return self
 
 
 class Optimizer(str, Enum):
@@ -242,10 +304,14 @@ class PipelineConfig(Strict):
     def _model_matches_data(self) -> "PipelineConfig":
         if self.deploy.model:
             return self
+        if self.dataset.kind in AUDIO_KINDS:
+            front = self.frontend
+            if front is not None and (front.sample_rate, front.clip_ms) != (self.dataset.sample_rate, self.dataset.clip_ms):
+                raise ValueError(f"dataset sample_rate/clip_ms ({self.dataset.sample_rate} Hz, {self.dataset.clip_ms} ms) "
+                                 f"differ from the frontend's ({front.sample_rate} Hz, {front.clip_ms} ms)")
+            return self
         arch = self.search.model
         if arch is None:
-            if self.dataset.kind == DatasetKind.image_folder.value and not self.dataset.path:
-                raise ValueError("dataset.path is required for kind image_folder")
             if max(self.search.space.resolutions) > self.dataset.resolution:
                 raise ValueError(f"search.space.resolutions go up to {max(self.search.space.resolutions)} but "
                                  f"dataset.resolution is {self.dataset.resolution}: images are only resized down")
@@ -259,6 +325,4 @@ class PipelineConfig(Strict):
             raise ValueError(
                 f"search.model.input.channels ({arch.input.channels}) differs from dataset.channels ({self.dataset.channels})"
             )
-        if self.dataset.kind == DatasetKind.image_folder.value and not self.dataset.path:
-            raise ValueError("dataset.path is required for kind image_folder")
         return self

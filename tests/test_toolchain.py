@@ -214,7 +214,7 @@ def test_cmake_build_rejects_bad_arguments(workdir):
 
 def test_tool_versions():
     versions = toolchain.tool_versions()
-    assert set(versions) == {"gcc", "arm-none-eabi-gcc", "cmake", "qemu-system-arm"}
+    assert set(versions) == {"gcc", "arm-none-eabi-gcc", "cmake", "qemu-system-arm", "espeak-ng"}
     assert versions["gcc"] and versions["gcc"].startswith("gcc")
     assert versions["cmake"] and versions["cmake"].startswith("cmake version ")
 
@@ -356,4 +356,4 @@ def test_missing_tool_is_named(monkeypatch, tmp_path):
     with pytest.raises(ToolchainError, match=r"arm-none-eabi-objdump not found on PATH \(needed to measure the stack"):
         toolchain.call_graph(tmp_path / "any.elf")
     assert toolchain.tool_versions() == {"gcc": None, "arm-none-eabi-gcc": None, "cmake": None,
-                                         "qemu-system-arm": None}
+                                         "qemu-system-arm": None, "espeak-ng": None}

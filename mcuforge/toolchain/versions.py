@@ -13,6 +13,7 @@ TOOLS = {
     "arm-none-eabi-gcc": ["arm-none-eabi-gcc", "--version"],
     "cmake": ["cmake", "--version"],
     "qemu-system-arm": ["qemu-system-arm", "--version"],
+    "espeak-ng": ["espeak-ng", "--version"],
 }
 
 

@@ -1,0 +1,69 @@
+"""espeak-ng (Debian's `espeak-ng` package), the offline speech synthesiser behind `dataset.kind: speech_synth`.
+
+`speak` runs one espeak-ng call that says a list of words, each as its own sentence, separated by a long word gap
+(`-g`), and returns the WAV file's bytes (espeak-ng writes 16-bit mono PCM at 22,050 Hz); the caller cuts the words
+apart at the pauses. One call per list (rather than per word) keeps the process start-up cost (~60 ms) shared by
+a dozen words. `speak_many` runs several such calls in a small thread pool; results come back in order.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from mcuforge.toolchain.process import ToolchainError, run
+
+ESPEAK = "espeak-ng"
+INSTALL_HINT = "install espeak-ng: apt-get install --no-install-recommends espeak-ng"
+SPEAK_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One espeak-ng call: `voice` is a voice file with an optional variant (`gmw/en-US+f4`), `speed` in words per
+    minute (-s), `pitch` 0..99 (-p), `amplitude` 0..200 (-a), `word_gap` in units of 10 ms at the default speed (-g)."""
+
+    words: tuple[str, ...]
+    voice: str
+    speed: int
+    pitch: int
+    amplitude: int
+    word_gap: int = 80
+
+
+def require_espeak() -> str:
+    """The espeak-ng executable; ToolchainError with the install command when it is missing."""
+    path = shutil.which(ESPEAK)
+    if path is None:
+        raise ToolchainError(f"{ESPEAK} not found on PATH (dataset.kind speech_synth synthesises its keywords "
+                             f"with it): {INSTALL_HINT}")
+    return path
+
+
+def espeak_version() -> str:
+    """First line of `espeak-ng --version` (e.g. "eSpeak NG text-to-speech: 1.51  Data at: ...")."""
+    output = run([require_espeak(), "--version"], SPEAK_TIMEOUT_S, "espeak-ng version").stdout
+    return output.splitlines()[0].strip() if output.strip() else "espeak-ng (unknown version)"
+
+
+def speak(utterance: Utterance, executable: str | None = None) -> bytes:
+    """The WAV bytes of one utterance (its words as separate sentences: "yes. stop. house.")."""
+    executable = executable or require_espeak()
+    text = " ".join(f"{word}." for word in utterance.words)
+    with tempfile.TemporaryDirectory(prefix="mf_espeak_") as folder:
+        out = Path(folder) / "speech.wav"
+        run([executable, "-v", utterance.voice, "-s", str(utterance.speed), "-p", str(utterance.pitch),
+             "-a", str(utterance.amplitude), "-g", str(utterance.word_gap), "-w", str(out), text],
+            SPEAK_TIMEOUT_S, f"espeak-ng voice {utterance.voice}")
+        if not out.is_file():
+            raise ToolchainError(f"espeak-ng voice {utterance.voice} wrote no audio for {text!r}")
+        return out.read_bytes()
+
+
+def speak_many(utterances: list[Utterance], workers: int = 2) -> list[bytes]:
+    """WAV bytes of each utterance, in the given order (calls run in a pool of `workers` threads)."""
+    executable = require_espeak()
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return list(pool.map(lambda u: speak(u, executable), utterances))
