@@ -70,11 +70,12 @@ def task_data():
     if CFG["dataset"]["kind"] == "fashion_mnist":
         folder = config_stage.absolute(CFG["resolved"]["dataset_path"])
         file_dep = [folder / name for name in data_stage.FASHION_FILES.values()]
+    audio = CFG["dataset"]["kind"] in data_stage.AUDIO_KINDS  # clips through the front end: its section matters
     return {
         "actions": [action("tasks.data:run", CFG, PATHS)],
         "file_dep": file_dep,
-        "targets": DATA_FILES + [PATHS.card],
-        "uptodate": [config_changed(_section("dataset", "seed")
+        "targets": DATA_FILES + [PATHS.card] + ([PATHS.pcm_test] if audio else []),
+        "uptodate": [config_changed(_section("dataset", "seed", *(["frontend"] if audio else []))
                                     | {"classes": data_stage.num_classes(CFG)})],
         "clean": True,
     }
@@ -136,9 +137,9 @@ def task_codegen():
     """Generate C for the engine: codegen/model.c, model.h, weights.c, weights.h (kernels in plan order)."""
     return {
         "actions": [action("tasks.codegen:run", CFG, PATHS)],
-        "file_dep": [PATHS.int8, PATHS.plan],
-        "targets": PATHS.codegen_files,
-        "uptodate": [config_changed({"name": CFG["name"]})],
+        "file_dep": [PATHS.int8, PATHS.plan] + ([PATHS.card] if PATHS.frontend else []),
+        "targets": PATHS.codegen_files + ([PATHS.frontend_json] if PATHS.frontend else []),
+        "uptodate": [config_changed({"name": CFG["name"], "frontend": CFG.get("frontend")})],
         "clean": True,
     }
 
@@ -183,6 +184,7 @@ def task_verify():
     return {
         "actions": [action("tasks.verify:run", CFG, PATHS)],
         "file_dep": [PATHS.int8, PATHS.plan, *([PATHS.data_file("x_test"), PATHS.data_file("y_test")] if TRAINED else []),
+                     *([PATHS.pcm_test] if PATHS.frontend else []),
                      PATHS.executable("host"), PATHS.executable("host", dump=True),
                      PATHS.executable(board), PATHS.executable(board, dump=True)],
         "targets": [PATHS.verify_report],

@@ -265,6 +265,18 @@ class PipelineConfig(Strict):
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig, description="Memory planning.")
     deploy: DeployConfig = Field(description="Deployment target.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _frontend_takes_the_clips_of_the_dataset(cls, data):
+        """frontend.sample_rate and clip_ms default to the dataset's (given in both, they must agree: checked below)."""
+        if isinstance(data, dict) and isinstance(data.get("frontend"), dict) and isinstance(data.get("dataset"), dict):
+            frontend = dict(data["frontend"])
+            for key in ("sample_rate", "clip_ms"):
+                if key not in frontend and key in data["dataset"]:
+                    frontend[key] = data["dataset"][key]
+            data = {**data, "frontend": frontend}
+        return data
+
     @model_validator(mode="after")
     def _sections_for_the_model(self) -> "PipelineConfig":
         """dataset, search and train are required to train a model, and unused (so not allowed) with deploy.model."""
@@ -291,9 +303,9 @@ class PipelineConfig(Strict):
         if frames != values:
             raise ValueError(f"frontend: gives {frames} frames x {values} values per frame; the network's input must "
                              "be square for now: choose hop_ms/clip_ms and mel_bins (or num_coeffs) so they are equal")
-        if self.dataset.resolution != frames or self.dataset.channels != 1:
-            raise ValueError(f"dataset.resolution must be {frames} and dataset.channels 1 (the front end's "
-                             f"{frames}x{values} features), got {self.dataset.resolution} and {self.dataset.channels}")
+        if self.dataset.kind not in AUDIO_KINDS:
+            raise ValueError(f"frontend: turns audio clips into features; dataset.kind {self.dataset.kind} is not an "
+                             f"audio kind ({', '.join(AUDIO_KINDS)})")
         resolutions = [self.search.model.input.resolution] if self.search.model else self.search.space.resolutions
         if set(resolutions) != {frames}:
             raise ValueError(f"search resolutions must be [{frames}] with a front end (features are not resized), "

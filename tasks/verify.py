@@ -2,6 +2,8 @@
 sample and per layer (mcuforge/verify/): verify/report.json, then a failure naming the first differing layer."""
 from __future__ import annotations
 
+import numpy as np
+
 from mcuforge.core.errors import McuforgeError
 from mcuforge.core.io import write_json
 from mcuforge.ml.data import read_for_arch
@@ -19,6 +21,7 @@ def run(cfg: dict, paths) -> dict:
     else:
         data = read_for_arch(paths)
         x, y = data.x_test[:cfg["deploy"]["verify_samples"]], data.y_test[:cfg["deploy"]["verify_samples"]]
+    pcm = np.load(paths.pcm_test)[:len(x)] if paths.frontend else None  # the engine gets the raw clips
     count = len(x)
     board = cfg["board"]
     machine = board["qemu"]["machine"] if cfg["deploy"]["emulate"] else None
@@ -31,7 +34,7 @@ def run(cfg: dict, paths) -> dict:
     try:
         report, timing = run_checks(graph, paths.int8, x, y,
                             min(cfg["deploy"]["layer_samples"], count), cfg["resolved"]["requant"], builds, machine,
-                            work)
+                            work, pcm=pcm)
     except toolchain.ToolchainError as exc:
         raise McuforgeError(f"verify: {exc}") from None
     problems = judge(report) + budget.check_measured(cfg, paths, report)  # SRAM with the measured stack

@@ -3,7 +3,8 @@
  *
  *   mf_runner <inputs.bin> <outputs.bin> [layer_dir]
  *
- * inputs.bin holds N samples of MF_MODEL_INPUT_BYTES (N = file size / input bytes); outputs.bin receives N outputs
+ * inputs.bin holds N samples of MF_MODEL_INPUT_BYTES (MF_MODEL_RAW_INPUT_BYTES of int16 PCM for a model with an
+ * audio front end; N = file size / sample bytes); outputs.bin receives N outputs
  * of MF_MODEL_OUTPUT_BYTES. Built with MF_LAYER_DUMP and given layer_dir, every layer's output is appended to
  * layer_dir/layer_%03d.bin, one block per sample (the files are truncated at the first sample).
  *
@@ -140,6 +141,21 @@ static int mf_read_exact(FILE *file, void *buffer, size_t bytes)
     return fread(buffer, 1, bytes, file) == bytes;
 }
 
+/*
+ * A model with an audio front end (model.h defines MF_MODEL_PCM_SAMPLES) takes raw int16 PCM clips, little endian,
+ * and runs mf_model_invoke_pcm; any other model takes its int8 input tensor and runs mf_model_invoke.
+ */
+#ifdef MF_MODEL_PCM_SAMPLES
+#define MF_SAMPLE_BYTES ((unsigned long)MF_MODEL_RAW_INPUT_BYTES)
+static int16_t mf_pcm[MF_MODEL_PCM_SAMPLES];
+#define MF_SAMPLE_BUFFER ((void *)mf_pcm)
+#define MF_INVOKE() mf_model_invoke_pcm(mf_pcm)
+#else
+#define MF_SAMPLE_BYTES ((unsigned long)MF_MODEL_INPUT_BYTES)
+#define MF_SAMPLE_BUFFER ((void *)mf_model_input())
+#define MF_INVOKE() mf_model_invoke()
+#endif
+
 static int mf_run(const char *inputs_path, const char *outputs_path)
 {
     FILE *inputs;
@@ -160,13 +176,13 @@ static int mf_run(const char *inputs_path, const char *outputs_path)
         fclose(inputs);
         return MF_EXIT_IO;
     }
-    if (input_size == 0 || (unsigned long)input_size % (unsigned long)MF_MODEL_INPUT_BYTES != 0) {
+    if (input_size == 0 || (unsigned long)input_size % MF_SAMPLE_BYTES != 0) {
         fprintf(stderr, "mf_runner: inputs file %s has %ld bytes, not a positive multiple of the sample size %lu\n",
-                inputs_path, input_size, (unsigned long)MF_MODEL_INPUT_BYTES);
+                inputs_path, input_size, MF_SAMPLE_BYTES);
         fclose(inputs);
         return MF_EXIT_INPUT_SIZE;
     }
-    sample_count = (unsigned long)input_size / (unsigned long)MF_MODEL_INPUT_BYTES;
+    sample_count = (unsigned long)input_size / MF_SAMPLE_BYTES;
 
     outputs = fopen(outputs_path, "wb");
     if (outputs == NULL) {
@@ -176,7 +192,7 @@ static int mf_run(const char *inputs_path, const char *outputs_path)
     }
 
     for (sample = 0; sample < sample_count; ++sample) {
-        if (!mf_read_exact(inputs, mf_model_input(), (size_t)MF_MODEL_INPUT_BYTES)) {
+        if (!mf_read_exact(inputs, MF_SAMPLE_BUFFER, (size_t)MF_SAMPLE_BYTES)) {
             fprintf(stderr, "mf_runner: cannot read sample %lu from %s\n", sample, inputs_path);
             fclose(inputs);
             fclose(outputs);
@@ -189,7 +205,7 @@ static int mf_run(const char *inputs_path, const char *outputs_path)
         mf_stack_paint();
 #endif
         mf_bench_start();
-        status = mf_model_invoke();
+        status = MF_INVOKE();
         mf_bench_stop();
 #ifdef MF_STACK_PAINT
         mf_stack_note_inference();

@@ -15,6 +15,7 @@ class Paths:
 
     root: Path
     model: Path | None = None  # deploy.model: the given int8 model replaces quantize/model_int8.onnx
+    frontend: bool = False  # an audio front end is chained in front of the network (codegen/mf_model_frontend.*)
 
     @property
     def config(self) -> Path:
@@ -69,7 +70,19 @@ class Paths:
 
     @property
     def codegen_files(self) -> list[Path]:
-        return [self.codegen / name for name in ("model.c", "model.h", "weights.c", "weights.h")]
+        names = ["model.c", "model.h", "weights.c", "weights.h"]
+        if self.frontend:
+            names += ["mf_model_frontend.c", "mf_model_frontend.h"]
+        return [self.codegen / name for name in names]
+
+    @property
+    def frontend_json(self) -> Path:
+        """The front end's figures: tables, scratch and its place in the arena, the input map."""
+        return self.codegen / "frontend.json"
+
+    @property
+    def pcm_test(self) -> Path:
+        return self.data / "pcm_test.npy"
 
     def build_dir(self, target: str, dump: bool = False) -> Path:
         """CMake build directory of `host` or a board (the layer-dump variant beside it)."""

@@ -44,3 +44,32 @@ def fit_clips(pcm: np.ndarray, samples: int) -> np.ndarray:
     if pcm.shape[1] >= samples:
         return np.ascontiguousarray(pcm[:, :samples])
     return np.pad(pcm, ((0, 0), (0, samples - pcm.shape[1])))
+
+
+def feature_dataset(audio, frontend: "FrontendConfig", max_train: int = 0, max_test: int = 0, seed: int = 0):
+    """An AudioDataset (int16 PCM splits) -> (the pipeline's Dataset of uint8 feature maps, the test clips' PCM in
+    the same order, the front end's facts for the card). Training uses the train and validation clips (the test clips
+    are the held-out ones: voices or speakers training never heard, when the dataset knows them)."""
+    from mcuforge.ml.data import Dataset
+
+    x_train = np.concatenate([audio.x_train, audio.x_val]) if len(audio.x_val) else audio.x_train
+    y_train = np.concatenate([audio.y_train, audio.y_val]) if len(audio.y_val) else audio.y_train
+    x_test, y_test = audio.x_test, audio.y_test
+    rng = np.random.default_rng(seed + 1)
+    if max_train and len(y_train) > max_train:
+        keep = np.sort(rng.permutation(len(y_train))[:max_train])
+        x_train, y_train = x_train[keep], y_train[keep]
+    if max_test and len(y_test) > max_test:
+        keep = np.sort(rng.permutation(len(y_test))[:max_test])
+        x_test, y_test = x_test[keep], y_test[keep]
+    x_train = fit_clips(x_train, frontend.clip_samples)
+    x_test = fit_clips(x_test, frontend.clip_samples)
+    scale, zero_point = quantization(x_train, frontend)
+    data = Dataset(x_train=as_images(x_train, frontend, scale, zero_point), y_train=y_train.astype(np.int64),
+                   x_test=as_images(x_test, frontend, scale, zero_point), y_test=y_test.astype(np.int64),
+                   classes=list(audio.classes), source=f"{audio.kind}: {audio.source}")
+    facts = {"kind": frontend.kind, "scale": scale, "zero_point": zero_point,
+             "shape": [frontend.num_frames, frontend.num_features], "sample_rate": frontend.sample_rate,
+             "clip_samples": frontend.clip_samples,
+             "layout": "x = int8 features + 128 as uint8 [N, frames, values, 1]; pcm_test.npy: int16 [N, clip_samples]"}
+    return data, np.ascontiguousarray(x_test, dtype=np.int16), facts

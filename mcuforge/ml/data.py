@@ -25,6 +25,7 @@ FASHION_FILES = {
 FASHION_CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot"]
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".gif", ".webp"}
 SPLITS = ("x_train", "y_train", "x_test", "y_test")
+AUDIO_KINDS = ("audio_folder", "speech_synth", "machine_sound_folder")  # through a front end: mcuforge/ml/audio_features
 
 
 @dataclass
@@ -48,6 +49,11 @@ def dataset_path(dataset: dict, yaml_dir: Path) -> Path:
 def check_available(dataset: dict, yaml_dir: Path) -> None:
     """Cheap presence check done when the config is loaded, so a missing dataset is reported before any work."""
     kind = dataset["kind"]
+    if kind in AUDIO_KINDS:
+        from mcuforge.ml.audio_data import check_audio_available
+
+        check_audio_available(dataset, yaml_dir)
+        return
     path = dataset_path(dataset, yaml_dir)
     if kind == "fashion_mnist":
         missing = [name for name in FASHION_FILES.values() if not (path / name).is_file()]

@@ -15,6 +15,7 @@ from mcuforge.core.io import flatten
 from mcuforge.ml import latency
 from mcuforge.report import energy as energy_mod
 from mcuforge.report.layers import layer_instructions, layer_table
+from mcuforge.report.frontend import frontend_facts
 from mcuforge.report.review import read_artifact, stage_files
 from mcuforge.report.sizes import size_breakdown
 
@@ -222,7 +223,8 @@ def collect(cfg: dict, paths) -> dict:
         "name": cfg["name"], "pipeline": pipeline, "board": board, "deploy": deploy, "requant": requant,
         "stages": stages, "budgets": _budgets(cfg, cycles_budget, sizes, plan, sram_used, macs, instructions, seconds),
         "flops": _flops(board, latency_ms, cycles_budget, macs, instructions), "layers": rows, "breakdown": breakdown,
-        "accuracy": _accuracy(train, quant, verify), "confusion": _confusion(quant), "verification": _verification(deploy, verify),
+        "accuracy": _accuracy(train, quant, verify), "confusion": _confusion(quant),
+        "frontend": frontend_facts(cfg, paths, verify), "verification": _verification(deploy, verify),
         "search": _search(cfg, paths), "energy": energy,
         "predicted_latency": _predicted_latency(cfg, paths, instructions),
         "movement": movement, "seconds_basis": seconds_basis, "plan": plan,

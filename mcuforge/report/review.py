@@ -16,7 +16,7 @@ from mcuforge.core.paths import config_hash
 PACKAGE = Path(__file__).resolve().parent
 TEMPLATES = PACKAGE / "templates"
 # the modules that compute the review (their code is part of the fingerprint)
-SOURCES = ("review.py", "facts.py", "sizes.py", "layers.py", "plots.py", "render.py", "energy.py")
+SOURCES = ("review.py", "facts.py", "sizes.py", "layers.py", "plots.py", "render.py", "energy.py", "frontend.py")
 
 
 class ReviewPaths:
@@ -42,7 +42,7 @@ def stage_files(cfg: dict, paths) -> dict[str, list[Path]]:
         "train": [paths.train_metrics],
         "quantize": [paths.quant_metrics, paths.int8],
         "schedule": [paths.plan, paths.memory_png],
-        "codegen": paths.codegen_files,
+        "codegen": paths.codegen_files + ([paths.frontend_json] if paths.frontend else []),
         "build_host": [paths.executable("host")],
         f"build_{board}": [paths.size_json, paths.executable(board)],
         "verify": [paths.verify_report],

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from mcuforge.toolchain import budget
+from mcuforge.verify import frontend_check
 from mcuforge.verify import onnx_reference as reference
 from mcuforge.verify import tflm_reference
 from mcuforge import toolchain
@@ -92,15 +93,19 @@ def first_bad_layer(layer_results: list[dict], key: str, tolerance: int) -> dict
 
 
 def run_checks(graph: Graph, model_path: Path, x: np.ndarray, y: np.ndarray, layer_samples: int,
-               requant: str, builds: dict, machine: str | None, work: Path, timeout: float = 600) -> dict:
+               requant: str, builds: dict, machine: str | None, work: Path, timeout: float = 600,
+               pcm: np.ndarray | None = None) -> dict:
     """Run everything; return the report (reproducible: counts only) and the wall times (not reproducible).
-    Raises nothing on mismatch: see `judge`."""
+    Raises nothing on mismatch: see `judge`. pcm: for a model with an audio front end, the raw int16 clips whose
+    features are `x` (the engine is fed the clips; the reference the features: mcuforge/verify/frontend_check.py)."""
     ref = _reference(graph).run(model_path, graph, x)
     tflite = graph.format == "tflite"  # TFLite Micro's integer kernels are reproduced exactly: no tolerance
     tolerance = 0 if requant == "float" or tflite else FIXED_TOLERANCE_LSB
     shape = graph.tensors[graph.output].shape
     inputs = work / "inputs.bin"
     write_vectors({"inputs.bin": ref[graph.input], "ort_outputs.bin": ref[graph.output]}, work)
+    if pcm is not None:
+        frontend_check.write_pcm(pcm, inputs)
     report: dict = {"requant": requant, "tolerance_lsb": tolerance, "samples": int(len(x)),
                     "reference": "tflite-micro" if tflite else "onnxruntime",
                     "ort_accuracy": None if y is None else float((ref["logits"].argmax(1) == y).mean())}
@@ -119,6 +124,9 @@ def run_checks(graph: Graph, model_path: Path, x: np.ndarray, y: np.ndarray, lay
     host = read_outputs(work / "host_outputs.bin", len(x), shape)
     report["host"] = {"vs_ort": compare(host, ref[graph.output]), "accuracy": accuracy(host)}
     timing = {"host_seconds": round(time.perf_counter() - started, 3)}
+    if pcm is not None:  # the front end's bytes on every clip: host (dump build) == the Python reference
+        report["frontend"] = {"host_vs_reference": frontend_check.host_features(graph, builds["host_dump"], pcm, x,
+                                                                                 work, timeout)}
     qemu = None
     whole = None
     if machine and "board" in builds:
@@ -139,7 +147,10 @@ def run_checks(graph: Graph, model_path: Path, x: np.ndarray, y: np.ndarray, lay
         whole = result.instructions[:layer_samples]
     if layer_samples:
         report["layers"], layer_instructions = _layer_checks(graph, model_path, x[:layer_samples], builds, machine,
-                                                             work, timeout, whole)
+                                                             work, timeout, whole,
+                                                             None if pcm is None else pcm[:layer_samples])
+        if pcm is not None:
+            report["frontend"].update(frontend_check.dumped(graph, work, x[:layer_samples], machine, layer_instructions))
         if layer_instructions is not None:
             report["layer_instructions"] = layer_instructions
     return report, timing
@@ -174,12 +185,16 @@ def layer_instruction_summary(layers: list[list[int]], tails: list[int], whole: 
 
 
 def _layer_checks(graph: Graph, model_path: Path, x: np.ndarray, builds: dict, machine: str | None, work: Path,
-                  timeout: float, whole: list[int] | None = None) -> tuple[list[dict], dict | None]:
+                  timeout: float, whole: list[int] | None = None,
+                  pcm: np.ndarray | None = None) -> tuple[list[dict], dict | None]:
     """Every layer's output compared (host vs reference, QEMU vs host) and, under QEMU, every layer's instruction
     count (layer_instruction_summary); whole: the normal build's instructions of the same samples, or None."""
     ref = _reference(graph).run(model_path, graph, x, layers=True)
     inputs = work / "layer_inputs.bin"
     write_vectors({"layer_inputs.bin": ref[graph.input]}, work)
+    if pcm is not None:
+        frontend_check.write_pcm(pcm, inputs)
+    segments = len(graph.ops) + (pcm is not None)  # the front end's dump is a segment of its own, the first
     toolchain.run_host(builds["host_dump"], inputs, work / "layer_host_out.bin", work / "layers_host", timeout=timeout)
     host = read_layers(work / "layers_host", graph, len(x))
     qemu = None
@@ -188,12 +203,19 @@ def _layer_checks(graph: Graph, model_path: Path, x: np.ndarray, builds: dict, m
         result = toolchain.run_qemu(builds["board_dump"], machine, inputs, work / "layer_qemu_out.bin",
                                     work / "layers_qemu", timeout=timeout, count_instructions=True)
         qemu = read_layers(work / "layers_qemu", graph, len(x))
-        if result.layer_instructions is None or any(len(sample) != len(graph.ops)
+        if result.layer_instructions is None or any(len(sample) != segments
                                                     for sample in result.layer_instructions):
             found = None if result.layer_instructions is None else [len(s) for s in result.layer_instructions]
             raise McuforgeError(f"verify: the layer-dump ELF {builds['board_dump']} gave per-layer instruction "
-                                f"counts for {found} layers per sample, not {len(graph.ops)}")
-        counts = layer_instruction_summary(result.layer_instructions, result.layer_tail_instructions, whole)
+                                f"counts for {found} layers per sample, not {segments}")
+        per_sample = result.layer_instructions
+        if pcm is not None:
+            frontend_counts = [sample[0] for sample in per_sample]
+            per_sample = [sample[1:] for sample in per_sample]
+            whole = None if whole is None else [w - f for w, f in zip(whole, frontend_counts)]
+        counts = layer_instruction_summary(per_sample, result.layer_tail_instructions, whole)
+        if pcm is not None:
+            counts["frontend"] = round(sum(frontend_counts) / len(frontend_counts))
         per_layer = counts.pop("per_layer")
     host = [_onnx_order(graph, op, array) for op, array in zip(graph.ops, host)]
     if qemu is not None:
@@ -252,4 +274,9 @@ def judge(report: dict) -> list[str]:
         where = f"; first differing layer {bad['index']} ({bad['kind']} '{bad['name']}')" if bad else ""
         problems.append(f"QEMU output differs from the host engine in {report['qemu']['vs_host']['differing']} "
                         f"values{where}")
+    for key, who in (("host_vs_reference", "host"), ("qemu_vs_reference", "QEMU")):
+        stats = report.get("frontend", {}).get(key)
+        if stats and stats["differing"]:
+            problems.append(f"audio front end ({who}) differs from its Python reference in {stats['differing']} of "
+                            f"{stats['bytes']} feature bytes ({stats['samples_differing']} clips)")
     return problems

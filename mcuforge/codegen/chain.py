@@ -1,0 +1,94 @@
+"""The audio front end chained in front of the network: `mf_model_invoke_pcm(pcm)` runs the front end into the
+network's input tensor, maps its int8 output to the network's int8 input, then runs the network.
+
+Memory: the features are written straight into the network's input tensor; the front end's scratch goes into the
+arena beside it (after the input tensor, or before it when it fits there), so the arena grows only when the scratch
+does not fit around the input. The map (`table[q + 128]`, 256 bytes of flash) is ONNX Runtime's quantization of
+`(q + 128) / 255` (mcuforge/ml/audio_features.py); when it is the identity (the network's input scale 1/255 and zero
+point -128, as MinMax calibration gives for features spanning the full int8 range) no table is emitted.
+
+With MF_LAYER_DUMP the front end's int8 output is dumped as layer MF_MODEL_NUM_LAYERS (after the network's layers
+in file numbering, first in time), so verify checks it byte for byte and counts its instructions apart."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mcuforge.audio.tables import FrontendTables
+from mcuforge.codegen.frontend import figures, sources
+from mcuforge.codegen.writer import CWriter, c_array
+from mcuforge.ir.graph import Graph
+from mcuforge.schedule.planner import Plan
+
+PREFIX = "mf_model"
+
+
+@dataclass(frozen=True)
+class FrontendPlacement:
+    """Where the front end's scratch sits in the arena and the arena it needs."""
+    scratch_offset: int
+    scratch_bytes: int
+    arena_bytes: int
+
+    def to_json(self) -> dict:
+        return {"scratch_offset": self.scratch_offset, "scratch_bytes": self.scratch_bytes,
+                "arena_bytes": self.arena_bytes}
+
+
+def place(graph: Graph, plan: Plan, tables: FrontendTables) -> FrontendPlacement:
+    """The scratch before the input tensor when it fits there, else right after it (4-byte aligned)."""
+    scratch = tables.scratch_bytes()
+    start = plan.offset(graph.input)
+    end = start + graph.tensors[graph.input].bytes
+    if scratch <= start:
+        offset = 0
+    else:
+        offset = (end + 3) // 4 * 4
+    return FrontendPlacement(offset, scratch, max(plan.peak_bytes(), offset + scratch))
+
+
+def is_identity(table: np.ndarray) -> bool:
+    return bool(np.array_equal(np.asarray(table, dtype=np.int16), np.arange(-128, 128, dtype=np.int16)))
+
+
+def header_lines(tables: FrontendTables) -> list[str]:
+    """model.h additions: the raw input and the PCM entry point."""
+    return [
+        f"/* Raw input: int16 PCM, {tables.clip_samples} samples, through the audio front end ({PREFIX}_frontend.h). */",
+        f"#define MF_MODEL_PCM_SAMPLES {tables.clip_samples}",
+        f"#define MF_MODEL_RAW_INPUT_BYTES {2 * tables.clip_samples}",
+        "int mf_model_invoke_pcm(const int16_t *pcm);",
+    ]
+
+
+def model_code(graph: Graph, placement: FrontendPlacement, table: np.ndarray, input_address: str) -> str:
+    """model.c addition: mf_model_invoke_pcm."""
+    w = CWriter()
+    w.lines([f'#include "{PREFIX}_frontend.h"', ""])
+    identity = is_identity(table)
+    if not identity:
+        c_array(w, "int8_t", "mf_model_input_table", np.asarray(table, dtype=np.int8), qualifiers="static const")
+        w.line()
+    with w.block("int mf_model_invoke_pcm(const int16_t *pcm) {"):
+        w.lines([f"int8_t *features = {input_address};",
+                 f"mf_status status = mf_frontend_run(&{PREFIX}_frontend_params, pcm, features, "
+                 f"mf_arena + {placement.scratch_offset});",
+                 "if (status != MF_OK) {", "    return status;", "}",
+                 "MF_DUMP(MF_MODEL_NUM_LAYERS, features, MF_MODEL_INPUT_BYTES);"])
+        if not identity:
+            with w.block("for (size_t i = 0; i < (size_t)MF_MODEL_INPUT_BYTES; i++) {"):
+                w.line("features[i] = mf_model_input_table[(uint8_t)(features[i] + 128)];")
+        w.line("return mf_model_invoke();")
+    return w.text()
+
+
+def frontend_sources(tables: FrontendTables) -> dict[str, str]:
+    return sources(tables, PREFIX)
+
+
+def frontend_figures(tables: FrontendTables, placement: FrontendPlacement, table: np.ndarray) -> dict:
+    facts = figures(tables)
+    facts.update(placement.to_json())
+    facts["input_table_bytes"] = 0 if is_identity(table) else 256
+    return facts
