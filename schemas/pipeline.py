@@ -4,6 +4,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from .anomaly import AutoencoderConfig, MachineSynthConfig
 from .frontend import FrontendConfig
 from .search import SearchConfig
 from .common import Strict
@@ -13,6 +14,7 @@ class DatasetKind(str, Enum):
     fashion_mnist = "fashion_mnist"
     sklearn_digits = "sklearn_digits"
     image_folder = "image_folder"
+    machine_synth = "machine_synth"
 
 
 class DatasetConfig(Strict):
@@ -25,7 +27,8 @@ class DatasetConfig(Strict):
         "image_folder: one sub-folder per class, or train/ and test/ each with one sub-folder per class (required); "
         "sklearn_digits: unused. Relative paths are relative to the pipeline YAML's folder.",
     )
-    resolution: int = Field(ge=4, le=512, description="Images are resized to resolution x resolution.")
+    resolution: int | None = Field(default=None, ge=4, le=512,
+                                   description="Images are resized to resolution x resolution (image kinds: required).")
     channels: Literal[1, 3] = Field(default=1, description="1 = grayscale, 3 = RGB.")
     classes: list[str] = Field(
         default_factory=list,
@@ -37,6 +40,25 @@ class DatasetConfig(Strict):
     )
     max_train: int = Field(default=0, ge=0, description="Use at most this many training samples (0 = all); for quick runs.")
     max_test: int = Field(default=0, ge=0, description="Use at most this many test samples (0 = all); for quick runs.")
+    machine_synth: MachineSynthConfig | None = Field(
+        default=None, description="kind machine_synth: machines, clips per split, severity, held-out anomaly kinds.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _synth_defaults(cls, data):
+        if isinstance(data, dict) and data.get("kind") == "machine_synth" and data.get("machine_synth") is None:
+            data = {**data, "machine_synth": {}}
+        return data
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> "DatasetConfig":
+        if self.kind == DatasetKind.machine_synth.value:
+            return self
+        if self.machine_synth is not None:
+            raise ValueError(f"machine_synth is for kind machine_synth, not {self.kind}")
+        if self.resolution is None:
+            raise ValueError(f"missing required field 'resolution' ({type(self).model_fields['resolution'].description})")
+        return self
 
 
 class Optimizer(str, Enum):
@@ -197,6 +219,9 @@ class PipelineConfig(Strict):
     dataset: DatasetConfig | None = Field(default=None, description="Data (required unless deploy.model is set).")
     search: SearchConfig | None = Field(default=None, description="Architecture (required unless deploy.model is set).")
     train: TrainConfig | None = Field(default=None, description="Training (required unless deploy.model is set).")
+    autoencoder: AutoencoderConfig | None = Field(
+        default=None, description="Anomaly detection: a reconstruction autoencoder over the front end's frames instead "
+        "of search (its own small search space); the device returns the clip's anomaly score and decision.")
     frontend: FrontendConfig | None = Field(
         default=None, description="Audio front end (raw PCM -> int8 features, run on the device before the network).")
     quantize: QuantizeConfig = Field(default_factory=QuantizeConfig, description="Quantization.")
@@ -211,7 +236,7 @@ class PipelineConfig(Strict):
             raise ValueError(f"deploy.model ({self.deploy.model}) replaces data, search, training and quantization: "
                              f"remove {', '.join(given)}")
         if not self.deploy.model:
-            for name in ("dataset", "search", "train"):
+            for name in ("dataset", "train") if self.autoencoder is not None else ("dataset", "search", "train"):
                 if getattr(self, name) is None:
                     description = type(self).model_fields[name].description
                     raise ValueError(f"missing required field '{name}' ({description})")
@@ -221,6 +246,8 @@ class PipelineConfig(Strict):
     def _model_matches_data(self) -> "PipelineConfig":
         if self.deploy.model:
             return self
+        if self.autoencoder is not None or self.dataset.kind == DatasetKind.machine_synth.value:
+            return self._anomaly_sections()
         arch = self.search.model
         if arch is None:
             if self.dataset.kind == DatasetKind.image_folder.value and not self.dataset.path:
@@ -240,4 +267,16 @@ class PipelineConfig(Strict):
             )
         if self.dataset.kind == DatasetKind.image_folder.value and not self.dataset.path:
             raise ValueError("dataset.path is required for kind image_folder")
+        return self
+
+    def _anomaly_sections(self) -> "PipelineConfig":
+        if self.autoencoder is None or self.frontend is None or self.search is not None:
+            raise ValueError("an anomaly pipeline (dataset.kind machine_synth or an autoencoder section) needs "
+                             "`autoencoder` and `frontend` sections and no `search` section")
+        if self.dataset.kind != DatasetKind.machine_synth.value:
+            raise ValueError(f"autoencoder: dataset.kind {self.dataset.kind} is not a machine sound dataset "
+                             "(allowed: machine_synth)")
+        if self.autoencoder.frames > self.frontend.num_frames:
+            raise ValueError(f"autoencoder.frames ({self.autoencoder.frames}) is more than the front end's "
+                             f"{self.frontend.num_frames} frames per clip")
         return self
