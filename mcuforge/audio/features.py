@@ -37,7 +37,15 @@ def _filter_bank(frontend: "FrontendConfig") -> np.ndarray:
 
 
 def _real(pcm: np.ndarray, frontend: "FrontendConfig") -> np.ndarray:
-    """float32 [N, frames, features] before quantisation."""
+    """float32 [N, frames, features] before quantisation. One BLAS thread: the filter-bank product is small, and
+    OpenBLAS's threads spinning on a busy machine made it ~100x slower."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _real_blas(pcm, frontend)
+
+
+def _real_blas(pcm: np.ndarray, frontend: "FrontendConfig") -> np.ndarray:
     window, hop, frames = frontend.window_samples, frontend.hop_samples, frontend.num_frames
     bank = _filter_bank(frontend).astype(np.float32)
     hann = np.hanning(window + 1)[:-1].astype(np.float32)
