@@ -37,6 +37,7 @@ CFG, PATHS = _load()
 PATHS.root.mkdir(parents=True, exist_ok=True)
 DATA_FILES = [PATHS.data_file(key) for key in data_stage.SPLITS]
 TRAINED = not CFG["deploy"]["model"]  # deploy.model: the given int8 model replaces data/search/train/quantize
+ANOMALY = bool(CFG.get("autoencoder"))  # an autoencoder over audio features: its own data/search/train/quantize
 
 DOIT_CONFIG = {
     "default_tasks": ["manifest", "review"],
@@ -74,14 +75,22 @@ def task_data():
         "actions": [action("tasks.data:run", CFG, PATHS)],
         "file_dep": file_dep,
         "targets": DATA_FILES + [PATHS.card],
-        "uptodate": [config_changed(_section("dataset", "seed")
-                                    | {"classes": data_stage.num_classes(CFG)})],
+        "uptodate": [config_changed(_section("dataset", "seed", "frontend") if ANOMALY else
+                                    _section("dataset", "seed") | {"classes": data_stage.num_classes(CFG)})],
         "clean": True,
     }
 
 
 def task_search():
     """Write search/arch.json: the fixed `search.model`, or the TinyNAS search's winner (+ logs, CDF and Pareto plots)."""
+    if ANOMALY:
+        return {
+            "actions": [action("tasks.search:run", CFG, PATHS)],
+            "file_dep": DATA_FILES,
+            "targets": [PATHS.arch],
+            "uptodate": [config_changed(_section("autoencoder", "train", "seed", "resolved"))],
+            "clean": True,
+        }
     searching = CFG["search"]["model"] is None
     return {
         "actions": [action("tasks.search:run", CFG, PATHS)],
@@ -111,7 +120,8 @@ def task_quantize():
         "actions": [action("tasks.quantize:run", CFG, PATHS)],
         "file_dep": [PATHS.fp32] + DATA_FILES,
         "targets": [PATHS.int8, PATHS.quant_metrics],
-        "uptodate": [config_changed({"quantize": quantize_cfg, "seed": CFG["seed"]})],
+        "uptodate": [config_changed({"quantize": quantize_cfg, "seed": CFG["seed"],
+                                     "threshold_fpr": (CFG.get("autoencoder") or {}).get("threshold_fpr")})],
         "clean": True,
     }
 
