@@ -146,7 +146,7 @@ def task_codegen():
     """Generate C for the engine: codegen/model.c, model.h, weights.c, weights.h (kernels in plan order)."""
     return {
         "actions": [action("tasks.codegen:run", CFG, PATHS)],
-        "file_dep": [PATHS.int8, PATHS.plan],
+        "file_dep": [PATHS.int8, PATHS.plan] + ([PATHS.quant_metrics, PATHS.card] if ANOMALY else []),
         "targets": PATHS.codegen_files,
         "uptodate": [config_changed({"name": CFG["name"]})],
         "clean": True,

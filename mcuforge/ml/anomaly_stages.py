@@ -175,3 +175,28 @@ def run_quantize(cfg: dict, paths) -> dict:
     write_json(paths.quant_metrics, metrics)
     return {"fp32_test_auc": round(fp32["test"]["mean_over_ids"]["auc"], 4),
             "int8_test_auc": round(int8["mean_over_ids"]["auc"], 4), "threshold": round(threshold, 4)}
+
+
+def codegen_constants(cfg: dict, paths) -> dict:
+    """What mf_model_anomaly_score needs: clip layout, score grid and integer threshold (quantize/metrics.json)."""
+    metrics = read_json(paths.quant_metrics)
+    card = read_json(paths.card)
+    frames_per_clip, features = card["shape"]
+    return {"clip_bytes": frames_per_clip * features, "frame_bytes": features, "frames": cfg["autoencoder"]["frames"],
+            "vectors_per_clip": metrics["vectors_per_clip"], "values_per_clip": metrics["values_per_clip"],
+            "threshold_acc": metrics["threshold_acc"], "grid": metrics["grid"]}
+
+
+def verify_clips(cfg: dict, paths) -> tuple[np.ndarray, np.ndarray]:
+    """deploy.verify_samples test clips spread over the split (every machine id, normal and anomalous): their int8
+    features [clips, frames, features] and the network's float inputs of their windows [clips x vectors, ...]."""
+    arch = read_json(paths.arch)
+    data = anomaly_data.read_cache(paths.data)
+    total = len(data.y["test"])
+    chosen = np.unique(np.linspace(0, total - 1, min(cfg["deploy"]["verify_samples"], total)).round().astype(int))
+    clips = data.x["test"][chosen]
+    x = anomaly_data.dequantize(anomaly_data.vectors(clips, arch["frames"]), data.scale, data.zero_point)
+    x = x.reshape(-1, x.shape[-1])
+    if arch["kind"] == "conv":
+        x = x.reshape(len(x), 1, arch["frames"], -1)
+    return clips, x
