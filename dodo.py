@@ -119,7 +119,7 @@ def task_quantize():
     return {
         "actions": [action("tasks.quantize:run", CFG, PATHS)],
         "file_dep": [PATHS.fp32] + DATA_FILES,
-        "targets": [PATHS.int8, PATHS.quant_metrics],
+        "targets": [PATHS.int8, PATHS.quant_metrics] + ([PATHS.quant_metrics.parent / "scores.json"] if ANOMALY else []),
         "uptodate": [config_changed({"quantize": quantize_cfg, "seed": CFG["seed"],
                                      "threshold_fpr": (CFG.get("autoencoder") or {}).get("threshold_fpr")})],
         "clean": True,

@@ -155,11 +155,15 @@ def run_quantize(cfg: dict, paths) -> dict:
     threshold_acc = anomaly.threshold_acc(threshold, values, params)
     int8 = _evaluate(data, "test", anomaly.score(test_acc, values, params), threshold)
     int8["confusion_integer"] = {"anomalous_called": int((test_acc > threshold_acc).sum())}
-    fp32 = {}
+    fp32, fp32_scores = {}, {}
     for split in ("val", "test"):
         v = _vectors(data, split, arch["frames"])
-        fp32[split] = _evaluate(data, split, autoencoder.clip_scores(v, _ort_outputs(paths.fp32, v, arch["kind"],
-                                                                                       arch["frames"])))
+        fp32_scores[split] = autoencoder.clip_scores(v, _ort_outputs(paths.fp32, v, arch["kind"], arch["frames"]))
+        fp32[split] = _evaluate(data, split, fp32_scores[split])
+    write_json(paths.quant_metrics.parent / "scores.json", {
+        "split": "test", "fp32": fp32_scores["test"].round(6).tolist(),
+        "int8": anomaly.score(test_acc, values, params).round(6).tolist(), "int8_acc": test_acc.tolist(),
+        "label": data.y["test"].tolist(), "machine": data.machine["test"].tolist(), "kind": data.kind["test"].tolist()})
     metrics = {
         "fp32_test": fp32["test"], "int8_test": int8,
         "int8_val_auc": _evaluate(data, "val", val_scores)["mean_over_ids"],
