@@ -15,6 +15,10 @@ class DatasetKind(str, Enum):
     sklearn_digits = "sklearn_digits"
     image_folder = "image_folder"
     machine_synth = "machine_synth"
+    machine_sound_folder = "machine_sound_folder"
+
+
+_MACHINE_SOUNDS = (DatasetKind.machine_synth.value, DatasetKind.machine_sound_folder.value)
 
 
 class DatasetConfig(Strict):
@@ -52,7 +56,10 @@ class DatasetConfig(Strict):
 
     @model_validator(mode="after")
     def _kind_fields(self) -> "DatasetConfig":
-        if self.kind == DatasetKind.machine_synth.value:
+        if self.kind == DatasetKind.machine_sound_folder.value and not self.path:
+            raise ValueError("dataset.path is required for kind machine_sound_folder (train/normal/*.wav, "
+                             "test/normal/*.wav, test/anomaly/*.wav)")
+        if self.kind in (DatasetKind.machine_synth.value, DatasetKind.machine_sound_folder.value):
             return self
         if self.machine_synth is not None:
             raise ValueError(f"machine_synth is for kind machine_synth, not {self.kind}")
@@ -246,7 +253,7 @@ class PipelineConfig(Strict):
     def _model_matches_data(self) -> "PipelineConfig":
         if self.deploy.model:
             return self
-        if self.autoencoder is not None or self.dataset.kind == DatasetKind.machine_synth.value:
+        if self.autoencoder is not None or self.dataset.kind in _MACHINE_SOUNDS:
             return self._anomaly_sections()
         arch = self.search.model
         if arch is None:
@@ -273,9 +280,9 @@ class PipelineConfig(Strict):
         if self.autoencoder is None or self.frontend is None or self.search is not None:
             raise ValueError("an anomaly pipeline (dataset.kind machine_synth or an autoencoder section) needs "
                              "`autoencoder` and `frontend` sections and no `search` section")
-        if self.dataset.kind != DatasetKind.machine_synth.value:
+        if self.dataset.kind not in _MACHINE_SOUNDS:
             raise ValueError(f"autoencoder: dataset.kind {self.dataset.kind} is not a machine sound dataset "
-                             "(allowed: machine_synth)")
+                             f"(allowed: {', '.join(_MACHINE_SOUNDS)})")
         if self.autoencoder.frames > self.frontend.num_frames:
             raise ValueError(f"autoencoder.frames ({self.autoencoder.frames}) is more than the front end's "
                              f"{self.frontend.num_frames} frames per clip")

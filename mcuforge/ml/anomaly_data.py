@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mcuforge.audio import features, machine_synth
+from mcuforge.audio import features, machine_folder, machine_synth
 from mcuforge.core.io import read_json, sha256_file, write_json, write_npy
 
 SPLITS = ("train", "val", "test")
@@ -51,10 +51,26 @@ def feature_quant(frontend, train_pcm: np.ndarray) -> tuple[float, int]:
     return scale, int(np.clip(round(-128 - low / scale), -128, 127))
 
 
+def _from_folder(cfg: dict, frontend) -> AnomalyData:
+    from mcuforge.ml.data import dataset_path
+    from mcuforge.core.paths import ROOT
+
+    root = dataset_path(cfg["dataset"], (ROOT / cfg["resolved"]["pipeline_file"]).parent)
+    splits, ids = machine_folder.read(root, frontend.sample_rate, frontend.clip_samples, cfg["seed"])
+    scale, zp = feature_quant(frontend, splits["train"][0])
+    data = AnomalyData({}, {}, {}, {}, scale, zp, ids, ["anomaly"])
+    for split, (pcm, machine, label) in splits.items():
+        data.x[split] = features.extract(pcm, frontend, scale, zp)
+        data.y[split], data.machine[split], data.kind[split] = label, machine, np.where(label == 1, 0, -1)
+    return data
+
+
 def build(cfg: dict) -> AnomalyData:
-    """Generate machine_synth clips for every split and run the front end on them."""
-    synth = cfg["dataset"]["machine_synth"]
+    """Generate machine_synth clips (or read a machine_sound_folder) for every split and run the front end."""
     frontend = frontend_model(cfg)
+    if cfg["dataset"]["kind"] == "machine_sound_folder":
+        return _from_folder(cfg, frontend)
+    synth = cfg["dataset"]["machine_synth"]
     counts = {"train": (synth["train_clips"], 0), "val": (synth["val_clips"], synth["val_clips"]),
               "test": (synth["test_clips"], synth["test_clips"])}
     sets = machine_synth.generate(synth["machine_ids"], counts, synth["held_out_kinds"], synth["severity"],

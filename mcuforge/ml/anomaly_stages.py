@@ -29,7 +29,8 @@ ARCH_KEYS = ("kind", "frames", "width", "depth", "bottleneck")
 
 def run_data(cfg: dict, paths) -> dict:
     data = anomaly_data.build(cfg)
-    card = anomaly_data.write_cache(data, paths.data, "machine_synth (mcuforge/audio/machine_synth.py)")
+    source = cfg["resolved"]["dataset_path"] or "machine_synth (mcuforge/audio/machine_synth.py)"
+    card = anomaly_data.write_cache(data, paths.data, source)
     return {split: card["counts"][split]["normal"] + card["counts"][split]["anomalous"] for split in anomaly_data.SPLITS}
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mcuforge.audio import machine_folder
 from mcuforge.core.errors import McuforgeError
 from mcuforge.core.io import read_json, sha256_file, write_json, write_npy
 
@@ -57,6 +58,8 @@ def check_available(dataset: dict, yaml_dir: Path) -> None:
                 "Install it with `apt-get install --no-install-recommends dataset-fashion-mnist` (Debian), "
                 "or set dataset.path to a folder holding the four idx .gz files."
             )
+    elif kind == "machine_sound_folder":
+        machine_folder.check(path)
     elif kind == "image_folder":
         if not path.is_dir():
             raise McuforgeError(
