@@ -37,6 +37,7 @@ CFG, PATHS = _load()
 PATHS.root.mkdir(parents=True, exist_ok=True)
 DATA_FILES = [PATHS.data_file(key) for key in data_stage.SPLITS]
 TRAINED = not CFG["deploy"]["model"]  # deploy.model: the given int8 model replaces data/search/train/quantize
+ANOMALY = bool(CFG.get("autoencoder"))  # an autoencoder over audio features: its own data/search/train/quantize
 
 DOIT_CONFIG = {
     "default_tasks": ["manifest", "review"],
@@ -74,15 +75,23 @@ def task_data():
     return {
         "actions": [action("tasks.data:run", CFG, PATHS)],
         "file_dep": file_dep,
-        "targets": DATA_FILES + [PATHS.card] + ([PATHS.pcm_test] if audio else []),
-        "uptodate": [config_changed(_section("dataset", "seed", *(["frontend"] if audio else []))
-                                    | {"classes": data_stage.num_classes(CFG)})],
+        "targets": DATA_FILES + [PATHS.card] + ([PATHS.pcm_test] if PATHS.frontend else []),
+        "uptodate": [config_changed(_section("dataset", "seed", *(["frontend"] if ANOMALY or audio else []))
+                                    | ({} if ANOMALY else {"classes": data_stage.num_classes(CFG)}))],
         "clean": True,
     }
 
 
 def task_search():
     """Write search/arch.json: the fixed `search.model`, or the TinyNAS search's winner (+ logs, CDF and Pareto plots)."""
+    if ANOMALY:
+        return {
+            "actions": [action("tasks.search:run", CFG, PATHS)],
+            "file_dep": DATA_FILES,
+            "targets": [PATHS.arch],
+            "uptodate": [config_changed(_section("autoencoder", "train", "seed", "resolved"))],
+            "clean": True,
+        }
     searching = CFG["search"]["model"] is None
     return {
         "actions": [action("tasks.search:run", CFG, PATHS)],
@@ -111,8 +120,9 @@ def task_quantize():
     return {
         "actions": [action("tasks.quantize:run", CFG, PATHS)],
         "file_dep": [PATHS.fp32] + DATA_FILES,
-        "targets": [PATHS.int8, PATHS.quant_metrics],
-        "uptodate": [config_changed({"quantize": quantize_cfg, "seed": CFG["seed"]})],
+        "targets": [PATHS.int8, PATHS.quant_metrics] + ([PATHS.quant_metrics.parent / "scores.json"] if ANOMALY else []),
+        "uptodate": [config_changed({"quantize": quantize_cfg, "seed": CFG["seed"],
+                                     "threshold_fpr": (CFG.get("autoencoder") or {}).get("threshold_fpr")})],
         "clean": True,
     }
 
@@ -137,7 +147,8 @@ def task_codegen():
     """Generate C for the engine: codegen/model.c, model.h, weights.c, weights.h (kernels in plan order)."""
     return {
         "actions": [action("tasks.codegen:run", CFG, PATHS)],
-        "file_dep": [PATHS.int8, PATHS.plan] + ([PATHS.card] if PATHS.frontend else []),
+        "file_dep": [PATHS.int8, PATHS.plan] + ([PATHS.quant_metrics, PATHS.card] if ANOMALY else [])
+                    + ([PATHS.card] if PATHS.frontend else []),
         "targets": PATHS.codegen_files + ([PATHS.frontend_json] if PATHS.frontend else []),
         "uptodate": [config_changed({"name": CFG["name"], "frontend": CFG.get("frontend")})],
         "clean": True,

@@ -4,6 +4,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from .anomaly import AutoencoderConfig, MachineSynthConfig
 from .frontend import FrontendConfig
 from .search import SearchConfig
 from .common import Strict
@@ -16,10 +17,12 @@ class DatasetKind(str, Enum):
     audio_folder = "audio_folder"
     speech_synth = "speech_synth"
     machine_sound_folder = "machine_sound_folder"
+    machine_synth = "machine_synth"
 
 
 IMAGE_KINDS = ("fashion_mnist", "sklearn_digits", "image_folder")
-AUDIO_KINDS = ("audio_folder", "speech_synth", "machine_sound_folder")
+AUDIO_KINDS = ("audio_folder", "speech_synth", "machine_sound_folder", "machine_synth")
+_MACHINE_SOUNDS = (DatasetKind.machine_synth.value, DatasetKind.machine_sound_folder.value)
 IMAGE_FIELDS = ("resolution", "channels")
 AUDIO_FIELDS = ("sample_rate", "clip_ms", "val_fraction", "samples_per_class", "snr_db", "noise_prob", "voices",
                 "variants")
@@ -81,6 +84,24 @@ class DatasetConfig(Strict):
     )
     max_train: int = Field(default=0, ge=0, description="Use at most this many training samples (0 = all); for quick runs.")
     max_test: int = Field(default=0, ge=0, description="Use at most this many test samples (0 = all); for quick runs.")
+    machine_synth: MachineSynthConfig | None = Field(
+        default=None, description="kind machine_synth: machines, clips per split, severity, held-out anomaly kinds.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _synth_defaults(cls, data):
+        if isinstance(data, dict) and data.get("kind") == "machine_synth" and data.get("machine_synth") is None:
+            data = {**data, "machine_synth": {}}
+        return data
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> "DatasetConfig":
+        if self.kind == DatasetKind.machine_sound_folder.value and not self.path:
+            raise ValueError("dataset.path is required for kind machine_sound_folder (train/normal/*.wav, "
+                             "test/normal/*.wav, test/anomaly/*.wav)")
+        if self.machine_synth is not None and self.kind != DatasetKind.machine_synth.value:
+            raise ValueError(f"machine_synth is for kind machine_synth, not {self.kind}")
+        return self
 
     @model_validator(mode="after")
     def _fields_for_the_kind(self) -> "DatasetConfig":
@@ -259,6 +280,9 @@ class PipelineConfig(Strict):
     dataset: DatasetConfig | None = Field(default=None, description="Data (required unless deploy.model is set).")
     search: SearchConfig | None = Field(default=None, description="Architecture (required unless deploy.model is set).")
     train: TrainConfig | None = Field(default=None, description="Training (required unless deploy.model is set).")
+    autoencoder: AutoencoderConfig | None = Field(
+        default=None, description="Anomaly detection: a reconstruction autoencoder over the front end's frames instead "
+        "of search (its own small search space); the device returns the clip's anomaly score and decision.")
     frontend: FrontendConfig | None = Field(
         default=None, description="Audio front end (raw PCM -> int8 features, run on the device before the network).")
     quantize: QuantizeConfig = Field(default_factory=QuantizeConfig, description="Quantization.")
@@ -285,7 +309,7 @@ class PipelineConfig(Strict):
             raise ValueError(f"deploy.model ({self.deploy.model}) replaces data, search, training and quantization: "
                              f"remove {', '.join(given)}")
         if not self.deploy.model:
-            for name in ("dataset", "search", "train"):
+            for name in ("dataset", "train") if self.autoencoder is not None else ("dataset", "search", "train"):
                 if getattr(self, name) is None:
                     description = type(self).model_fields[name].description
                     raise ValueError(f"missing required field '{name}' ({description})")
@@ -293,8 +317,9 @@ class PipelineConfig(Strict):
 
     @model_validator(mode="after")
     def _frontend_shapes_the_input(self) -> "PipelineConfig":
-        """The front end's features (frames x values, one channel) are the network's input, as a square map."""
-        if self.frontend is None:
+        """The front end's features (frames x values, one channel) are the network's input, as a square map
+        (a classifier; an autoencoder takes windows of frames: _anomaly_sections)."""
+        if self.frontend is None or self.autoencoder is not None:
             return self
         if self.deploy.model:
             raise ValueError("frontend: is for pipelines that train their network (dataset + search + train); "
@@ -316,6 +341,8 @@ class PipelineConfig(Strict):
     def _model_matches_data(self) -> "PipelineConfig":
         if self.deploy.model:
             return self
+        if self.autoencoder is not None or self.dataset.kind in _MACHINE_SOUNDS:
+            return self._anomaly_sections()
         if self.dataset.kind in AUDIO_KINDS:
             front = self.frontend
             if front is not None and (front.sample_rate, front.clip_ms) != (self.dataset.sample_rate, self.dataset.clip_ms):
@@ -337,4 +364,16 @@ class PipelineConfig(Strict):
             raise ValueError(
                 f"search.model.input.channels ({arch.input.channels}) differs from dataset.channels ({self.dataset.channels})"
             )
+        return self
+
+    def _anomaly_sections(self) -> "PipelineConfig":
+        if self.autoencoder is None or self.frontend is None or self.search is not None:
+            raise ValueError("an anomaly pipeline (dataset.kind machine_synth or an autoencoder section) needs "
+                             "`autoencoder` and `frontend` sections and no `search` section")
+        if self.dataset.kind not in _MACHINE_SOUNDS:
+            raise ValueError(f"autoencoder: dataset.kind {self.dataset.kind} is not a machine sound dataset "
+                             f"(allowed: {', '.join(_MACHINE_SOUNDS)})")
+        if self.autoencoder.frames > self.frontend.num_frames:
+            raise ValueError(f"autoencoder.frames ({self.autoencoder.frames}) is more than the front end's "
+                             f"{self.frontend.num_frames} frames per clip")
         return self

@@ -56,7 +56,7 @@ def resolve(pipeline: str, overrides: dict[str, str]) -> dict:
 def paths(cfg: dict, root: Path) -> Paths:
     """The artifacts of a resolved pipeline under `root` (a deploy.model pipeline reads its model where it is)."""
     model = cfg["resolved"].get("model_file", "")
-    return Paths(Path(root), absolute(model) if model else None, frontend=bool(cfg.get("frontend")))
+    return Paths(Path(root), absolute(model) if model else None, frontend=bool(cfg.get("frontend")) and not cfg.get("autoencoder"))
 
 
 def split_vars(variables: dict[str, str]) -> tuple[str, Path | None, dict[str, str]]:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from mcuforge.core.io import read_json, write_json, write_npy
 from mcuforge.core.paths import ROOT
+from mcuforge.ml import anomaly_stages
 from mcuforge.ml.data import (AUDIO_KINDS, FASHION_FILES, SPLITS, load, num_classes,  # noqa: F401  (dodo.py reads them)
                               write_cache)
 
 
 def run(cfg: dict, paths) -> dict:
     """Stage `data`: load the configured dataset and cache it under build/<name>/data/ with its card."""
+    if cfg.get("autoencoder"):
+        return anomaly_stages.run_data(cfg, paths)
     yaml_dir = (ROOT / cfg["resolved"]["pipeline_file"]).parent
     if cfg["dataset"]["kind"] in AUDIO_KINDS:
         return _audio(cfg, paths, yaml_dir)

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 from mcuforge.core.io import write_json
+from mcuforge.ml import anomaly_stages
 from mcuforge.ml.data import read_for_arch
 from mcuforge.ml.quantize import calibration_samples, confusion, ort_predictions, quantize, weight_bytes
 
 
 def run(cfg: dict, paths) -> dict:
     """Stage `quantize`: `quantize/model_int8.onnx` and fp32 vs int8 test accuracy in `quantize/metrics.json`."""
+    if cfg.get("autoencoder"):
+        return anomaly_stages.run_quantize(cfg, paths)
     data = read_for_arch(paths)
     qcfg = cfg["quantize"]
     calib = calibration_samples(data, qcfg["calibration_samples"], cfg["seed"])

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 from mcuforge.core.io import write_text
+from mcuforge.report.anomaly import plots as anomaly_plots
 from mcuforge.report.facts import collect
 from mcuforge.report.plots import confusion_plot, layers_plot, size_plot
 from mcuforge.report.render import render
@@ -35,6 +36,7 @@ def run(cfg: dict, paths) -> dict:
         if source.is_file():
             shutil.copyfile(source, out.dir / f"search_{key}.png")
             images[key] = out.dir / f"search_{key}.png"
+    images.update(anomaly_plots(paths, out.dir))
     md, html = render(facts, images)
     write_text(out.md, md)
     write_text(out.html, html)
@@ -60,7 +62,15 @@ def summary_lines(cfg: dict, paths) -> list[str]:
     verify = read_artifact(paths.verify_report)
     plan = read_artifact(paths.plan)
     lines = [f"mcuforge: {cfg['name']} on {cfg['board']['name']}"]
-    if facts_quant:
+    if facts_quant and "int8_test" in facts_quant:  # anomaly detection
+        auc = {key: facts_quant[f"{key}_test"]["mean_over_ids"]["auc"] for key in ("fp32", "int8")}
+        score = (verify or {}).get("anomaly_score", {})
+        lines.append(f"  AUC        fp32 {auc['fp32']:.4f}, int8 {auc['int8']:.4f} (mean over machine ids); threshold "
+                     f"{facts_quant['threshold']:.4g}: false alarms {facts_quant['int8_test']['confusion']['false_alarm_rate']:.1%}"
+                     f", misses {facts_quant['int8_test']['confusion']['miss_rate']:.1%}"
+                     + (f"; device score == reference on {score['host_acc_equal_reference']}/{score['clips']} clips"
+                        if score else ""))
+    elif facts_quant:
         lines.append(f"  accuracy   fp32 {facts_quant['fp32_test_accuracy']:.2%}, int8 {facts_quant['int8_test_accuracy']:.2%}"
                      + (f", QEMU {verify['qemu']['accuracy']:.2%} ({verify['samples']} samples)"
                         if verify and "qemu" in verify else ""))

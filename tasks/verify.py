@@ -6,7 +6,9 @@ import numpy as np
 
 from mcuforge.core.errors import McuforgeError
 from mcuforge.core.io import write_json
+from mcuforge.ml import anomaly_stages
 from mcuforge.ml.data import read_for_arch
+from mcuforge.verify import anomaly_check
 from mcuforge.schedule import rewrite
 from mcuforge.toolchain import budget
 from mcuforge import toolchain
@@ -16,8 +18,12 @@ from mcuforge.verify.check import judge, model_inputs, run_checks
 def run(cfg: dict, paths) -> dict:
     """Stage `verify`: writes verify/report.json, then fails (naming the first differing layer) if it must."""
     graph, _ = rewrite.planned(paths.int8, paths.plan)  # layer dumps are numbered in the plan's order
+    clips = None
     if cfg["deploy"]["model"]:
         x, y = model_inputs(graph, cfg["deploy"]["verify_samples"], cfg["seed"]), None
+    elif cfg.get("autoencoder"):
+        clips, x = anomaly_stages.verify_clips(cfg, paths)
+        y = None
     else:
         data = read_for_arch(paths)
         x, y = data.x_test[:cfg["deploy"]["verify_samples"]], data.y_test[:cfg["deploy"]["verify_samples"]]
@@ -37,7 +43,16 @@ def run(cfg: dict, paths) -> dict:
                             work, pcm=pcm)
     except toolchain.ToolchainError as exc:
         raise McuforgeError(f"verify: {exc}") from None
+    if clips is not None:
+        try:
+            report["anomaly_score"] = anomaly_check.check(graph, paths.int8, clips, x,
+                                                          anomaly_stages.codegen_constants(cfg, paths), builds,
+                                                          machine, work)
+        except toolchain.ToolchainError as exc:
+            raise McuforgeError(f"verify: {exc}") from None
     problems = judge(report) + budget.check_measured(cfg, paths, report)  # SRAM with the measured stack
+    if clips is not None:
+        problems += anomaly_check.problems(report["anomaly_score"])
     report["passed"] = not problems
     report["problems"] = problems
     write_json(paths.verify_report, report)

@@ -52,8 +52,8 @@ CASES = [
     ("resolution-mismatch", _replace("  resolution: 16\n", "  resolution: 32\n"), {}, [],
      ["search.model.input.resolution (16) differs from dataset.resolution (32)"], None),
     ("unknown-dataset-kind", _replace("kind: sklearn_digits", "kind: cifar10"), {}, [],
-     ["dataset.kind", "'fashion_mnist', 'sklearn_digits', 'image_folder', 'audio_folder', 'speech_synth' or "
-     "'machine_sound_folder'", "cifar10"], "kind: cifar10"),
+     ["dataset.kind", "'fashion_mnist', 'sklearn_digits', 'image_folder', 'audio_folder', 'speech_synth', "
+     "'machine_sound_folder' or 'machine_synth'", "cifar10"], "kind: cifar10"),
     ("missing-dataset-folder", _replace("kind: sklearn_digits", "kind: image_folder\n  path: no/such/folder"), {}, [],
      ["dataset.path", "no/such/folder", "does not exist", "one sub-folder per class"], None),
     ("bad-enum", _replace("  calibration_samples: 128", "  calibration_samples: 128\n  granularity: per_layer"), {}, [],

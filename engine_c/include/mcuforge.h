@@ -525,6 +525,35 @@ int32_t mf_mbconv_fused_s8_get_buffer_size(const mf_mbconv_params *params, const
 mf_status mf_mbconv_fused_s8(const mf_mbconv_params *params, const mf_dims *input_dims, const int8_t *input,
                              const mf_dims *output_dims, int8_t *output, int8_t *scratch, int32_t scratch_bytes);
 
+/** Largest grid multiplier of mf_anomaly_params (2^12). */
+#define MF_ANOMALY_MAX_MULTIPLIER 4096
+
+/**
+ * Parameters of mf_anomaly_accumulate_s8: the input and output tensors' zero points, and their scales expressed on
+ * a common grid g = max(input_scale, output_scale) / 2^12 as integers (multiplier = round(scale / g)), computed at
+ * code-generation time (mcuforge/ir/anomaly.py, which is also the Python reference).
+ */
+typedef struct {
+    int32_t input_zp;          /**< [-128, 127] */
+    int32_t output_zp;         /**< [-128, 127] */
+    int32_t input_multiplier;  /**< round(input_scale / g), [1, MF_ANOMALY_MAX_MULTIPLIER] */
+    int32_t output_multiplier; /**< round(output_scale / g), [1, MF_ANOMALY_MAX_MULTIPLIER] */
+} mf_anomaly_params;
+
+/**
+ * Anomaly score of an autoencoder: adds sum_i (d_i)^2 to *acc, with
+ * d_i = (output[i] - output_zp) * output_multiplier - (input[i] - input_zp) * input_multiplier,
+ * i.e. the reconstruction error on the grid g, exactly in integers (no rounding, so the host, QEMU and the Python
+ * reference agree byte for byte). The mean squared error in real units is acc * g^2 / (number of values).
+ * Each term is below 2^44, so 2^19 values (e.g. 819 vectors of 640) cannot overflow the int64.
+ * @param size   Values in input and output, >= 0.
+ * @param input  The network's int8 input (the features). Format [size]. Range [-128, 127].
+ * @param output The network's int8 reconstruction. Format [size]. Range [-128, 127].
+ * @param acc    Accumulator, read and written.
+ */
+mf_status mf_anomaly_accumulate_s8(const mf_anomaly_params *params, int32_t size, const int8_t *input,
+                                   const int8_t *output, int64_t *acc);
+
 #ifdef __cplusplus
 }
 #endif

@@ -17,6 +17,13 @@
  * Built with MF_STACK_PAINT (Cortex-M, engine_c/platform/startup.c), every inference runs on a freshly painted stack
  * and its high-water mark is noted, outside the benchmark markers so that instruction counts are unchanged.
  *
+ * Anomaly models (model.h defines MF_MODEL_ANOMALY) also run whole clips:
+ *
+ *   mf_runner score <clips.bin> <scores.bin>
+ *
+ * clips.bin holds N clips of MF_ANOMALY_CLIP_BYTES int8 features; scores.bin receives per clip 9 bytes: the score's
+ * int64 accumulator, little-endian, then the decision (1 = anomalous). The instruction count region is one clip.
+ *
  * Exit codes: 0 success, 2 usage, 3 a file cannot be opened, read or written, 4 the input size is not a multiple
  * of the sample size, 5 mf_model_invoke failed. Every failure prints one line on stderr starting "mf_runner:".
  */
@@ -238,8 +245,91 @@ static int mf_run(const char *inputs_path, const char *outputs_path)
     return MF_EXIT_OK;
 }
 
+#ifdef MF_MODEL_ANOMALY
+static int mf_score(const char *clips_path, const char *scores_path)
+{
+    static int8_t clip[MF_ANOMALY_CLIP_BYTES];
+    unsigned char record[9];
+    FILE *clips;
+    FILE *scores;
+    long clips_size;
+    unsigned long clip_count;
+    unsigned long index;
+    int64_t acc;
+    uint64_t bits;
+    int anomalous;
+    int status;
+    int byte;
+
+    clips = fopen(clips_path, "rb");
+    if (clips == NULL) {
+        fprintf(stderr, "mf_runner: cannot open clips file %s\n", clips_path);
+        return MF_EXIT_IO;
+    }
+    clips_size = mf_file_size(clips);
+    if (clips_size <= 0 || (unsigned long)clips_size % (unsigned long)MF_ANOMALY_CLIP_BYTES != 0) {
+        fprintf(stderr, "mf_runner: clips file %s has %ld bytes, not a positive multiple of the clip size %lu\n",
+                clips_path, clips_size, (unsigned long)MF_ANOMALY_CLIP_BYTES);
+        fclose(clips);
+        return MF_EXIT_INPUT_SIZE;
+    }
+    clip_count = (unsigned long)clips_size / (unsigned long)MF_ANOMALY_CLIP_BYTES;
+    scores = fopen(scores_path, "wb");
+    if (scores == NULL) {
+        fprintf(stderr, "mf_runner: cannot open scores file %s for writing\n", scores_path);
+        fclose(clips);
+        return MF_EXIT_IO;
+    }
+    for (index = 0; index < clip_count; ++index) {
+        if (!mf_read_exact(clips, clip, sizeof(clip))) {
+            fprintf(stderr, "mf_runner: cannot read clip %lu from %s\n", index, clips_path);
+            fclose(clips);
+            fclose(scores);
+            return MF_EXIT_IO;
+        }
+#ifdef MF_STACK_PAINT
+        mf_stack_paint();
+#endif
+        mf_bench_start();
+        status = mf_model_anomaly_score(clip, &acc, &anomalous);
+        mf_bench_stop();
+#ifdef MF_STACK_PAINT
+        mf_stack_note_inference();
+#endif
+        if (status != 0) {
+            fprintf(stderr, "mf_runner: mf_model_anomaly_score failed with status %d on clip %lu\n", status, index);
+            fclose(clips);
+            fclose(scores);
+            return MF_EXIT_INVOKE;
+        }
+        bits = (uint64_t)acc;
+        for (byte = 0; byte < 8; ++byte) {
+            record[byte] = (unsigned char)((bits >> (8 * byte)) & 0xFFu);
+        }
+        record[8] = (unsigned char)(anomalous != 0);
+        if (fwrite(record, 1, sizeof(record), scores) != sizeof(record)) {
+            fprintf(stderr, "mf_runner: cannot write the score of clip %lu to %s\n", index, scores_path);
+            fclose(clips);
+            fclose(scores);
+            return MF_EXIT_IO;
+        }
+    }
+    fclose(clips);
+    if (fclose(scores) != 0) {
+        fprintf(stderr, "mf_runner: cannot write scores file %s\n", scores_path);
+        return MF_EXIT_IO;
+    }
+    return MF_EXIT_OK;
+}
+#endif
+
 int main(int argc, char **argv)
 {
+#ifdef MF_MODEL_ANOMALY
+    if (argc == 4 && strcmp(argv[1], "score") == 0) {
+        return mf_score(argv[2], argv[3]);
+    }
+#endif
     if (argc < 3 || argc > 4) {
         fprintf(stderr, "mf_runner: usage: mf_runner <inputs.bin> <outputs.bin> [layer_dir] (got %d arguments)\n",
                 argc - 1);

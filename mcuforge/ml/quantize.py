@@ -15,8 +15,8 @@ from mcuforge.ml.train import INPUT_NAME
 class _Calibration:
     """onnxruntime.quantization CalibrationDataReader over the first N training samples (one per batch)."""
 
-    def __init__(self, x: np.ndarray):
-        self._inputs = to_float_nchw(x)
+    def __init__(self, x: np.ndarray, ready: bool = False):
+        self._inputs = x if ready else to_float_nchw(x)
         self._index = 0
 
     def get_next(self):
@@ -37,27 +37,34 @@ def calibration_samples(data: Dataset, count: int, seed: int) -> np.ndarray:
     return data.x_train[np.sort(order)]
 
 
-def quantize(fp32_path: Path, out_path: Path, calib_x: np.ndarray, granularity: str, fmt: str = "qoperator") -> None:
+def quantize(fp32_path: Path, out_path: Path, calib_x: np.ndarray, granularity: str, fmt: str = "qoperator",
+             float_inputs: bool = False, input_quant: tuple[float, int] | None = None) -> None:
     """Static quantization: int8 activations (asymmetric, MinMax calibration), int8 symmetric weights per channel or
     per tensor, int32 biases; Relu/Clip after a conv are absorbed into the conv's output range by ONNX Runtime.
-    fmt: "qoperator" (QLinearConv, QLinearAdd, QGemm...) or "qdq"."""
+    fmt: "qoperator" (QLinearConv, QLinearAdd, QGemm...) or "qdq". `float_inputs`: calib_x is already the network's
+    float input (not uint8 images); `input_quant`: (scale, zero point) imposed on the graph input (e.g. the audio
+    front end's, so its int8 features are the network's int8 input byte for byte)."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    extra = {"ActivationSymmetric": False, "WeightSymmetric": True}
+    if input_quant is not None:
+        extra["TensorQuantOverrides"] = {INPUT_NAME: [{"scale": np.array(input_quant[0], np.float32),
+                                                       "zero_point": np.array(input_quant[1], np.int8)}]}
     logging.getLogger("root").setLevel(logging.ERROR)  # ORT warns that QOperator is slower on x64: we want it for exactness
     with tempfile.TemporaryDirectory(prefix="mf-quant-") as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
         with atomic_path(out_path) as target:
             quantize_static(
-                str(prepared), str(target), _Calibration(calib_x),
+                str(prepared), str(target), _Calibration(calib_x, float_inputs),
                 quant_format=QuantFormat.QOperator if fmt == "qoperator" else QuantFormat.QDQ,
                 per_channel=granularity == "per_channel",
                 activation_type=QuantType.QInt8,
                 weight_type=QuantType.QInt8,
                 calibrate_method=CalibrationMethod.MinMax,
-                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+                extra_options=extra,
             )
             model = onnx.load(str(target))
             onnx.checker.check_model(model)

@@ -14,6 +14,7 @@ from mcuforge import frontends
 from mcuforge.core.io import flatten
 from mcuforge.ml import latency
 from mcuforge.report import energy as energy_mod
+from mcuforge.report.anomaly import facts as anomaly_facts
 from mcuforge.report.layers import layer_instructions, layer_table
 from mcuforge.report.frontend import frontend_facts
 from mcuforge.report.review import read_artifact, stage_files
@@ -236,5 +237,6 @@ def collect(cfg: dict, paths) -> dict:
                    "bias_bytes": sum(r["bias_bytes"] for r in rows),
                    "instructions": sum(r["instructions"] for r in rows) if counted else None},
         "layer_instructions": counted,
+        "anomaly": anomaly_facts(paths),
         "not_run": {task: _not_run(task, pipeline) for task in stage_files(cfg, paths)},
     }

@@ -9,7 +9,7 @@ import jinja2
 
 from mcuforge.report.review import TEMPLATES
 
-IMAGES = ("memory", "layers", "size", "pareto", "cdf", "confusion")
+IMAGES = ("memory", "layers", "size", "pareto", "cdf", "confusion", "roc", "scores")
 
 
 def _fmt_int(value) -> str:

@@ -16,7 +16,8 @@ from mcuforge.core.paths import config_hash
 PACKAGE = Path(__file__).resolve().parent
 TEMPLATES = PACKAGE / "templates"
 # the modules that compute the review (their code is part of the fingerprint)
-SOURCES = ("review.py", "facts.py", "sizes.py", "layers.py", "plots.py", "render.py", "energy.py", "frontend.py")
+SOURCES = ("review.py", "facts.py", "sizes.py", "layers.py", "plots.py", "render.py", "energy.py", "frontend.py",
+           "anomaly.py")
 
 
 class ReviewPaths:
@@ -54,6 +55,7 @@ def input_files(cfg: dict, paths) -> list[Path]:
     files = [f for group in stage_files(cfg, paths).values() for f in group]
     search_dir = paths.arch.parent
     files += [search_dir / name for name in ("log.jsonl", "summary.json", "pareto.png", "cdf.png")]
+    files.append(paths.quant_metrics.parent / "scores.json")  # anomaly pipelines
     return files
 
 

@@ -83,7 +83,8 @@ def qemu_command(elf: str | os.PathLike[str], machine: str, arguments: Sequence[
 
 def run_qemu(elf: str | os.PathLike[str], machine: str, inputs: str | os.PathLike[str],
              outputs: str | os.PathLike[str], layer_dir: str | os.PathLike[str] | None = None,
-             timeout: float = RUN_TIMEOUT_S, count_instructions: bool = False) -> RunResult:
+             timeout: float = RUN_TIMEOUT_S, count_instructions: bool = False,
+             command: str | None = None) -> RunResult:
     """Run the runner ELF under qemu-system-arm with semihosting; ToolchainError on timeout or non-zero exit.
 
     With count_instructions, the icount plugin (built next to the ELF on first use) counts the guest instructions
@@ -98,7 +99,7 @@ def run_qemu(elf: str | os.PathLike[str], machine: str, inputs: str | os.PathLik
     if not machine:
         raise ToolchainError("no QEMU machine given (the board's qemu.machine is null: build-only board)")
     arguments = runner_arguments(Path(inputs).resolve(), Path(outputs).resolve(),
-                                 None if layer_dir is None else Path(layer_dir).resolve())
+                                 None if layer_dir is None else Path(layer_dir).resolve(), command)
     if not count_instructions:
         result = run(qemu_command(elf, machine, arguments), timeout, f"QEMU {machine}")
         return dataclasses.replace(result, **measured_stack(result))

@@ -12,12 +12,13 @@ from mcuforge.toolchain.process import RunResult, ToolchainError, run
 RUN_TIMEOUT_S = 120.0
 
 
-def runner_arguments(inputs: Path, outputs: Path, layer_dir: Path | None) -> list[Path]:
-    """The runner's arguments, checked: the inputs file exists; the outputs' and the layer dumps' folders made."""
+def runner_arguments(inputs: Path, outputs: Path, layer_dir: Path | None, command: str | None = None) -> list:
+    """The runner's arguments, checked: the inputs file exists; the outputs' and the layer dumps' folders made.
+    command: a runner sub-command before the files (`score`: anomaly models' whole-clip scores)."""
     if not inputs.is_file():
         raise ToolchainError(f"inputs file {inputs} does not exist")
     outputs.parent.mkdir(parents=True, exist_ok=True)
-    arguments = [inputs, outputs]
+    arguments = ([command] if command else []) + [inputs, outputs]
     if layer_dir is not None:
         layer_dir.mkdir(parents=True, exist_ok=True)
         arguments.append(layer_dir)
@@ -25,11 +26,12 @@ def runner_arguments(inputs: Path, outputs: Path, layer_dir: Path | None) -> lis
 
 
 def run_host(exe: str | os.PathLike[str], inputs: str | os.PathLike[str], outputs: str | os.PathLike[str],
-             layer_dir: str | os.PathLike[str] | None = None, timeout: float = RUN_TIMEOUT_S) -> RunResult:
-    """Run the host runner: ``exe inputs outputs [layer_dir]``; ToolchainError on timeout or non-zero exit."""
+             layer_dir: str | os.PathLike[str] | None = None, timeout: float = RUN_TIMEOUT_S,
+             command: str | None = None) -> RunResult:
+    """Run the host runner: ``exe [command] inputs outputs [layer_dir]``; ToolchainError on timeout or non-zero exit."""
     exe = Path(exe).resolve()
     if not exe.is_file():
         raise ToolchainError(f"runner {exe} does not exist (build it first)")
     arguments = runner_arguments(Path(inputs).resolve(), Path(outputs).resolve(),
-                                 None if layer_dir is None else Path(layer_dir).resolve())
+                                 None if layer_dir is None else Path(layer_dir).resolve(), command)
     return run([exe, *arguments], timeout, "host runner")

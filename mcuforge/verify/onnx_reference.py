@@ -46,7 +46,8 @@ def session(model_path: Path, graph: Graph, expose: list[str], level: str = "ext
 def run(model_path: Path, graph: Graph, x: np.ndarray, layers: bool = False, level: str = "extended",
         batch: int = 256) -> dict[str, np.ndarray]:
     """int8 NHWC arrays [N, ...] for the engine's input, its output, the float logits, and (layers=True) every
-    op's output tensor, computed by ONNX Runtime on uint8 NHWC images `x`."""
+    op's output tensor, computed by ONNX Runtime on uint8 NHWC images `x` (or float32 `x`: the network's float
+    input as it is, e.g. dequantised audio features)."""
     names = [graph.input, graph.output]
     if layers:
         names += [op.output for op in graph.ops]
@@ -57,7 +58,8 @@ def run(model_path: Path, graph: Graph, x: np.ndarray, layers: bool = False, lev
     wanted = [graph.onnx_output] + names
     chunks: dict[str, list[np.ndarray]] = {name: [] for name in wanted}
     for start in range(0, len(x), batch):
-        outs = sess.run(wanted, {graph.onnx_input: to_float_nchw(x[start:start + batch])})
+        chunk = x[start:start + batch]
+        outs = sess.run(wanted, {graph.onnx_input: chunk if chunk.dtype == np.float32 else to_float_nchw(chunk)})
         for name, value in zip(wanted, outs):
             chunks[name].append(value)
     result = {name: _to_nhwc(np.concatenate(parts)) for name, parts in chunks.items()}
