@@ -74,6 +74,10 @@ def public_header(spec: ExportSpec) -> str:
         "/** Output zero point (int8). */",
         f"#define {u}OUTPUT_ZERO_POINT ({spec.output_zero_point})", "",
     ]
+    lines += [f"/** 1 when {p}labels and {u}NUM_CLASSES exist (the pipeline names its classes), else 0. */",
+              f"#define {u}HAS_LABELS {int(bool(spec.labels))}",
+              f"/** 1 when {p}quantize_u8() exists (the model was trained on uint8 pixels), else 0. */",
+              f"#define {u}HAS_U8_INPUT {int(bool(spec.u8_table))}", ""]
     if spec.labels:
         lines += [f"/** Number of classes: the output's length and the entries of {p}labels. */",
                   f"#define {u}NUM_CLASSES {len(spec.labels)}",
