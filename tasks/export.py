@@ -21,7 +21,7 @@ from mcuforge.verify import onnx_reference
 def verification(cfg: dict, paths) -> tuple[bool, str]:
     """(passed, a sentence saying what verify found) from verify/report.json."""
     if not paths.verify_report.is_file():
-        return False, f"verification did not run (no {paths.verify_report})"
+        return False, "verification did not run (no verify/report.json)"
     report = read_json(paths.verify_report)
     if not report.get("passed"):
         problems = "; ".join(report.get("problems", [])) or "see the report"
