@@ -94,7 +94,8 @@ def run(cfg: dict, paths) -> dict:
         "flash_rodata": flash[".rodata"], "flash_data": flash[".data"],
         "stack": (f"{stack} B measured under QEMU ({report['qemu']['machine']}) for one inference"
                   if stack is not None else "not measured"),
-        "flags": " ".join([*objects.ENGINE_FLAGS, *board["compiler"]["flags"]]),
+        "flags": " ".join([*objects.ENGINE_FLAGS, "-Wall", "-Wextra", "-Werror", *board["compiler"]["flags"],
+                           "-ffunction-sections", "-fdata-sections", "-Wl,--gc-sections"]),
         "config_sha256": config_hash(cfg),
         "verify_sha256": sha256_file(paths.verify_report) if paths.verify_report.is_file() else "none",
     }

@@ -4,6 +4,7 @@ directory): CMake add_subdirectory and the Makefile fragment, host gcc and arm-n
 board, C99 and C11, -Wall -Wextra -Werror. The reference is what verify recorded: its int8 inputs and the outputs
 of the host and QEMU runs (which verify compared with ONNX Runtime); symbols come from nm, flash from the link maps."""
 import json
+import re
 import shutil
 import subprocess
 import zipfile
@@ -21,6 +22,7 @@ from tasks import export as export_stage
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not have_cross_tools(), reason="needs arm-none-eabi-gcc and qemu")]
 
 WARNINGS = "-O2 -Wall -Wextra -Werror -ffunction-sections -fdata-sections"
+ARENA_SECTION = '__attribute__((section(".bss.user_arena")))'
 
 
 def _load(path: Path):
@@ -71,10 +73,12 @@ def test_export_folder(build: Path, cfg: dict):
     code = "\n".join(p.read_text() for p in folder.rglob("*.[ch]"))
     for forbidden in ("#include <stdio.h>", "#include <stdlib.h>", "malloc(", "main("):  # no runner, no stdio, no heap
         assert forbidden not in code, forbidden
-    # only the kernels the model calls: every copied kernel file is named in a call of model.c or pulled by one
-    kernels = sorted(p.name for p in (folder / "src" / "kernels").glob("*.c"))
-    assert len(kernels) < len(list((ROOT / "engine_c" / "src" / "kernels").glob("*.c")))
-    assert "mf_softmax_s8.c" not in kernels and "mf_tflm_s8.c" not in kernels
+    # only the engine sources the model uses: the archive members the linker pulled into the verified board build
+    link_map = (build / f"build_{cfg['board']['name']}" / "mf_runner.map").read_text()
+    pulled = link_map.split("Memory Configuration", 1)[0]  # "Archive member included ...": one member a line
+    members = set(re.findall(r"^libmf_engine\.a\((\w+)\.c\.obj\)", pulled, flags=re.M)) - {"model", "weights"}
+    copied = {p.stem for p in (folder / "src").rglob("mf_*.c")}
+    assert copied == members and 5 < len(copied) < len(list((ROOT / "engine_c" / "src").rglob("*.c")))
     header = (folder / "include" / "digits.h").read_text()
     plan = _load(build / "schedule" / "plan.json")
     assert f"#define DIGITS_ARENA_BYTES {plan['arena_bytes']}" in header
@@ -110,8 +114,8 @@ def _cmake(workspace: Path, out: str, std: str, arm: bool, cfg: dict) -> Path:
                  f"-DCMAKE_C_FLAGS={' '.join(cfg['board']['compiler']['flags'])} {WARNINGS}",
                  f"-DEXAMPLE_PLATFORM_DIR={workspace / 'app' / 'platform'}",
                  f"-DEXAMPLE_LINKER_SCRIPT={workspace / 'app' / 'platform' / (machine + '.ld')}"]
-    else:
-        args += [f"-DCMAKE_C_FLAGS={WARNINGS}"]
+    else:  # and the arena placed by the user's attribute
+        args += [f"-DCMAKE_C_FLAGS={WARNINGS}", f"-DDIGITS_ARENA_SECTION={ARENA_SECTION}"]
     _sh(*args)
     _sh("cmake", "--build", workspace / out, "--parallel", "2")
     return workspace / out / ("example.elf" if arm else "example")
@@ -152,6 +156,12 @@ def test_standalone_example(workspace: Path, build: Path, cfg: dict, tool: str, 
     if not arm:  # the input helpers reproduce ONNX Runtime's QuantizeLinear on the raw data
         assert _run(workspace, elf, arm, cfg, "pixels.u8", f"{out}_u8.bin") == expected
         assert _run(workspace, elf, arm, cfg, "values.f32", f"{out}_f32.bin") == expected
+
+    if tool == "cmake" and not arm:
+        model_o = next((workspace / out / "export").rglob("model.c.o"))
+        sections = _sh("objdump", "-h", model_o)
+        arena = _load(build / "schedule" / "plan.json")["arena_bytes"]
+        assert re.search(rf"\.bss\.user_arena\s+0*{arena:x}\s", sections), sections
 
     # no global symbol outside the prefix
     if tool == "cmake":
