@@ -57,14 +57,6 @@ def u8_table(paths, graph) -> tuple[int, ...]:
     return tuple(int(v) for v in quantized[:, 0])
 
 
-def _symbols(cfg: dict, paths, sources: list, compiler: str, flags: list, folder: str) -> dict:
-    defines = [f"-DMF_REQUANT_MODE={REQUANT_MODES[cfg['resolved']['requant']]}", f"-I{ENGINE_DIR / 'include'}",
-               f"-I{paths.codegen}"]
-    found = objects.compile_symbols(sources, paths.root / "export_objects" / folder, compiler,
-                                    [*objects.ENGINE_FLAGS, "-Wall", "-Wextra", "-Werror", *flags, *defines])
-    return {o.source: (set(o.defined), set(o.undefined)) for o in found}
-
-
 def run(cfg: dict, paths) -> dict:
     """Stage `export`: the folder, the zip, and export/export.json (files, flash, arena)."""
     passed, verified_text = check_verified(cfg, paths)
@@ -72,16 +64,12 @@ def run(cfg: dict, paths) -> dict:
     graph, plan = rewrite.planned(paths.int8, paths.plan)
     model_sources = [paths.codegen / s for s in export.MODEL_SOURCES]
     engine = export.engine_sources(ENGINE_DIR)
-    chosen, external, defined = set(), set(), set()
+    targets = [("gcc", [], "host"), ("arm-none-eabi-gcc", list(board["compiler"]["flags"]), board["name"])]
+    defines = [f"-DMF_REQUANT_MODE={REQUANT_MODES[cfg['resolved']['requant']]}", f"-I{ENGINE_DIR / 'include'}",
+               f"-I{paths.codegen}"]
     try:
-        for compiler, flags, folder in (("gcc", [], "host"), ("arm-none-eabi-gcc", list(board["compiler"]["flags"]),
-                                                                board["name"])):
-            table = _symbols(cfg, paths, model_sources + engine, compiler, flags, folder)
-            model = {s: table[s] for s in model_sources}
-            needed, missing = export.needed_sources(model, {s: table[s] for s in engine})
-            chosen |= set(needed)
-            external |= missing
-            defined |= set().union(*(table[s][0] for s in [*model_sources, *needed]))
+        chosen, external, defined = objects.select_for_export(model_sources, engine, targets, defines,
+                                                              paths.root / "export_objects")
         flash = objects.map_flash(paths.build_dir(board["name"]) / "mf_runner.map", "libmf_engine.a")
     except ToolchainError as exc:
         raise McuforgeError(f"export: {exc}") from None

@@ -258,7 +258,8 @@ if ({p}invoke() == {u}OK) {{
   `-D'{u}ARENA_SECTION=__attribute__((section(".dtcm_bss")))'`, CMake `-D{u}ARENA_SECTION=...`); your linker
   script must have that section (in RAM, not loaded: the arena needs no initial value).
 - Symbols: every global symbol is `{p}*` (the engine's `mf_*` functions and the weights are renamed by
-  `src/{p}prefix.h`); the library needs from the C library: {', '.join(f'`{s}`' for s in external) or 'nothing'}.
+  `src/{p}prefix.h`); the model and the engine need from the C library: {', '.join(f'`{s}`' for s in external) or
+  'nothing'} (and, on cores without an FPU, the compiler's float helpers for `{p}quantize_float`).
 - Refusal: the export is written only from a build whose verification passed; `doit export pipeline=... 
   export_unverified=1` (or `deploy.export_unverified: true` in the pipeline) exports anyway and says so at the top
   of this file.

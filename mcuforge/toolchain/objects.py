@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from mcuforge.codegen.export import needed_sources
 from mcuforge.toolchain.process import TOOL_TIMEOUT_S, require_tool, run
 
 # The engine's flags (engine_c/CMakeLists.txt: MF_COMPILE_OPTIONS) without the warnings-as-errors set, which callers add.
@@ -56,6 +57,25 @@ def compile_symbols(sources: Sequence[Path], out_dir: Path, compiler: str = "gcc
 
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, os.cpu_count() or 1))) as pool:
         return list(pool.map(one, enumerate(sources)))
+
+
+def select_for_export(model_sources: Sequence[Path], engine_sources: Sequence[Path], targets: Sequence[tuple],
+                      flags: Sequence[str], out_dir: Path) -> tuple[list[Path], set[str], set[str]]:
+    """(engine sources the model needs, symbols left to the C library, global symbols defined by the model and those
+    sources), over every target: (compiler, its own flags, a folder name under out_dir), e.g. the host gcc and the
+    board's arm-none-eabi-gcc, so that the DSP and the plain paths both link."""
+    chosen: set[Path] = set()
+    external: set[str] = set()
+    defined: set[str] = set()
+    for compiler, target_flags, folder in targets:
+        found = compile_symbols([*model_sources, *engine_sources], out_dir / folder, compiler,
+                                [*ENGINE_FLAGS, "-Wall", "-Wextra", "-Werror", *target_flags, *flags])
+        table = {o.source: (set(o.defined), set(o.undefined)) for o in found}
+        needed, missing = needed_sources({s: table[s] for s in model_sources}, {s: table[s] for s in engine_sources})
+        chosen |= set(needed)
+        external |= missing
+        defined |= set().union(*(table[s][0] for s in [*model_sources, *needed]))
+    return sorted(chosen), external, defined
 
 
 def global_symbols(objects: Sequence[Path], nm: str = "nm") -> dict[str, set[str]]:
