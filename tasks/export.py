@@ -40,8 +40,8 @@ def check_verified(cfg: dict, paths) -> tuple[bool, str]:
     if not passed and not cfg["deploy"].get("export_unverified"):
         raise McuforgeError(
             f"export: refusing to export '{cfg['name']}': {text}.\n  Run `doit verify pipeline={cfg['name']}` until it "
-            f"passes, or export anyway with `doit export pipeline={cfg['name']} export_unverified=1` (the export's "
-            "README then says it is not verified).")
+            f"passes, or export anyway by adding export_unverified=1 to the command (`doit export pipeline={cfg['name']} "
+            "export_unverified=1`); the export's README then says it is not verified.")
     return passed, text
 
 
