@@ -200,7 +200,8 @@ def task_export():
     forced = CFG["deploy"]["export_unverified"]
     return {
         "actions": [action("tasks.export:run", CFG, PATHS)],
-        "file_dep": [PATHS.int8, PATHS.plan, *PATHS.codegen_files, *ENGINE_FILES, PATHS.executable(board),
+        "file_dep": [PATHS.int8, PATHS.plan, *PATHS.codegen_files, *ENGINE_FILES, PATHS.executable("host"),
+                     PATHS.executable(board),
                      *([PATHS.card] if TRAINED else []), *([] if forced else [PATHS.verify_report])],
         "targets": [PATHS.export_zip(CFG["name"]), PATHS.export_json],
         "uptodate": [config_changed({"name": CFG["name"], "requant": CFG["resolved"]["requant"],

@@ -13,7 +13,7 @@ from mcuforge.core.io import read_json, sha256_file, write_json
 from mcuforge.core.paths import config_hash
 from mcuforge.schedule import rewrite
 from mcuforge.toolchain import objects
-from mcuforge.toolchain.cmake import ENGINE_DIR, REQUANT_MODES
+from mcuforge.toolchain.cmake import ENGINE_DIR
 from mcuforge.toolchain.process import ToolchainError
 from mcuforge.verify import onnx_reference
 
@@ -62,14 +62,10 @@ def run(cfg: dict, paths) -> dict:
     passed, verified_text = check_verified(cfg, paths)
     name, board = cfg["name"], cfg["board"]
     graph, plan = rewrite.planned(paths.int8, paths.plan)
-    model_sources = [paths.codegen / s for s in export.MODEL_SOURCES]
-    engine = export.engine_sources(ENGINE_DIR)
-    targets = [("gcc", [], "host"), ("arm-none-eabi-gcc", list(board["compiler"]["flags"]), board["name"])]
-    defines = [f"-DMF_REQUANT_MODE={REQUANT_MODES[cfg['resolved']['requant']]}", f"-I{ENGINE_DIR / 'include'}",
-               f"-I{paths.codegen}"]
-    try:
-        chosen, external, defined = objects.select_for_export(model_sources, engine, targets, defines,
-                                                              paths.root / "export_objects")
+    board_lib = paths.build_dir(board["name"]) / "libmf_engine.a"
+    try:  # the engine objects that the verified builds linked, host (plain C) and board (DSP)
+        chosen, external, defined = objects.select_for_export(
+            export.MODEL_SOURCES, [(paths.build_dir("host") / "libmf_engine.a", "nm"), (board_lib, "arm-none-eabi-nm")])
         flash = objects.map_flash(paths.build_dir(board["name"]) / "mf_runner.map", "libmf_engine.a")
     except ToolchainError as exc:
         raise McuforgeError(f"export: {exc}") from None
@@ -82,7 +78,7 @@ def run(cfg: dict, paths) -> dict:
         "flash_rodata": flash[".rodata"], "flash_data": flash[".data"],
         "stack": (f"{stack} B measured under QEMU ({report['qemu']['machine']}) for one inference"
                   if stack is not None else "not measured"),
-        "flags": " ".join([*objects.ENGINE_FLAGS, "-Wall", "-Wextra", "-Werror", *board["compiler"]["flags"],
+        "flags": " ".join([*objects.ENGINE_FLAGS, *board["compiler"]["flags"],
                            "-ffunction-sections", "-fdata-sections", "-Wl,--gc-sections"]),
         "config_sha256": config_hash(cfg),
         "verify_sha256": sha256_file(paths.verify_report) if paths.verify_report.is_file() else "none",
@@ -95,6 +91,7 @@ def run(cfg: dict, paths) -> dict:
                              input_scale=float(src.scale), input_zero_point=int(src.zp), output_shape=tuple(dst.shape),
                              output_scale=float(dst.scale), output_zero_point=int(dst.zp),
                              arena_bytes=plan.peak_bytes(), labels=labels, u8_table=u8_table(paths, graph), facts=facts)
+    chosen = export.engine_files(ENGINE_DIR, chosen)
     engine_paths = sorted(export.export_path(ENGINE_DIR, s) for s in chosen)
     sources = sorted([*engine_paths, *(f"src/{s}" for s in export.MODEL_SOURCES), f"src/{spec.prefix}api.c"])
     texts = {f"include/{name}.h": export_text.public_header(spec), f"src/{spec.prefix}api.c": export_text.api_source(spec),

@@ -1,8 +1,8 @@
 """The export: the verified model as a self-contained C library (docs/export.md).
 
 Which engine sources a model needs is decided like a linker decides which archive members to pull: from the global
-symbols each compiled source defines and needs (mcuforge/toolchain/objects.py, host and board objects), the closure
-of the model's undefined symbols. Every global symbol of the chosen sources is renamed behind the export's prefix
+symbols each member of the verified builds' engine libraries defines and needs (mcuforge/toolchain/objects.py, host
+and board), the closure of the model's undefined symbols. Every global symbol of the chosen sources is renamed behind the export's prefix
 by `src/<prefix>prefix.h`, included first by every copied source, so two exported models can live in one firmware.
 
 Layout of `build/<name>/export/<name>/`: include/<name>.h (the API), src/ (model, weights, the engine sources used,
@@ -62,17 +62,27 @@ def engine_sources(engine_dir: Path) -> list[Path]:
     return sorted([*engine_dir.glob("src/*.c"), *engine_dir.glob("src/kernels/*.c")])
 
 
-def needed_sources(model: Mapping[Path, tuple[set, set]], engine: Mapping[Path, tuple[set, set]]) -> tuple[
-        list[Path], set[str]]:
+def engine_files(engine_dir: Path, names: list[str]) -> list[Path]:
+    """The engine sources of these file names ("mf_add_s8.c"), wherever they sit under engine_c/src."""
+    by_name = {p.name: p for p in engine_sources(engine_dir)}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise McuforgeError(f"export: the verified build used {', '.join(unknown)}, which engine_c/src does not have "
+                            "(rebuild: `doit build_host`, `doit build_<board>`)")
+    return sorted(by_name[n] for n in names)
+
+
+def needed_sources(model: Mapping[str, tuple[set, set]], engine: Mapping[str, tuple[set, set]]) -> tuple[
+        list[str], set[str]]:
     """The engine sources the model's objects pull in, and the symbols nothing here defines (the C library's).
 
     model, engine: {source: (defined global symbols, undefined symbols)} of compiled objects. As a linker does with
     an archive, a source is taken when it defines a symbol that a taken object needs, until nothing changes."""
-    definer: dict[str, Path] = {}
+    definer: dict[str, str] = {}
     for source, (defined, _) in engine.items():
         for symbol in defined:
             definer.setdefault(symbol, source)
-    taken: set[Path] = set()
+    taken: set[str] = set()
     wanted = set().union(*(undefined for _, undefined in model.values()))
     seen: set[str] = set()
     external: set[str] = set()

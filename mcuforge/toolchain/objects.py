@@ -1,32 +1,21 @@
-"""Objects and link maps for the export stage: compile C files one by one and list the global symbols each defines
-and needs (nm -P), and add up what a linker map says a set of objects put in flash.
+"""Symbols and link maps for the export stage: the global symbols each member of the verified builds' engine
+library defines and needs (nm -P), and what a linker map says a set of objects put in flash.
 
-The export (mcuforge/codegen/export.py) picks the engine sources a model needs the way a linker picks archive members
-(the closure of undefined symbols over defined ones) and renames every global symbol they define behind its prefix.
+The export (mcuforge/codegen/export.py) picks the engine sources a model needs the way the linker picked archive
+members for the verified build (the closure of undefined symbols over defined ones), over the host and the board
+libraries, and renames every global symbol they define behind its prefix.
 """
 from __future__ import annotations
 
-import os
 import re
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from mcuforge.codegen.export import needed_sources
-from mcuforge.toolchain.process import TOOL_TIMEOUT_S, require_tool, run
+from mcuforge.toolchain.process import TOOL_TIMEOUT_S, ToolchainError, require_tool, run
 
-# The engine's flags (engine_c/CMakeLists.txt: MF_COMPILE_OPTIONS) without the warnings-as-errors set, which callers add.
-ENGINE_FLAGS = ("-O2", "-ffp-contract=off", "-std=c99")
-
-
-@dataclass(frozen=True)
-class ObjectSymbols:
-    """The external symbols of one compiled source: those it defines and those it needs from other objects."""
-
-    source: Path
-    defined: frozenset[str]
-    undefined: frozenset[str]
+# The engine's flags (engine_c/CMakeLists.txt: MF_COMPILE_OPTIONS) for the README's "verified with".
+ENGINE_FLAGS = ("-O2", "-ffp-contract=off", "-std=c99", "-Wall", "-Wextra", "-Werror")
 
 
 def _nm_globals(nm: str, obj: Path) -> tuple[set[str], set[str]]:
@@ -40,38 +29,39 @@ def _nm_globals(nm: str, obj: Path) -> tuple[set[str], set[str]]:
     return defined, undefined
 
 
-def compile_symbols(sources: Sequence[Path], out_dir: Path, compiler: str = "gcc", flags: Sequence[str] = (),
-                    jobs: int = 2) -> list[ObjectSymbols]:
-    """Compile every source with `compiler -c <flags>` into out_dir (one object each, names kept apart by their
-    index) and list its global symbols with the matching nm (arm-none-eabi-nm for arm-none-eabi-gcc)."""
-    cc = require_tool(compiler, "compile the export's sources")
-    nm = require_tool(compiler[:-3] + "nm" if compiler.endswith("gcc") else "nm", "list the export's symbols")
-    out_dir.mkdir(parents=True, exist_ok=True)
+def archive_symbols(archive: Path, nm: str = "nm") -> dict[str, tuple[set[str], set[str]]]:
+    """{source file name (e.g. "mf_add_s8.c"): (defined global symbols, undefined symbols)} of every member of a
+    static library built by CMake (members "<source>.o" or "<source>.obj"), from `nm -P -g`."""
+    tool = require_tool(nm, "list the symbols of the verified build's engine library")
+    listing = run([tool, "-P", "-g", archive], TOOL_TIMEOUT_S, f"{Path(tool).name} {Path(archive).name}").stdout
+    members: dict[str, tuple[set[str], set[str]]] = {}
+    current = None
+    for line in listing.splitlines():
+        header = re.match(r"^.*\[(.+?)\.o(?:bj)?\]:$", line)
+        if header:
+            current = members.setdefault(header.group(1), (set(), set()))
+            continue
+        fields = line.split()
+        if current is not None and len(fields) >= 2:
+            (current[1] if fields[1] in "Uw" else current[0]).add(fields[0])
+    return members
 
-    def one(item: tuple[int, Path]) -> ObjectSymbols:
-        index, source = item
-        obj = out_dir / f"{index:03d}_{source.stem}.o"
-        run([cc, *flags, "-c", source, "-o", obj], TOOL_TIMEOUT_S, f"{compiler} -c {source.name}")
-        defined, undefined = _nm_globals(nm, obj)
-        return ObjectSymbols(Path(source), frozenset(defined), frozenset(undefined))
 
-    with ThreadPoolExecutor(max_workers=max(1, min(jobs, os.cpu_count() or 1))) as pool:
-        return list(pool.map(one, enumerate(sources)))
-
-
-def select_for_export(model_sources: Sequence[Path], engine_sources: Sequence[Path], targets: Sequence[tuple],
-                      flags: Sequence[str], out_dir: Path) -> tuple[list[Path], set[str], set[str]]:
-    """(engine sources the model needs, symbols left to the C library, global symbols defined by the model and those
-    sources), over every target: (compiler, its own flags, a folder name under out_dir), e.g. the host gcc and the
-    board's arm-none-eabi-gcc, so that the DSP and the plain paths both link."""
-    chosen: set[Path] = set()
+def select_for_export(model_sources: Sequence[str], archives: Sequence[tuple[Path, str]]) -> tuple[
+        list[str], set[str], set[str]]:
+    """(engine source file names the model needs, symbols left to the C library, global symbols defined by the model
+    and those sources) from the engine libraries of the verified builds: (archive, nm) of the host build and of the
+    board build, so that both the DSP and the plain paths link. model_sources: the model's file names (model.c)."""
+    chosen: set[str] = set()
     external: set[str] = set()
     defined: set[str] = set()
-    for compiler, target_flags, folder in targets:
-        found = compile_symbols([*model_sources, *engine_sources], out_dir / folder, compiler,
-                                [*ENGINE_FLAGS, "-Wall", "-Wextra", "-Werror", *target_flags, *flags])
-        table = {o.source: (set(o.defined), set(o.undefined)) for o in found}
-        needed, missing = needed_sources({s: table[s] for s in model_sources}, {s: table[s] for s in engine_sources})
+    for archive, nm in archives:
+        table = archive_symbols(archive, nm)
+        absent = [s for s in model_sources if s not in table]
+        if absent:
+            raise ToolchainError(f"{archive} has no member for {', '.join(absent)}: not a build of this model")
+        engine = {s: table[s] for s in table if s not in model_sources}
+        needed, missing = needed_sources({s: table[s] for s in model_sources}, engine)
         chosen |= set(needed)
         external |= missing
         defined |= set().union(*(table[s][0] for s in [*model_sources, *needed]))
