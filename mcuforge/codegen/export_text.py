@@ -51,7 +51,7 @@ def public_header(spec: ExportSpec) -> str:
         "#ifdef __cplusplus", 'extern "C" {', "#endif", "",
         f"/** Success status of {p}init() and {p}invoke(); the engine's errors are negative. */",
         f"#define {u}OK 0", "",
-        f"/** Bytes of the activation arena (static, {p}ARENA_SECTION-placeable); input and output are inside it. */",
+        f"/** Bytes of the activation arena (static, placed by {u}ARENA_SECTION); input and output are inside it. */",
         f"#define {u}ARENA_BYTES {spec.arena_bytes}", "",
         f"/** Bytes of one input: int8, NHWC without the batch, shape {_shape(spec.input_shape)}. */",
         f"#define {u}INPUT_BYTES {_bytes(spec.input_shape)}",
