@@ -199,8 +199,26 @@ def task_verify():
                      PATHS.executable("host"), PATHS.executable("host", dump=True),
                      PATHS.executable(board), PATHS.executable(board, dump=True)],
         "targets": [PATHS.verify_report],
-        "uptodate": [config_changed({"deploy": CFG["deploy"], "requant": CFG["resolved"]["requant"],
+        "uptodate": [config_changed({"deploy": {k: v for k, v in CFG["deploy"].items() if k != "export_unverified"},
+                                     "requant": CFG["resolved"]["requant"],
                                      "machine": CFG["board"]["qemu"]["machine"]})],
+        "clean": True,
+    }
+
+
+def task_export():
+    """Export the verified model as a C library: build/<name>/export/<name>/ (header, sources, CMakeLists.txt, .mk,
+    README.md) and <name>.zip; refuses an unverified build unless export_unverified=1."""
+    board = CFG["board"]["name"]
+    forced = CFG["deploy"]["export_unverified"]
+    return {
+        "actions": [action("tasks.export:run", CFG, PATHS)],
+        "file_dep": [PATHS.int8, PATHS.plan, *PATHS.codegen_files, *ENGINE_FILES, PATHS.executable("host"),
+                     PATHS.executable(board),
+                     *([PATHS.card] if TRAINED else []), *([] if forced else [PATHS.verify_report])],
+        "targets": [PATHS.export_zip(CFG["name"]), PATHS.export_json],
+        "uptodate": [config_changed({"name": CFG["name"], "requant": CFG["resolved"]["requant"],
+                                     "board": CFG["board"], "forced": forced})],
         "clean": True,
     }
 

@@ -24,7 +24,8 @@ BOARDS_DIR = ROOT / "boards"
 PIPELINES_DIR = ROOT / "pipelines"
 
 # Short names accepted on the command line besides dotted field paths.
-OVERRIDE_ALIASES = {"board": "deploy.board", "seed": "seed", "name": "name"}
+OVERRIDE_ALIASES = {"board": "deploy.board", "seed": "seed", "name": "name",
+                    "export_unverified": "deploy.export_unverified"}
 
 
 @dataclass

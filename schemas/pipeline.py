@@ -256,6 +256,11 @@ class DeployConfig(Strict):
         "Runtime), relative to the pipeline YAML. Verification then uses verify_samples random inputs (seed). "
         "Empty = train the pipeline's own model.",
     )
+    export_unverified: bool = Field(
+        default=False,
+        description="Write the export (build/<name>/export/) even when verification failed or did not run; its README "
+        "then says so. Command line: export_unverified=1.",
+    )
     latency_ms: float | None = Field(
         default=None, gt=0,
         description="Latency budget of one inference (ms), checked by `doit review` against the instructions counted "

@@ -22,11 +22,8 @@ def load(path: Path):
 
 
 @pytest.fixture(scope="module")
-def digits_build(tmp_path_factory) -> Path:
-    build = tmp_path_factory.mktemp("digits") / "a"
-    result = run_doit("run", "pipeline=digits", f"build={build}")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return build
+def digits_build(digits_built: Path) -> Path:
+    return digits_built  # the session's `doit run pipeline=digits` (tests/conftest.py), shared with test_export.py
 
 
 def test_digits_end_to_end(digits_build: Path):

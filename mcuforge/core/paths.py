@@ -104,6 +104,21 @@ class Paths:
         return self.verify / "report.json"
 
     @property
+    def export(self) -> Path:
+        return self.root / "export"
+
+    def export_folder(self, name: str) -> Path:
+        """The exported C library of pipeline `name` (docs/export.md)."""
+        return self.export / name
+
+    def export_zip(self, name: str) -> Path:
+        return self.export / f"{name}.zip"
+
+    @property
+    def export_json(self) -> Path:
+        return self.export / "export.json"
+
+    @property
     def manifest(self) -> Path:
         return self.root / "manifest.json"
 

@@ -36,7 +36,7 @@ def artifacts(cfg: dict, paths) -> list[Path]:
     files = [paths.config, paths.card, *(paths.data_file(k) for k in SPLITS), paths.arch, paths.fp32,
              paths.train_metrics, paths.int8, paths.quant_metrics, paths.plan, paths.plan_txt, paths.memory_png,
              *paths.codegen_files, paths.executable("host"), paths.executable(cfg["board"]["name"]),
-             paths.size_json, paths.verify_report]
+             paths.size_json, paths.verify_report, paths.export_zip(cfg["name"])]
     if paths.frontend:  # the test clips verify feeds the engine, and the front end's figures
         files += [paths.pcm_test, paths.frontend_json]
     if cfg["deploy"]["model"]:  # no data/search/train/quantize stages; the given model lives outside the build
