@@ -65,7 +65,7 @@ def run(cfg: dict, paths) -> dict:
     board_lib = paths.build_dir(board["name"]) / "libmf_engine.a"
     try:  # the engine objects that the verified builds linked, host (plain C) and board (DSP)
         chosen, external, defined = objects.select_for_export(
-            export.MODEL_SOURCES, [(paths.build_dir("host") / "libmf_engine.a", "nm"), (board_lib, "arm-none-eabi-nm")])
+            export.model_sources(paths.codegen), [(paths.build_dir("host") / "libmf_engine.a", "nm"), (board_lib, "arm-none-eabi-nm")])
         flash = objects.map_flash(paths.build_dir(board["name"]) / "mf_runner.map", "libmf_engine.a")
     except ToolchainError as exc:
         raise McuforgeError(f"export: {exc}") from None
@@ -93,7 +93,7 @@ def run(cfg: dict, paths) -> dict:
                              arena_bytes=plan.peak_bytes(), labels=labels, u8_table=u8_table(paths, graph), facts=facts)
     chosen = export.engine_files(ENGINE_DIR, chosen)
     engine_paths = sorted(export.export_path(ENGINE_DIR, s) for s in chosen)
-    sources = sorted([*engine_paths, *(f"src/{s}" for s in export.MODEL_SOURCES), f"src/{spec.prefix}api.c"])
+    sources = sorted([*engine_paths, *(f"src/{s}" for s in export.model_sources(paths.codegen)), f"src/{spec.prefix}api.c"])
     texts = {f"include/{name}.h": export_text.public_header(spec), f"src/{spec.prefix}api.c": export_text.api_source(spec),
              "CMakeLists.txt": export_text.cmake_text(spec, sources), f"{name}.mk": export_text.mk_text(spec, sources),
              "README.md": export_text.readme_text(spec, sources, sorted(external))}

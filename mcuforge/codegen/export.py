@@ -24,8 +24,19 @@ from mcuforge.core.io import atomic_path, write_text
 ENGINE_HEADERS = ("include/mcuforge.h", "src/mf_internal.h", "src/mf_arith.h", "src/mf_dsp.h")
 MODEL_SOURCES = ("model.c", "weights.c")
 MODEL_HEADERS = ("model.h", "weights.h")
+FRONTEND_SOURCES = ("mf_model_frontend.c",)  # an audio front end chained in front of the network (codegen/chain.py)
+FRONTEND_HEADERS = ("mf_model_frontend.h",)
+
+
+def model_sources(codegen_dir: Path) -> tuple[str, ...]:
+    return MODEL_SOURCES + tuple(s for s in FRONTEND_SOURCES if (codegen_dir / s).is_file())
+
+
+def model_headers(codegen_dir: Path) -> tuple[str, ...]:
+    return MODEL_HEADERS + tuple(h for h in FRONTEND_HEADERS if (codegen_dir / h).is_file())
 # The model's entry points keep short names behind the prefix: digits_invoke, not digits_mf_model_invoke.
-API_NAMES = {"mf_model_invoke": "invoke", "mf_model_input": "input", "mf_model_output": "output"}
+API_NAMES = {"mf_model_invoke": "invoke", "mf_model_input": "input", "mf_model_output": "output",
+             "mf_model_invoke_pcm": "invoke_pcm"}
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip can hold: the archive does not depend on when it was made
 
 
@@ -139,12 +150,12 @@ def layout(spec: ExportSpec, engine_dir: Path, codegen_dir: Path, chosen: list[P
     files: dict[str, str] = {}
     for header in ENGINE_HEADERS:
         files[export_path(engine_dir, engine_dir / header)] = (engine_dir / header).read_text()
-    for header in MODEL_HEADERS:
+    for header in model_headers(codegen_dir):
         files[f"src/{header}"] = (codegen_dir / header).read_text()
     for source in chosen:
         relative = export_path(engine_dir, source)
         files[relative] = with_prefix(source.read_text(), relative, spec)
-    for source in MODEL_SOURCES:
+    for source in model_sources(codegen_dir):
         files[f"src/{source}"] = with_prefix((codegen_dir / source).read_text(), f"src/{source}", spec)
     files[f"src/{spec.prefix}prefix.h"] = prefix_header(spec, renames)
     files.update(texts)
