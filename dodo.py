@@ -4,6 +4,7 @@ Variables: `pipeline=` (a YAML path, or a name under pipelines/; default fashion
 build/<name>), and any config field as a dotted path (`train.epochs=3`) or a short alias (`board=`, `seed=`, `name=`).
 This file only wires tasks; each stage is a thin tasks/<stage>.py over the mcuforge/ library (docs/architecture.md).
 """
+import atexit
 import sys
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from tasks import data as data_stage
 from tasks import manifest as manifest_stage
 from tasks import review as review_stage
 from tasks import search as search_stage
+from tasks.doit_state import check_state_db, committing_reporter, lock_build, release_build, remove_stray_temporaries
+from tasks.doit_state import targets_unchanged
 from tasks.doit_support import ConfigError, action, keep_freed_memory
 
 ROOT = Path(__file__).resolve().parent
@@ -35,14 +38,19 @@ def _load():
 
 CFG, PATHS = _load()
 PATHS.root.mkdir(parents=True, exist_ok=True)
+if lock_build(PATHS.root, sys.argv):  # a second command on this build directory is refused (tasks/doit_state.py)
+    atexit.register(release_build, PATHS.root)
+    remove_stray_temporaries(PATHS.root)
+    check_state_db(PATHS.doit_db)
 DATA_FILES = [PATHS.data_file(key) for key in data_stage.SPLITS]
 TRAINED = not CFG["deploy"]["model"]  # deploy.model: the given int8 model replaces data/search/train/quantize
 
 DOIT_CONFIG = {
     "default_tasks": ["manifest", "review"],
-    "reporter": review_stage.summary_reporter(CFG, PATHS),  # `doit run` ends with the key figures
+    # `doit run` ends with the key figures; each finished task's state is committed at once (survives a kill)
+    "reporter": committing_reporter(review_stage.summary_reporter(CFG, PATHS)),
     "dep_file": str(PATHS.doit_db),
-    "backend": "json",
+    "backend": "sqlite3",
     "verbosity": 2,
     "action_string_formatting": "new",
 }
@@ -59,7 +67,7 @@ def task_config():
         "file_dep": [config_stage.absolute(CFG["resolved"]["pipeline_file"]),
                      config_stage.absolute(CFG["resolved"]["board_file"])],
         "targets": [PATHS.config],
-        "uptodate": [config_changed(CFG)],
+        "uptodate": [targets_unchanged, config_changed(CFG)],
         "clean": True,
     }
 
@@ -74,7 +82,7 @@ def task_data():
         "actions": [action("tasks.data:run", CFG, PATHS)],
         "file_dep": file_dep,
         "targets": DATA_FILES + [PATHS.card],
-        "uptodate": [config_changed(_section("dataset", "seed")
+        "uptodate": [targets_unchanged, config_changed(_section("dataset", "seed")
                                     | {"classes": data_stage.num_classes(CFG)})],
         "clean": True,
     }
@@ -87,7 +95,7 @@ def task_search():
         "actions": [action("tasks.search:run", CFG, PATHS)],
         "file_dep": (DATA_FILES + [search_stage.LATENCY_MODEL]) if searching else [],  # the latency cost model
         "targets": [PATHS.arch] + (search_stage.search_outputs(PATHS) if searching else []),
-        "uptodate": [config_changed(_section("search", "seed")
+        "uptodate": [targets_unchanged, config_changed(_section("search", "seed")
                                     | {"budgets": search_stage.budgets(CFG), "channels": CFG["dataset"]["channels"]})],
         "clean": True,
     }
@@ -99,7 +107,7 @@ def task_train():
         "actions": [action("tasks.train:run", CFG, PATHS)],
         "file_dep": [PATHS.arch] + DATA_FILES,
         "targets": [PATHS.fp32, PATHS.train_metrics],
-        "uptodate": [config_changed(_section("train", "seed"))],
+        "uptodate": [targets_unchanged, config_changed(_section("train", "seed"))],
         "clean": True,
     }
 
@@ -111,7 +119,7 @@ def task_quantize():
         "actions": [action("tasks.quantize:run", CFG, PATHS)],
         "file_dep": [PATHS.fp32] + DATA_FILES,
         "targets": [PATHS.int8, PATHS.quant_metrics],
-        "uptodate": [config_changed({"quantize": quantize_cfg, "seed": CFG["seed"]})],
+        "uptodate": [targets_unchanged, config_changed({"quantize": quantize_cfg, "seed": CFG["seed"]})],
         "clean": True,
     }
 
@@ -126,7 +134,7 @@ def task_schedule():
         "actions": [action("tasks.schedule:run", CFG, PATHS)],
         "file_dep": [PATHS.int8],
         "targets": [PATHS.plan, PATHS.plan_txt, PATHS.memory_png],
-        "uptodate": [config_changed({"schedule": CFG["schedule"],
+        "uptodate": [targets_unchanged, config_changed({"schedule": CFG["schedule"],
                                      "budget": CFG["resolved"]["sram_budget_bytes"]})],
         "clean": True,
     }
@@ -138,7 +146,7 @@ def task_codegen():
         "actions": [action("tasks.codegen:run", CFG, PATHS)],
         "file_dep": [PATHS.int8, PATHS.plan],
         "targets": PATHS.codegen_files,
-        "uptodate": [config_changed({"name": CFG["name"]})],
+        "uptodate": [targets_unchanged, config_changed({"name": CFG["name"]})],
         "clean": True,
     }
 
@@ -153,7 +161,7 @@ def task_build_host():
         "actions": [action("tasks.build:run_host", CFG, PATHS)],
         "file_dep": PATHS.codegen_files + ENGINE_FILES,
         "targets": [PATHS.executable("host"), PATHS.executable("host", dump=True)],
-        "uptodate": [config_changed(REQUANT)],
+        "uptodate": [targets_unchanged, config_changed(REQUANT)],
         "clean": True,
     }
 
@@ -165,7 +173,7 @@ def _task_build_board():
         "file_dep": PATHS.codegen_files + ENGINE_FILES,
         "targets": [PATHS.executable(board), PATHS.executable(board, dump=True), PATHS.size_json,
                     PATHS.size_json.parent / "budget.json"],
-        "uptodate": [config_changed(REQUANT | {"board": CFG["board"]}),
+        "uptodate": [targets_unchanged, config_changed(REQUANT | {"board": CFG["board"]}),
                      lambda: build_stage.sizes_are_for(PATHS, board)],
         "clean": True,
     }
@@ -186,7 +194,7 @@ def task_verify():
                      PATHS.executable("host"), PATHS.executable("host", dump=True),
                      PATHS.executable(board), PATHS.executable(board, dump=True)],
         "targets": [PATHS.verify_report],
-        "uptodate": [config_changed({"deploy": CFG["deploy"], "requant": CFG["resolved"]["requant"],
+        "uptodate": [targets_unchanged, config_changed({"deploy": CFG["deploy"], "requant": CFG["resolved"]["requant"],
                                      "machine": CFG["board"]["qemu"]["machine"]})],
         "clean": True,
     }
@@ -198,7 +206,7 @@ def task_manifest():
         "actions": [action("tasks.manifest:run", CFG, PATHS)],
         "file_dep": manifest_stage.artifacts(CFG, PATHS) + manifest_stage.inputs(CFG),
         "targets": [PATHS.manifest],
-        "uptodate": [config_changed(manifest_stage.versions())],
+        "uptodate": [targets_unchanged, config_changed(manifest_stage.versions())],
         "clean": True,
     }
 
@@ -220,7 +228,7 @@ def task_review():
     return {
         "actions": [action("tasks.review:run", CFG, PATHS)],
         "targets": [review_stage.ReviewPaths(PATHS).md, review_stage.ReviewPaths(PATHS).html],
-        "uptodate": [review_stage.uptodate(CFG, PATHS)],
+        "uptodate": [targets_unchanged, review_stage.uptodate(CFG, PATHS)],
         "verbosity": 2,
         "clean": True,
     }

@@ -91,12 +91,24 @@ def cmake_build(model_dir: str | os.PathLike[str], build_dir: str | os.PathLike[
 
     build_dir.mkdir(parents=True, exist_ok=True)
     stamp = build_dir / "mf_configure.json"
-    if stamp.exists() and json.loads(stamp.read_text()) != arguments:
+    building = build_dir / "mf_building"  # present while a build runs: left behind, the build was interrupted
+    if building.exists() or (stamp.exists() and _read_stamp(stamp) != arguments):
+        # new arguments, or a build killed midway (a half-written object file would look up to date to make)
         (build_dir / "CMakeCache.txt").unlink(missing_ok=True)
         shutil.rmtree(build_dir / "CMakeFiles", ignore_errors=True)
+        executable.unlink(missing_ok=True)
+    building.touch()
     run([cmake, "-S", ENGINE_DIR, "-B", build_dir, *arguments], timeout, "CMake configure")
     stamp.write_text(json.dumps(arguments))
     run([cmake, "--build", build_dir, "--parallel", str(os.cpu_count() or 2)], timeout, "CMake build")
+    building.unlink()
     if not executable.is_file():
         raise ToolchainError(f"the build finished but {executable} does not exist")
     return executable
+
+
+def _read_stamp(stamp: Path):
+    try:
+        return json.loads(stamp.read_text())
+    except (OSError, ValueError):
+        return None  # unreadable: configure again
