@@ -41,7 +41,7 @@ PATHS.root.mkdir(parents=True, exist_ok=True)
 if lock_build(PATHS.root, sys.argv):  # a second command on this build directory is refused (tasks/doit_state.py)
     atexit.register(release_build, PATHS.root)
     remove_stray_temporaries(PATHS.root)
-    check_state_db(PATHS.doit_db)
+check_state_db(PATHS.doit_db)  # a damaged .doit.db: moved aside with a note, doit starts a new one
 DATA_FILES = [PATHS.data_file(key) for key in data_stage.SPLITS]
 TRAINED = not CFG["deploy"]["model"]  # deploy.model: the given int8 model replaces data/search/train/quantize
 

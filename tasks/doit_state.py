@@ -155,6 +155,10 @@ def check_state_db(path: Path) -> bool:
                     problem = f"damaged ({result[0] if result else 'no answer'})"
             finally:
                 connection.close()
+    except sqlite3.OperationalError as error:
+        if "locked" in str(error):  # a running command is writing it: it is a database
+            return True
+        problem = f"unreadable ({error})"
     except sqlite3.Error as error:
         problem = f"unreadable ({error})"
     except OSError as error:
