@@ -8,7 +8,11 @@ import atexit
 import sys
 from pathlib import Path
 
-from doit import doit_cmd
+from mcuforge.ml.threads import configure_environment
+
+configure_environment()  # before torch starts its OpenMP threads: passive waiting (a loaded machine, issue 18)
+
+from doit import doit_cmd  # noqa: E402
 from doit.tools import config_changed
 
 from tasks import build as build_stage
