@@ -74,7 +74,11 @@ def lock_build(root: Path, argv: list[str]) -> bool:
     if doit_command(argv) in READ_ONLY_COMMANDS:
         return False
     path = Path(root) / LOCK_NAME
-    handle = open(path, "a+", encoding="utf-8")  # not inherited by children (PEP 446): they cannot keep it held
+    try:
+        handle = open(path, "a+", encoding="utf-8")  # not inherited by children (PEP 446): they cannot keep it held
+    except OSError as error:
+        print(f"mcuforge: build={root}: cannot create its lock file {path.name}: {error.strerror}", file=sys.stderr)
+        sys.exit(2)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as error:

@@ -130,6 +130,13 @@ def test_a_full_disk_is_named_not_a_traceback(tmp_path: Path, monkeypatch):
     with pytest.raises(io.DiskFullError, match=r"no space left on the device writing .*x_train\.npy .*bytes free"):
         io.write_npy(target, np.zeros(3))
     assert list(target.parent.iterdir()) == []  # the temporary file is gone too
+    def short_write(*args, **kwargs):  # numpy's tofile on a full disk: no errno
+        raise OSError("368128 requested and 135040 written")
+
+    monkeypatch.setattr(np, "save", short_write)
+    monkeypatch.setattr(io, "free_bytes", lambda path: 0)
+    with pytest.raises(io.DiskFullError, match="368128 requested"):
+        io.write_npy(target, np.zeros(3))
     monkeypatch.setattr(io.tempfile, "mkstemp", no_space)
     with pytest.raises(io.DiskFullError, match="plan.json"):
         io.write_json(tmp_path / "plan.json", {})

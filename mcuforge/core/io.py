@@ -33,6 +33,15 @@ def free_bytes(path: Path) -> int | None:
         return None
 
 
+def _is_full(path: Path, error: OSError) -> bool:
+    """ENOSPC/EDQUOT, or a short write without an errno (numpy's tofile: "N requested and M written") on a
+    filesystem with under 1 MiB left."""
+    if error.errno in _FULL:
+        return True
+    free = free_bytes(path)
+    return error.errno is None and free is not None and free < 2**20
+
+
 def disk_full(path: Path, error: OSError) -> DiskFullError:
     free = free_bytes(path)
     left = f"{free:,} bytes free" if free is not None else "free space unknown"
@@ -58,7 +67,8 @@ def atomic_path(path: Path) -> Iterator[Path]:
         os.chmod(tmp_path, 0o644)  # mkstemp creates 0600; artifacts are ordinary readable files
         os.replace(tmp_path, path)
     except OSError as error:
-        if error.errno in _FULL:  # a full disk (or quota): say so, not an OSError traceback
+        if _is_full(path, error):  # a full disk (or quota): say so, not an OSError traceback
+            tmp_path.unlink(missing_ok=True)  # first, so that the message gives the space really free
             raise disk_full(path, error) from None
         raise
     finally:
