@@ -33,16 +33,12 @@ def probe(setup: str, **env: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_dodo_settings_wait_passively_and_record_the_cpu():
-    record = probe("from mcuforge.ml.threads import configure_environment; configure_environment()")
-    assert record["omp_wait_policy"] == "PASSIVE"
-    assert record["torch"].startswith("2.") and record["onednn"] and record["logical_cpus"] >= 1
-    assert record["model"] and record["flags"] > 0
-
-
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="the pinned kernel paths are x86-64's")
-def test_training_uses_the_avx2_kernel_paths_unless_native_is_asked():
+def test_dodo_settings_wait_passively_pin_avx2_kernels_and_record_the_cpu():
     pinned = probe("from mcuforge.ml.threads import configure_environment; configure_environment()")
+    assert pinned["omp_wait_policy"] == "PASSIVE"
+    assert pinned["torch"].startswith("2.") and pinned["onednn"] and pinned["logical_cpus"] >= 1
+    assert pinned["model"] and pinned["flags"] > 0
     native = probe("from mcuforge.ml.threads import configure_environment; configure_environment()",
                    MCUFORGE_KERNELS="native")
     flags = set(open("/proc/cpuinfo").read().split())
@@ -55,5 +51,3 @@ def test_training_uses_the_avx2_kernel_paths_unless_native_is_asked():
 def test_an_xdist_worker_runs_one_thread():
     worker = probe("import conftest", PYTEST_XDIST_WORKER="gw1")
     assert worker["torch_threads"] == 1
-    alone = probe("import conftest")
-    assert alone["torch_threads"] == min(os.cpu_count(), alone["torch_threads"]) >= 1
