@@ -22,7 +22,7 @@ from tasks import manifest as manifest_stage
 from tasks import review as review_stage
 from tasks import search as search_stage
 from tasks.doit_state import check_state_db, committing_reporter, lock_build, release_build, remove_stray_temporaries
-from tasks.doit_state import targets_unchanged
+from tasks.doit_state import checking_targets
 from tasks.doit_support import ConfigError, action, keep_freed_memory
 
 ROOT = Path(__file__).resolve().parent
@@ -71,7 +71,7 @@ def task_config():
         "file_dep": [config_stage.absolute(CFG["resolved"]["pipeline_file"]),
                      config_stage.absolute(CFG["resolved"]["board_file"])],
         "targets": [PATHS.config],
-        "uptodate": [targets_unchanged, config_changed(CFG)],
+        "uptodate": [config_changed(CFG)],
         "clean": True,
     }
 
@@ -86,7 +86,7 @@ def task_data():
         "actions": [action("tasks.data:run", CFG, PATHS)],
         "file_dep": file_dep,
         "targets": DATA_FILES + [PATHS.card],
-        "uptodate": [targets_unchanged, config_changed(_section("dataset", "seed")
+        "uptodate": [config_changed(_section("dataset", "seed")
                                     | {"classes": data_stage.num_classes(CFG)})],
         "clean": True,
     }
@@ -99,7 +99,7 @@ def task_search():
         "actions": [action("tasks.search:run", CFG, PATHS)],
         "file_dep": (DATA_FILES + [search_stage.LATENCY_MODEL]) if searching else [],  # the latency cost model
         "targets": [PATHS.arch] + (search_stage.search_outputs(PATHS) if searching else []),
-        "uptodate": [targets_unchanged, config_changed(_section("search", "seed")
+        "uptodate": [config_changed(_section("search", "seed")
                                     | {"budgets": search_stage.budgets(CFG), "channels": CFG["dataset"]["channels"]})],
         "clean": True,
     }
@@ -111,7 +111,7 @@ def task_train():
         "actions": [action("tasks.train:run", CFG, PATHS)],
         "file_dep": [PATHS.arch] + DATA_FILES,
         "targets": [PATHS.fp32, PATHS.train_metrics],
-        "uptodate": [targets_unchanged, config_changed(_section("train", "seed"))],
+        "uptodate": [config_changed(_section("train", "seed"))],
         "clean": True,
     }
 
@@ -123,7 +123,7 @@ def task_quantize():
         "actions": [action("tasks.quantize:run", CFG, PATHS)],
         "file_dep": [PATHS.fp32] + DATA_FILES,
         "targets": [PATHS.int8, PATHS.quant_metrics],
-        "uptodate": [targets_unchanged, config_changed({"quantize": quantize_cfg, "seed": CFG["seed"]})],
+        "uptodate": [config_changed({"quantize": quantize_cfg, "seed": CFG["seed"]})],
         "clean": True,
     }
 
@@ -138,7 +138,7 @@ def task_schedule():
         "actions": [action("tasks.schedule:run", CFG, PATHS)],
         "file_dep": [PATHS.int8],
         "targets": [PATHS.plan, PATHS.plan_txt, PATHS.memory_png],
-        "uptodate": [targets_unchanged, config_changed({"schedule": CFG["schedule"],
+        "uptodate": [config_changed({"schedule": CFG["schedule"],
                                      "budget": CFG["resolved"]["sram_budget_bytes"]})],
         "clean": True,
     }
@@ -150,7 +150,7 @@ def task_codegen():
         "actions": [action("tasks.codegen:run", CFG, PATHS)],
         "file_dep": [PATHS.int8, PATHS.plan],
         "targets": PATHS.codegen_files,
-        "uptodate": [targets_unchanged, config_changed({"name": CFG["name"]})],
+        "uptodate": [config_changed({"name": CFG["name"]})],
         "clean": True,
     }
 
@@ -165,7 +165,7 @@ def task_build_host():
         "actions": [action("tasks.build:run_host", CFG, PATHS)],
         "file_dep": PATHS.codegen_files + ENGINE_FILES,
         "targets": [PATHS.executable("host"), PATHS.executable("host", dump=True)],
-        "uptodate": [targets_unchanged, config_changed(REQUANT)],
+        "uptodate": [config_changed(REQUANT)],
         "clean": True,
     }
 
@@ -177,7 +177,7 @@ def _task_build_board():
         "file_dep": PATHS.codegen_files + ENGINE_FILES,
         "targets": [PATHS.executable(board), PATHS.executable(board, dump=True), PATHS.size_json,
                     PATHS.size_json.parent / "budget.json"],
-        "uptodate": [targets_unchanged, config_changed(REQUANT | {"board": CFG["board"]}),
+        "uptodate": [config_changed(REQUANT | {"board": CFG["board"]}),
                      lambda: build_stage.sizes_are_for(PATHS, board)],
         "clean": True,
     }
@@ -198,7 +198,7 @@ def task_verify():
                      PATHS.executable("host"), PATHS.executable("host", dump=True),
                      PATHS.executable(board), PATHS.executable(board, dump=True)],
         "targets": [PATHS.verify_report],
-        "uptodate": [targets_unchanged, config_changed({"deploy": CFG["deploy"], "requant": CFG["resolved"]["requant"],
+        "uptodate": [config_changed({"deploy": CFG["deploy"], "requant": CFG["resolved"]["requant"],
                                      "machine": CFG["board"]["qemu"]["machine"]})],
         "clean": True,
     }
@@ -210,7 +210,7 @@ def task_manifest():
         "actions": [action("tasks.manifest:run", CFG, PATHS)],
         "file_dep": manifest_stage.artifacts(CFG, PATHS) + manifest_stage.inputs(CFG),
         "targets": [PATHS.manifest],
-        "uptodate": [targets_unchanged, config_changed(manifest_stage.versions())],
+        "uptodate": [config_changed(manifest_stage.versions())],
         "clean": True,
     }
 
@@ -232,7 +232,7 @@ def task_review():
     return {
         "actions": [action("tasks.review:run", CFG, PATHS)],
         "targets": [review_stage.ReviewPaths(PATHS).md, review_stage.ReviewPaths(PATHS).html],
-        "uptodate": [targets_unchanged, review_stage.uptodate(CFG, PATHS)],
+        "uptodate": [review_stage.uptodate(CFG, PATHS)],
         "verbosity": 2,
         "clean": True,
     }
@@ -248,3 +248,10 @@ def task_diff():
         "uptodate": [False],  # a command: compares two builds each time it is asked
         "verbosity": 2,
     }
+
+
+# Every task with targets also reruns when one of them no longer has the sha256 recorded after its last run: a
+# hand-edited or corrupted artifact is rebuilt, never used (tasks/doit_state.py).
+for _name, _creator in list(globals().items()):
+    if _name.startswith("task_") and callable(_creator):
+        globals()[_name] = checking_targets(_creator)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import json
 import os
 import re
@@ -219,3 +220,17 @@ def targets_unchanged(task, values) -> bool:
         if not path.is_file() or recorded.get(str(target)) != sha256_file(path):
             return False
     return True
+
+
+def checking_targets(creator):
+    """Wrap a doit task creator: a task with targets gets `targets_unchanged` first in its `uptodate` (a task that
+    always runs, uptodate [False], is left alone)."""
+    @functools.wraps(creator)  # doit reads the name, the docstring and the line (through __wrapped__)
+    def create():
+        task = creator()
+        uptodate = list(task.get("uptodate", []))
+        if task.get("targets") and not any(entry is False for entry in uptodate):
+            task["uptodate"] = [targets_unchanged, *uptodate]
+        return task
+
+    return create
