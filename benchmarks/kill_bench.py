@@ -97,14 +97,17 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "kill_bench.json")
     parser.add_argument("--points", default=",".join(POINTS))
     parser.add_argument("--work", type=Path, default=None, help="where the builds go (default: a temporary folder)")
+    parser.add_argument("--reference", type=Path, default=None, help="an uninterrupted build to compare with "
+                        "(default: built first, in <work>/reference)")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="kill_bench_"))
-    reference = work / "reference"
+    reference = args.reference or work / "reference"
     started = time.monotonic()
-    first = run(reference, "run")
-    if first.returncode != 0:
-        print(first.stderr[-3000:], file=sys.stderr)
-        return 1
+    if args.reference is None:
+        first = run(reference, "run")
+        if first.returncode != 0:
+            print(first.stderr[-3000:], file=sys.stderr)
+            return 1
     reference_s = time.monotonic() - started
     expected = json.loads((reference / "manifest.json").read_text())["artifacts"]
     rows = []
