@@ -4,10 +4,15 @@ Variables: `pipeline=` (a YAML path, or a name under pipelines/; default fashion
 build/<name>), and any config field as a dotted path (`train.epochs=3`) or a short alias (`board=`, `seed=`, `name=`).
 This file only wires tasks; each stage is a thin tasks/<stage>.py over the mcuforge/ library (docs/architecture.md).
 """
+import atexit
 import sys
 from pathlib import Path
 
-from doit import doit_cmd
+from mcuforge.ml.threads import configure_environment
+
+configure_environment()  # before torch starts its OpenMP threads: passive waiting (a loaded machine, issue 18)
+
+from doit import doit_cmd  # noqa: E402
 from doit.tools import config_changed
 
 from tasks import build as build_stage
@@ -16,6 +21,8 @@ from tasks import data as data_stage
 from tasks import manifest as manifest_stage
 from tasks import review as review_stage
 from tasks import search as search_stage
+from tasks.doit_state import check_state_db, committing_reporter, lock_build, release_build, remove_stray_temporaries
+from tasks.doit_state import checking_targets
 from tasks.doit_support import ConfigError, action, keep_freed_memory
 
 ROOT = Path(__file__).resolve().parent
@@ -35,15 +42,20 @@ def _load():
 
 CFG, PATHS = _load()
 PATHS.root.mkdir(parents=True, exist_ok=True)
+if lock_build(PATHS.root, sys.argv):  # a second command on this build directory is refused (tasks/doit_state.py)
+    atexit.register(release_build, PATHS.root)
+    remove_stray_temporaries(PATHS.root)
+check_state_db(PATHS.doit_db)  # a damaged .doit.db: moved aside with a note, doit starts a new one
 DATA_FILES = [PATHS.data_file(key) for key in data_stage.SPLITS]
 TRAINED = not CFG["deploy"]["model"]  # deploy.model: the given int8 model replaces data/search/train/quantize
 ANOMALY = bool(CFG.get("autoencoder"))  # an autoencoder over audio features: its own data/search/train/quantize
 
 DOIT_CONFIG = {
     "default_tasks": ["manifest", "review"],
-    "reporter": review_stage.summary_reporter(CFG, PATHS),  # `doit run` ends with the key figures
+    # `doit run` ends with the key figures; each finished task's state is committed at once (survives a kill)
+    "reporter": committing_reporter(review_stage.summary_reporter(CFG, PATHS)),
     "dep_file": str(PATHS.doit_db),
-    "backend": "json",
+    "backend": "sqlite3",
     "verbosity": 2,
     "action_string_formatting": "new",
 }
@@ -267,3 +279,10 @@ def task_diff():
         "uptodate": [False],  # a command: compares two builds each time it is asked
         "verbosity": 2,
     }
+
+
+# Every task with targets also reruns when one of them no longer has the sha256 recorded after its last run: a
+# hand-edited or corrupted artifact is rebuilt, never used (tasks/doit_state.py).
+for _name, _creator in list(globals().items()):
+    if _name.startswith("task_") and callable(_creator):
+        globals()[_name] = checking_targets(_creator)

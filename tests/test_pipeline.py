@@ -44,6 +44,10 @@ def test_digits_end_to_end(digits_build: Path):
     for layer in report["layers"]:
         assert layer["host_vs_ort"]["differing"] == 0, layer
         assert layer["qemu_vs_host"]["differing"] == 0, layer
+    # the static stack bound is an upper bound: at least what QEMU's stack painting measured, run and inference
+    budget = load(digits_build / "budget.json")
+    assert budget["stack_bytes"] >= report["qemu"]["stack_measured_bytes"] > 0
+    assert budget["exception_frame_bytes"] == 104  # Cortex-M7 with its FPU: 32 B + 72 B of FPU context
     sizes = load(digits_build / "size.json")
     assert 0 < sizes["flash"] < sizes["flash_budget_bytes"]
     plan = load(digits_build / "schedule" / "plan.json")

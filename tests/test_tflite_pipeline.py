@@ -73,6 +73,8 @@ def test_doit_run_kws_pipeline(tmp_path: Path):
     tflm = report["tflm_arena"]  # TFLite Micro's own arena for the model, beside ours in the review
     assert tflm["total"] == tflm["head"] + tflm["tail"] > 0
     assert report["model_file_bytes"] == KWS.stat().st_size
+    budget = json.loads((tmp_path / "budget.json").read_text())  # the static stack bound covers the measured stack
+    assert budget["stack_bytes"] >= report["qemu"]["stack_measured_bytes"] > 0
     plan = json.loads((tmp_path / "schedule" / "plan.json").read_text())
     assert plan["arena_bytes"] <= tflm["head"] < tflm["total"]
     assert f"its arena {tflm['total']:,} B (head {tflm['head']:,} B" in review

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
 import os
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -13,19 +15,64 @@ from typing import Iterator
 
 import numpy as np
 
+from mcuforge.core.errors import McuforgeError
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFullError(McuforgeError):
+    """No space (or quota) left to write an artifact; names the file and the free space."""
+
+
+def free_bytes(path: Path) -> int | None:
+    """Free bytes on the filesystem holding `path` (its nearest existing parent); None when unknown."""
+    path = Path(path)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
+
+
+def _is_full(path: Path, error: OSError) -> bool:
+    """ENOSPC/EDQUOT, or a short write without an errno (numpy's tofile: "N requested and M written") on a
+    filesystem with under 1 MiB left."""
+    if error.errno in _FULL:
+        return True
+    free = free_bytes(path)
+    return error.errno is None and free is not None and free < 2**20
+
+
+def disk_full(path: Path, error: OSError) -> DiskFullError:
+    free = free_bytes(path)
+    left = f"{free:,} bytes free" if free is not None else "free space unknown"
+    return DiskFullError(f"no space left on the device writing {path} ({error.strerror or error}; {left}): "
+                         "free some space or choose another build= directory, then run again")
+
 
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path next to `path`; rename it onto `path` if the block succeeds, delete it otherwise."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        if error.errno in _FULL:
+            raise disk_full(path, error) from None
+        raise
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o644)  # mkstemp creates 0600; artifacts are ordinary readable files
         os.replace(tmp_path, path)
+    except OSError as error:
+        if _is_full(path, error):  # a full disk (or quota): say so, not an OSError traceback
+            tmp_path.unlink(missing_ok=True)  # first, so that the message gives the space really free
+            raise disk_full(path, error) from None
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

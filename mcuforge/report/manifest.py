@@ -12,6 +12,7 @@ from pathlib import Path
 from mcuforge.core.io import read_json, sha256_file
 from mcuforge.core.paths import absolute
 from mcuforge.ml.data import SPLITS
+from mcuforge.ml.threads import cpu_record
 from mcuforge.toolchain import tool_versions
 
 PACKAGES = ("torch", "onnx", "onnxruntime", "numpy", "scikit-learn", "pydantic", "doit", "matplotlib", "tflite",
@@ -69,6 +70,8 @@ def build_manifest(root: Path, files: list[Path], config_sha256: str, model: dic
         "tools": versions(),
         "platform": {"machine": platform.machine(), "system": platform.system(),
                      "python_implementation": sys.implementation.name},
+        # what the trained weights depend on (README "Reproducibility"): CPU, torch, ATen's kernel path, MKL, oneDNN
+        "cpu": cpu_record(),
     }
     if model is not None:
         manifest["model"] = model

@@ -55,7 +55,8 @@ def stack_figures(cfg: dict, paths) -> dict | None:
         return stack
     numbers = read_json(budget_json)
     stack = {"bytes": numbers["stack_bytes"], "static_bytes": numbers["stack_bytes"], "chain": numbers["stack_chain"],
-             "uncounted": numbers.get("uncounted_library_functions", []), "label": "stack (static bound)"}
+             "uncounted": numbers.get("uncounted_library_functions", []), "label": "stack (static bound)",
+             "exception_bytes": numbers.get("exception_frame_bytes", 0)}
     measured = (read_artifact(paths.verify_report) or {}).get("qemu", {})
     if measured.get("stack_measured_bytes") is not None:
         stack["measured_bytes"] = measured["stack_measured_bytes"]

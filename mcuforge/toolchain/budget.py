@@ -3,13 +3,16 @@ the board build (budget.json).
 
 - flash = text + data of the ELF (code, const weights, vector table, initialised data).
 - SRAM = data + bss (the arena, the engine's and runner's static state, newlib's) + stack.
-- stack: bounded statically, the worst call chain from `Reset_Handler` (else `main`) in the ELF's call graph (`bl`/`blx` and tail-call
-  `b` instructions from arm-none-eabi-objdump) weighted by the frames GCC reports with -fstack-usage. Functions
-  compiled without -fstack-usage (newlib, libgcc: file I/O of the runner, memcpy) are not counted and are listed
-  in budget.json; the engine's kernels and the generated model are all counted. Recursion would make the bound
-  infinite: it is reported as an error. Interrupt frames are not included.
+- stack: bounded statically, the worst call chain from `Reset_Handler` (else `main`) in the ELF's call graph (`bl`/`blx`
+  and tail-call `b` instructions from arm-none-eabi-objdump) weighted by the frames GCC reports with -fstack-usage
+  for our code and, for the library code compiled without it (newlib's file I/O and printf, memcpy, libgcc), by the
+  sp decrements of its disassembly; calls through a pointer may reach any function whose address is taken; plus one
+  interrupt's exception frame (32 B, 104 B with the FPU context). Recursion in our code makes the bound infinite and
+  is an error; newlib's data-dependent recursion (rdimon's _swiopen -> _stat -> _swiopen) is counted once more.
+  Before this, library calls and the exception frame were left out and the "bound" could be below the measured
+  stack (MLPerf anomaly detection: 244 B bound, 356 B measured).
 - stack measured: the verify task runs the board ELF under QEMU with stack painting (engine_c/platform/startup.c);
-  the high-water mark covers what the static bound leaves out (newlib) but only the paths the run took.
+  the high-water mark of the paths the run took (at most the bound, unless the pointer-call targets missed one).
   budget.json is written after the board build, before any run, so it holds the static bound; verify re-checks the
   SRAM budget with max(measured, static bound) (with_measured_stack) and records it in verify/report.json.
 The budgets are the board's sizes minus its reserved bytes (cfg["resolved"]: sram_budget_bytes, flash_budget_bytes).
@@ -20,7 +23,7 @@ from pathlib import Path
 
 from mcuforge.core.errors import McuforgeError
 from mcuforge.core.io import read_json, write_json
-from mcuforge.toolchain.elf import call_graph, stack_usage
+from mcuforge.toolchain.elf import disassembly, stack_usage
 from mcuforge.toolchain.process import ToolchainError
 
 
@@ -46,9 +49,15 @@ def check_arena(plan, graph, sram_budget: int, board: str) -> None:
         f"resolution, a board with more SRAM, or schedule.planner=best with inplace_depthwise and reorder on.")
 
 
-def worst_stack(calls: dict[str, set[str]], frames: dict[str, int], root: str = "main"
-                ) -> tuple[int, list[str], list[str]]:
-    """(bytes, the deepest chain from root, callees without a known frame) over functions with known frames."""
+def worst_stack(calls: dict[str, set[str]], frames: dict[str, int], root: str = "main",
+                indirect: frozenset[str] | set[str] = frozenset(), targets: tuple[str, ...] = (),
+                library: frozenset[str] | set[str] = frozenset()) -> tuple[int, list[str], list[str]]:
+    """(bytes, the deepest chain from root, callees without a known frame) over functions with known frames.
+
+    indirect: functions that call through a pointer; each may reach any of `targets` (the functions whose address
+    is taken). Direct recursion is an error (unbounded); a loop closed through a pointer call is cut (newlib's
+    _fwalk -> _fflush_r ...). library: functions without -fstack-usage frames (newlib), whose data-dependent
+    recursion (rdimon's _swiopen -> _stat -> _swiopen) is counted with the re-entered function's frame once more."""
     unknown: set[str] = set()
     memo: dict[str, tuple[int, list[str]]] = {}
     active: set[str] = set()
@@ -56,18 +65,32 @@ def worst_stack(calls: dict[str, set[str]], frames: dict[str, int], root: str = 
     def depth(function: str) -> tuple[int, list[str]]:
         if function in memo:
             return memo[function]
+        if function in active and function in library:
+            return frames[function], [f"{function} (re-entered)"]
         if function in active:
             raise McuforgeError(f"stack: recursion through '{function}'; the worst-case stack is unbounded")
         active.add(function)
-        best = (0, [])
-        for callee in sorted(calls.get(function, ())):
-            if callee not in frames:
-                unknown.add(callee)
-                continue
-            below = depth(callee)
-            if below[0] > best[0]:
-                best = below
-        active.discard(function)
+        try:
+            best = (0, [])
+            for callee in sorted(calls.get(function, ())):
+                if callee not in frames:
+                    unknown.add(callee)
+                    continue
+                below = depth(callee)
+                if below[0] > best[0]:
+                    best = below
+            if function in indirect:
+                for callee in targets:
+                    if callee in active or callee not in frames:
+                        continue
+                    try:
+                        below = depth(callee)
+                    except McuforgeError:  # the pointer call closes a loop: cut it there
+                        continue
+                    if below[0] > best[0]:
+                        best = (below[0], [f"(via pointer) {below[1][0]}", *below[1][1:]])
+        finally:
+            active.discard(function)
         memo[function] = (frames[function] + best[0], [function] + best[1])
         return memo[function]
 
@@ -77,18 +100,39 @@ def worst_stack(calls: dict[str, set[str]], frames: dict[str, int], root: str = 
     return total, chain, sorted(unknown)
 
 
-def measure(elf: Path, build_dir: Path) -> dict:
+EXCEPTION_FRAME_BYTES = 32  # r0-r3, r12, lr, pc, xPSR stacked by the core on an interrupt
+FPU_EXCEPTION_FRAME_BYTES = 72  # + s0-s15, FPSCR and a reserved word when the FPU context is active
+
+
+def measure(elf: Path, build_dir: Path, fpu: bool = False) -> dict:
     """The static stack bound from the reset handler (its frame sits at the top of the stack, like the measured
-    figure's), or from main for a program without our startup code; and the bound of mf_model_invoke alone."""
+    figure's), or from main for a program without our startup code; and the bound of mf_model_invoke alone.
+
+    An upper bound: frames from -fstack-usage for our code and from the disassembly for the library code compiled
+    without it (newlib, libgcc: every sp decrement of the function summed), calls through pointers followed to every
+    function whose address is taken, plus one interrupt's exception frame (32 B, 104 B with the FPU context) that an
+    application's interrupt may push at the deepest point. Functions that move sp by a register are listed under
+    "dynamic_stack_functions" (no static bound for them)."""
     frames = stack_usage(build_dir)
+    library = set()
     try:
-        calls = call_graph(elf)
+        code = disassembly(elf)
     except ToolchainError as exc:
         raise McuforgeError(f"stack bound: {exc}") from None
-    total, chain, unknown = worst_stack(calls, frames, "Reset_Handler" if "Reset_Handler" in frames else "main")
-    invoke, invoke_chain, _ = worst_stack(calls, frames, "mf_model_invoke")
-    return {"stack_bytes": total, "stack_chain": chain, "inference_stack_bytes": invoke,
-            "inference_stack_chain": invoke_chain, "uncounted_library_functions": unknown}
+    calls = code["calls"]
+    for function, frame in code["frames"].items():
+        if function not in frames:  # GCC's figure for our code, the disassembly's for the rest
+            frames[function] = frame
+            library.add(function)
+    targets = tuple(sorted(code["address_taken"]))
+    exception = EXCEPTION_FRAME_BYTES + (FPU_EXCEPTION_FRAME_BYTES if fpu else 0)
+    root = "Reset_Handler" if "Reset_Handler" in frames else "main"
+    total, chain, unknown = worst_stack(calls, frames, root, code["indirect"], targets, library)
+    invoke, invoke_chain, _ = worst_stack(calls, frames, "mf_model_invoke", code["indirect"], targets,
+                                          library)
+    return {"stack_bytes": total + exception, "stack_chain": chain, "inference_stack_bytes": invoke + exception,
+            "inference_stack_chain": invoke_chain, "uncounted_library_functions": unknown,
+            "exception_frame_bytes": exception, "dynamic_stack_functions": sorted(code["dynamic"])}
 
 
 def report(sizes: dict, plan: dict, stack: dict, sram_budget: int, flash_budget: int) -> dict:
@@ -102,6 +146,8 @@ def report(sizes: dict, plan: dict, stack: dict, sram_budget: int, flash_budget:
         "stack_chain": stack["stack_chain"],
         "inference_stack_bytes": stack["inference_stack_bytes"],
         "uncounted_library_functions": stack["uncounted_library_functions"],
+        "exception_frame_bytes": stack.get("exception_frame_bytes", 0),
+        "dynamic_stack_functions": stack.get("dynamic_stack_functions", []),
         "io_buffers_bytes": 0,  # the model's input and output live in the arena
         "sram_bytes": sram,
         "sram_budget_bytes": sram_budget,
@@ -183,7 +229,8 @@ def check_measured(cfg: dict, paths, report: dict) -> list[str]:
 
 def run_board(cfg: dict, paths, sizes: dict, elf: Path, build_dir: Path) -> dict:
     """After the board build: budget.json next to size.json, then refuse a model over budget."""
-    numbers = report(sizes, read_json(paths.plan), measure(Path(elf), Path(build_dir)),
+    fpu = cfg["board"].get("fpu", "none") not in (None, "none")
+    numbers = report(sizes, read_json(paths.plan), measure(Path(elf), Path(build_dir), fpu),
                      cfg["resolved"]["sram_budget_bytes"], cfg["resolved"]["flash_budget_bytes"])
     write_json(Path(paths.size_json).parent / "budget.json", numbers)
     check(numbers, cfg["board"]["name"])

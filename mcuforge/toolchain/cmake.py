@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from mcuforge.core.io import free_bytes
 from mcuforge.core.paths import ROOT as REPO_ROOT
 from mcuforge.toolchain.process import ToolchainError, require_tool, run
 
@@ -20,6 +21,7 @@ PLATFORM_DIR = ENGINE_DIR / "platform"
 
 REQUANT_MODES = {"float": "MF_REQUANT_FLOAT", "fixed": "MF_REQUANT_FIXED"}
 BUILD_TIMEOUT_S = 600.0
+MIN_FREE_BYTES = 8 * 2**20  # a board build tree is ~1.5 MB; below this, CMake fails with a misleading message
 
 
 def _board_field(board: Any, *keys: str) -> Any:
@@ -91,12 +93,29 @@ def cmake_build(model_dir: str | os.PathLike[str], build_dir: str | os.PathLike[
 
     build_dir.mkdir(parents=True, exist_ok=True)
     stamp = build_dir / "mf_configure.json"
-    if stamp.exists() and json.loads(stamp.read_text()) != arguments:
+    building = build_dir / "mf_building"  # present while a build runs: left behind, the build was interrupted
+    if building.exists() or (stamp.exists() and _read_stamp(stamp) != arguments):
+        # new arguments, or a build killed midway (a half-written object file would look up to date to make)
         (build_dir / "CMakeCache.txt").unlink(missing_ok=True)
         shutil.rmtree(build_dir / "CMakeFiles", ignore_errors=True)
+        executable.unlink(missing_ok=True)
+    free = free_bytes(build_dir)
+    if free is not None and free < MIN_FREE_BYTES:  # else CMake says "compiler is not able to compile a test program"
+        raise ToolchainError(f"no space left on the device for the CMake build in {build_dir}: {free:,} bytes free, "
+                             f"a build needs about {MIN_FREE_BYTES // 2**20} MB; free some space or choose another "
+                             "build= directory")
+    building.touch()
     run([cmake, "-S", ENGINE_DIR, "-B", build_dir, *arguments], timeout, "CMake configure")
     stamp.write_text(json.dumps(arguments))
     run([cmake, "--build", build_dir, "--parallel", str(os.cpu_count() or 2)], timeout, "CMake build")
+    building.unlink()
     if not executable.is_file():
         raise ToolchainError(f"the build finished but {executable} does not exist")
     return executable
+
+
+def _read_stamp(stamp: Path):
+    try:
+        return json.loads(stamp.read_text())
+    except (OSError, ValueError):
+        return None  # unreadable: configure again

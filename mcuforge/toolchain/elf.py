@@ -16,6 +16,8 @@ ELF_MACHINE_ARM = 40
 DISASSEMBLY_TIMEOUT_S = 120.0
 _FUNCTION = re.compile(r"^([0-9a-f]+) <([^>]+)>:$")
 _CALL = re.compile(r"^\s*[0-9a-f]+:\s+(bl|blx|b|b\.w|b\.n)\s+([0-9a-f]+) <([^>+]+)>")
+_INSN = re.compile(r"^\s*[0-9a-f]+:\s+(\S+)\s*(.*)$")
+_REGISTER = re.compile(r"r\d+|sl|fp|ip|lr")
 
 
 def _elf_machine(path: Path) -> int:
@@ -91,17 +93,94 @@ def symbols(elf: Path) -> dict[str, tuple[str, int]] | None:
 
 def call_graph(elf: Path) -> dict[str, set[str]]:
     """Function -> functions it calls (direct calls and tail calls), from the Arm ELF's disassembly."""
+    return disassembly(elf)["calls"]
+
+
+def disassembly(elf: Path) -> dict:
+    """What the Arm ELF's code says about its stack, from one arm-none-eabi-objdump pass.
+
+    "calls": function -> functions it calls directly (bl/blx/b to a symbol); "frames": function -> bytes its own code
+    moves the stack pointer down (every push/vpush/stmdb sp!/sub sp, #n/str ..., [sp, #-n]! in its body, summed: an
+    upper bound for the library functions compiled without -fstack-usage); "dynamic": functions that move sp by a
+    register (alloca, VLAs: no static bound); "indirect": functions calling through a register (blx rN, bx rN);
+    "address_taken": functions whose address is in a literal pool (the possible targets of indirect calls).
+    """
     objdump = require_tool("arm-none-eabi-objdump", "measure the stack of the board build")
     text = run([objdump, "-d", "--no-show-raw-insn", elf], DISASSEMBLY_TIMEOUT_S, "arm-none-eabi-objdump").stdout
     calls: dict[str, set[str]] = {}
+    frames: dict[str, int] = {}
+    words: set[int] = set()
+    dynamic: set[str] = set()
+    indirect: set[str] = set()
+    instance: dict[str, int] = {}
+    lines = text.splitlines()
+    named = [(int(m.group(1), 16), m.group(2)) for m in map(_FUNCTION.match, lines) if m]
+    clashing = {name for name in {n for _, n in named} if sum(n == name for _, n in named) > 1}
+    # two static functions may share a name (newlib's two __sbprintf): those are told apart by their address
+    starts = {address: f"{name}@{address:x}" if name in clashing else name for address, name in named}
     current = None
-    for line in text.splitlines():
+    for line in lines:
         match = _FUNCTION.match(line)
         if match:
-            current = match.group(2)
+            current = starts[int(match.group(1), 16)]
             calls.setdefault(current, set())
+            instance[current] = 0
+            continue
+        if current is None:
             continue
         match = _CALL.match(line)
-        if match and current is not None and match.group(3) != current:
-            calls[current].add(match.group(3))
-    return calls
+        if match:
+            callee = starts.get(int(match.group(2), 16), match.group(3))
+            if callee != current:
+                calls[current].add(callee)
+            continue
+        match = _INSN.match(line)
+        if not match:
+            continue
+        mnemonic, operands = match.group(1), match.group(2).split(";")[0].split("@")[0].strip()
+        if mnemonic == ".word":
+            words.add(int(operands.split()[0], 16) & ~1)
+        elif mnemonic in ("blx", "bx") and _REGISTER.fullmatch(operands) and operands != "lr":
+            indirect.add(current)
+        else:
+            drop = _sp_decrement(mnemonic, operands)
+            if drop is None:
+                dynamic.add(current)
+            else:
+                instance[current] += drop
+                frames[current] = max(frames.get(current, 0), instance[current])
+    address_taken = {starts[address] for address in words if address in starts}
+    frames.update({name: 0 for name in calls if name not in frames})
+    return {"calls": calls, "frames": frames, "dynamic": dynamic, "indirect": indirect,
+            "address_taken": address_taken}
+
+
+def _register_count(registers: str) -> tuple[int, int]:
+    """(count, bytes per register) of a register list such as 'r4, r5, lr', 'r4-r11' or 'd8-d15'."""
+    count, width = 0, 4
+    for item in registers.strip("{} ").split(","):
+        item = item.strip()
+        if item.startswith("d"):
+            width = 8
+        bounds = item.split("-")
+        if len(bounds) == 2 and bounds[0][1:].isdigit() and bounds[1][1:].isdigit():
+            count += int(bounds[1][1:]) - int(bounds[0][1:]) + 1
+        elif item:
+            count += 1
+    return count, width
+
+
+def _sp_decrement(mnemonic: str, operands: str) -> int | None:
+    """Bytes an instruction moves sp down (0 for most); None when it sets sp from a register (unbounded here)."""
+    base = mnemonic.split(".")[0]
+    if base in ("push", "vpush") or (base in ("stmdb", "stmfd", "vstmdb") and operands.startswith("sp!")):
+        count, width = _register_count(operands[operands.index("{"):])
+        return count * width
+    if base in ("sub", "subw") and re.match(r"sp,\s*(sp,\s*)?#", operands):
+        return int(operands.rsplit("#", 1)[1], 0)
+    if base in ("sub", "subw", "mov", "add") and re.match(r"sp,\s*(sp,\s*)?r\d", operands):
+        return None if base != "add" or "#" not in operands else 0
+    written_back = re.search(r"\[sp,\s*#-(\d+)\]!", operands)
+    if base.startswith(("str", "vstr")) and written_back:
+        return int(written_back.group(1))
+    return 0

@@ -5,10 +5,14 @@ raises ToolchainError naming the command, the exit code (or the timeout) and the
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import shlex
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +81,18 @@ def require_tool(name: str, purpose: str) -> str:
     return path
 
 
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True) if sys.platform == "linux" else None
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: the child gets SIGKILL when the thread that started it dies (Linux PR_SET_PDEATHSIG), so a
+    killed `doit run` leaves no CMake or QEMU running; its own children die with the process group when a whole
+    group is killed (kill -9 -<pgid>, Ctrl-C)."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
 def run(command: Sequence[str | os.PathLike[str]], timeout: float, what: str, cwd: Path | None = None) -> RunResult:
     """Runs a command with a timeout; raises ToolchainError unless it exits with 0.
 
@@ -87,7 +103,8 @@ def run(command: Sequence[str | os.PathLike[str]], timeout: float, what: str, cw
     started = time.monotonic()
     try:
         completed = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                   errors="replace", timeout=timeout, cwd=cwd, check=False)
+                                   errors="replace", timeout=timeout, cwd=cwd, check=False,
+                                   preexec_fn=_die_with_parent if _LIBC is not None else None)
     except subprocess.TimeoutExpired as error:
         output = error.stderr or error.stdout or b""
         if isinstance(output, bytes):
