@@ -21,7 +21,8 @@ from typing import Mapping
 from mcuforge.core.errors import McuforgeError
 from mcuforge.core.io import atomic_path, write_text
 
-ENGINE_HEADERS = ("include/mcuforge.h", "src/mf_internal.h", "src/mf_arith.h", "src/mf_dsp.h")
+ENGINE_HEADERS = ("include/mcuforge.h", "include/mf_frontend.h", "src/mf_internal.h", "src/mf_arith.h", "src/mf_dsp.h",
+                  "src/frontend/mf_frontend_internal.h")
 MODEL_SOURCES = ("model.c", "weights.c")
 MODEL_HEADERS = ("model.h", "weights.h")
 FRONTEND_SOURCES = ("mf_model_frontend.c",)  # an audio front end chained in front of the network (codegen/chain.py)
@@ -70,7 +71,7 @@ class ExportSpec:
 
 def engine_sources(engine_dir: Path) -> list[Path]:
     """Every engine source that can end up in an export (the runner and the platform never do)."""
-    return sorted([*engine_dir.glob("src/*.c"), *engine_dir.glob("src/kernels/*.c")])
+    return sorted(engine_dir.glob("src/**/*.c"))
 
 
 def engine_files(engine_dir: Path, names: list[str]) -> list[Path]:
