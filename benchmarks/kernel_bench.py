@@ -201,8 +201,11 @@ def run_variant(prepared: Prepared, core: str, variant: str, requant: str, work:
             "outputs_sha256": hashlib.sha256(outputs.read_bytes()).hexdigest()}
 
 
+SELECTED_VARIANTS = list(VARIANTS)  # --variants
+
+
 def variants_of(core: str) -> list[str]:
-    return list(VARIANTS) if core in DSP_CORES else ["plain"]
+    return [variant for variant in SELECTED_VARIANTS if core in DSP_CORES or variant == "plain"]
 
 
 def run_key(core: str, variant: str, opt: str = DEFAULT_OPT) -> str:
@@ -313,6 +316,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                         "(default: the default pipeline's build, when it exists)")
     parser.add_argument("--mlperf", type=Path, default=MLPERF_DIR, help="folder of the MLPerf Tiny .tflite models")
     parser.add_argument("--quick", action="store_true", help="M4 only, fixed, the first shapes")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
+                        help="engine variants to build (default: all; the M3 builds plain only)")
     parser.add_argument("--opts", nargs="+", choices=list(OPTS), default=[DEFAULT_OPT],
                         help="compiler flag sets to compare (issue 15, point 6); default: the engine's -O2")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -327,9 +332,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="mf_kernel_bench_"))
+    SELECTED_VARIANTS[:] = args.variants
     shapes = [shape for shape in SHAPES if args.shapes is None or shape.key in args.shapes]
     results = {"requant": args.requant, "cores": args.cores, "boards": {core: CORES[core] for core in args.cores},
-               "variants": {name: list(defines) for name, defines in VARIANTS.items()}, "samples": SAMPLES,
+               "variants": {name: list(VARIANTS[name]) for name in args.variants}, "samples": SAMPLES,
                "seed": SEED, "opts": args.opts, "opt_flags": {opt: list(OPTS[opt]) for opt in args.opts},
                "shapes": [], "models": []}
     for shape in shapes:
