@@ -53,6 +53,11 @@ from schemas.pipeline import ScheduleConfig  # noqa: E402
 CORES = {"m4": "stm32l4r5", "m7": "stm32f746", "m3": "lpc1768"}  # boards/<name>.yaml
 DSP_CORES = ("m4", "m7")
 VARIANTS = {"dsp": (), "plain": ("MF_NO_DSP",)}  # extra C defines of each engine variant
+# compiler flag sets (issue 15, point 6), appended to the board's compiler.flags (after the engine's -O2, so an -O
+# flag replaces it; the flags reach the compile and the link, so -flto is link-time optimization)
+OPTS = {"O2": (), "O3": ("-O3",), "Os": ("-Os",), "O2-lto": ("-flto",), "O3-lto": ("-O3", "-flto"),
+        "Os-lto": ("-Os", "-flto")}
+DEFAULT_OPT = "O2"
 SEED = 0
 SAMPLES = 3
 MODEL_SAMPLES = 2
@@ -172,11 +177,13 @@ def prepare(name: str, int8: Path, fuse_mbconv: bool, work: Path, samples: int,
     return prepared, [graph.ops[i] for i in (measured or computing)]
 
 
-def run_variant(prepared: Prepared, core: str, variant: str, requant: str, work: Path) -> dict:
-    """Build the engine for the core's board with the variant's defines, run it under QEMU counting instructions."""
+def run_variant(prepared: Prepared, core: str, variant: str, requant: str, work: Path, opt: str = DEFAULT_OPT) -> dict:
+    """Build the engine for the core's board with the variant's defines and the flag set `opt`, run it under QEMU
+    counting instructions."""
     board = load_board(CORES[core]).model_dump(mode="json")
+    board["compiler"]["flags"] = list(board["compiler"]["flags"]) + list(OPTS[opt])
     layer_dump = bool(prepared.measured)
-    build_dir = work / f"build_{core}_{variant}"
+    build_dir = work / (f"build_{core}_{variant}" if opt == DEFAULT_OPT else f"build_{core}_{variant}_{opt}")
     elf = toolchain.cmake_build(prepared.codegen_dir, build_dir, board, requant, layer_dump=layer_dump,
                                 defines=VARIANTS[variant])
     outputs = build_dir / "outputs.bin"
@@ -194,22 +201,32 @@ def run_variant(prepared: Prepared, core: str, variant: str, requant: str, work:
             "outputs_sha256": hashlib.sha256(outputs.read_bytes()).hexdigest()}
 
 
+SELECTED_VARIANTS = list(VARIANTS)  # --variants
+
+
 def variants_of(core: str) -> list[str]:
-    return list(VARIANTS) if core in DSP_CORES else ["plain"]
+    return [variant for variant in SELECTED_VARIANTS if core in DSP_CORES or variant == "plain"]
 
 
-def measure(prepared: Prepared, cores: list[str], requant: str, work: Path) -> dict:
-    """Every core x variant of one prepared model; checks that all of them wrote the same output bytes."""
+def run_key(core: str, variant: str, opt: str = DEFAULT_OPT) -> str:
+    return f"{core}/{variant}" if opt == DEFAULT_OPT else f"{core}/{variant}/{opt}"
+
+
+def measure(prepared: Prepared, cores: list[str], requant: str, work: Path,
+            opts: tuple[str, ...] = (DEFAULT_OPT,)) -> dict:
+    """Every core x variant x flag set of one prepared model; checks that all of them wrote the same output bytes."""
     runs = {}
     for core in cores:
         for variant in variants_of(core):
-            print(f"  {prepared.name}: {core} {variant}", file=sys.stderr, flush=True)
-            runs[f"{core}/{variant}"] = run_variant(prepared, core, variant, requant, work)
+            for opt in opts:
+                print(f"  {prepared.name}: {core} {variant} {opt}", file=sys.stderr, flush=True)
+                runs[run_key(core, variant, opt)] = run_variant(prepared, core, variant, requant, work, opt)
     digests = {run["outputs_sha256"] for run in runs.values()}
     return {"runs": runs, "outputs_identical": len(digests) == 1}
 
 
-def bench_shape(shape: Shape, cores: list[str], requant: str, work: Path) -> dict:
+def bench_shape(shape: Shape, cores: list[str], requant: str, work: Path,
+                opts: tuple[str, ...] = (DEFAULT_OPT,)) -> dict:
     folder = work / shape.key
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(SEED)
@@ -221,7 +238,7 @@ def bench_shape(shape: Shape, cores: list[str], requant: str, work: Path) -> dic
     row = {"key": shape.key, "title": shape.title, "unit": shape.unit, "units": prepared.units,
            "cmsis_nn_per_mac": shape.cmsis_nn, "scratch_bytes": prepared.scratch_bytes,
            "arena_bytes": prepared.arena_bytes, "counted": "layers" if prepared.measured else "whole inference"}
-    row.update(measure(prepared, cores, requant, folder))
+    row.update(measure(prepared, cores, requant, folder, opts))
     for run in row["runs"].values():
         run["per_unit"] = round(run["instructions"] / prepared.units, 3)
         if shape.cmsis_nn is not None:
@@ -240,14 +257,15 @@ def whole_models(mlperf_dir: Path, fashion: Path | None) -> list[tuple[str, Path
     return models
 
 
-def bench_model(name: str, path: Path, cores: list[str], requant: str, work: Path) -> dict:
+def bench_model(name: str, path: Path, cores: list[str], requant: str, work: Path,
+                opts: tuple[str, ...] = (DEFAULT_OPT,)) -> dict:
     folder = work / name
     folder.mkdir(parents=True, exist_ok=True)
     prepared, ops = prepare(name, path, True, folder, MODEL_SAMPLES)
     macs = sum(op.macs(prepared.graph.tensors) for op in ops)
     row = {"key": name, "model": os.path.relpath(path.absolute(), ROOT), "macs": macs, "arena_bytes": prepared.arena_bytes,
            "fused_blocks": len(prepared.fused)}
-    row.update(measure(prepared, cores, requant, folder))
+    row.update(measure(prepared, cores, requant, folder, opts))
     for run in row["runs"].values():
         run["per_mac"] = round(run["instructions"] / macs, 3)
     return row
@@ -257,26 +275,32 @@ def _cell(run: dict | None, key: str, fmt: str) -> str:
     return "—" if run is None or run.get(key) is None else format(run[key], fmt)
 
 
+def _variant(variant: str, opt: str) -> str:
+    return variant if opt == DEFAULT_OPT else f"{variant} {opt}"
+
+
 def markdown(results: dict) -> str:
-    columns = [(core, variant) for core in results["cores"] for variant in variants_of(core)]
+    opts = results.get("opts", [DEFAULT_OPT])
+    columns = [(core, variant, opt) for core in results["cores"] for variant in variants_of(core) for opt in opts]
     lines = [f"Instructions per MAC (per element for ADD, pool, softmax) under QEMU, requantization "
              f"{results['requant']}; ratio = ours / CMSIS-NN (issue 15, M4 -O3).", "",
              "| shape | core | variant | MACs / elements | instructions | per MAC / element | CMSIS-NN | ratio | "
              "scratch B |", "|---|---|---|---|---|---|---|---|---|"]
     for row in results["shapes"]:
-        for core, variant in columns:
-            run = row["runs"][f"{core}/{variant}"]
+        for core, variant, opt in columns:
+            run = row["runs"][run_key(core, variant, opt)]
             cmsis = "—" if row["cmsis_nn_per_mac"] is None else f"{row['cmsis_nn_per_mac']:.2f}"
-            lines.append(f"| {row['title']} | {core.upper()} | {variant} | {row['units']:,} {row['unit']}s | "
+            lines.append(f"| {row['title']} | {core.upper()} | {_variant(variant, opt)} | "
+                         f"{row['units']:,} {row['unit']}s | "
                          f"{run['instructions']:,} | {run['per_unit']:.2f} | {cmsis} | "
                          f"{_cell(run, 'vs_cmsis_nn', '.2f')} | {row['scratch_bytes']:,} |")
     if results["models"]:
         lines += ["", "| model | core | variant | MACs | instructions / inference | per MAC | flash B | arena B |",
                   "|---|---|---|---|---|---|---|---|"]
         for row in results["models"]:
-            for core, variant in columns:
-                run = row["runs"][f"{core}/{variant}"]
-                lines.append(f"| {row['key']} | {core.upper()} | {variant} | {row['macs']:,} | "
+            for core, variant, opt in columns:
+                run = row["runs"][run_key(core, variant, opt)]
+                lines.append(f"| {row['key']} | {core.upper()} | {_variant(variant, opt)} | {row['macs']:,} | "
                              f"{run['instructions']:,} | {run['per_mac']:.2f} | {run['flash_bytes']:,} | "
                              f"{row['arena_bytes']:,} |")
     return "\n".join(lines)
@@ -292,6 +316,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                         "(default: the default pipeline's build, when it exists)")
     parser.add_argument("--mlperf", type=Path, default=MLPERF_DIR, help="folder of the MLPerf Tiny .tflite models")
     parser.add_argument("--quick", action="store_true", help="M4 only, fixed, the first shapes")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
+                        help="engine variants to build (default: all; the M3 builds plain only)")
+    parser.add_argument("--opts", nargs="+", choices=list(OPTS), default=[DEFAULT_OPT],
+                        help="compiler flag sets to compare (issue 15, point 6); default: the engine's -O2")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--work", type=Path, default=None, help="keep the models and builds here")
     args = parser.parse_args(argv)
@@ -304,17 +332,19 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="mf_kernel_bench_"))
+    SELECTED_VARIANTS[:] = args.variants
     shapes = [shape for shape in SHAPES if args.shapes is None or shape.key in args.shapes]
     results = {"requant": args.requant, "cores": args.cores, "boards": {core: CORES[core] for core in args.cores},
-               "variants": {name: list(defines) for name, defines in VARIANTS.items()}, "samples": SAMPLES,
-               "seed": SEED, "shapes": [], "models": []}
+               "variants": {name: list(VARIANTS[name]) for name in args.variants}, "samples": SAMPLES,
+               "seed": SEED, "opts": args.opts, "opt_flags": {opt: list(OPTS[opt]) for opt in args.opts},
+               "shapes": [], "models": []}
     for shape in shapes:
         print(f"{shape.key}: {shape.title}", file=sys.stderr, flush=True)
-        results["shapes"].append(bench_shape(shape, args.cores, args.requant, work))
+        results["shapes"].append(bench_shape(shape, args.cores, args.requant, work, tuple(args.opts)))
     if args.models:
         for name, path in whole_models(args.mlperf, args.fashion):
             print(f"{name}: {path}", file=sys.stderr, flush=True)
-            results["models"].append(bench_model(name, path, args.cores, args.requant, work))
+            results["models"].append(bench_model(name, path, args.cores, args.requant, work, tuple(args.opts)))
     write_json(args.out, results)
     print(markdown(results))
     differing = [row["key"] for row in results["shapes"] + results["models"] if not row["outputs_identical"]]

@@ -7,8 +7,8 @@ set(CMAKE_SYSTEM_PROCESSOR arm)
 
 set(CMAKE_C_COMPILER arm-none-eabi-gcc)
 set(CMAKE_ASM_COMPILER arm-none-eabi-gcc)
-set(CMAKE_AR arm-none-eabi-ar)
-set(CMAKE_RANLIB arm-none-eabi-ranlib)
+set(CMAKE_AR arm-none-eabi-gcc-ar)         # the LTO plugin's wrapper: archives of -flto objects (kernel_bench --opts)
+set(CMAKE_RANLIB arm-none-eabi-gcc-ranlib)
 set(CMAKE_OBJCOPY arm-none-eabi-objcopy CACHE FILEPATH "objcopy")
 set(CMAKE_SIZE arm-none-eabi-size CACHE FILEPATH "size")
 

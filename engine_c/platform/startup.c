@@ -256,7 +256,7 @@ static void mf_write_hex(const char *label, uint32_t value)
 }
 
 /* Called from mf_fault_entry with the exception frame (r0-r3, r12, lr, pc, xpsr) on the main stack. */
-void mf_fault_report(const uint32_t *frame)
+__attribute__((used)) void mf_fault_report(const uint32_t *frame) /* called from the asm below only */
 {
     uint32_t ipsr;
 
@@ -285,12 +285,13 @@ __attribute__((naked)) void mf_fault_entry(void)
         ".ltorg");
 }
 
-/* newlib's __libc_init_array / __libc_fini_array call these; with -nostartfiles there is no crti.o. */
-void _init(void)
+/* newlib's __libc_init_array / __libc_fini_array call these; with -nostartfiles there is no crti.o. `used`: with
+ * -flto only newlib (not LTO code) refers to them, and the link-time optimizer would drop them. */
+__attribute__((used)) void _init(void)
 {
 }
 
-void _fini(void)
+__attribute__((used)) void _fini(void)
 {
 }
 

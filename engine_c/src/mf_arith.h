@@ -44,14 +44,25 @@ static inline int32_t mf_rounding_divide_by_pot(int32_t x, int32_t exponent)
  * taken as the sign of a ^ b: where the two differ (-2^30 <= ab <= 0, x = 0) the result is 0 with either
  * (e >= 1). INT32_MIN * INT32_MIN needs no case: TFLite's saturated INT32_MAX and this sum's 2^31 divide by 2^e,
  * rounded, to the same value. tests/engine/test_requant.py compares it with TFLite's two-step arithmetic. */
-static inline int32_t mf_mbqm_right(int32_t x, int32_t multiplier, int32_t e)
+static inline uint64_t mf_mbqm_round(int32_t e)
 {
     const uint32_t pow2 = (uint32_t)1 << e;
+    return ((uint64_t)(pow2 >> 2) << 32) | ((pow2 << 30) | 0x40000000u); /* 2^30 + 2^(30+e) */
+}
+
+/* mf_mbqm_right with its constants given: round = mf_mbqm_round(e), rshift = e - 1 (kernels compute them once per
+ * output channel, not once per output value). */
+static inline int32_t mf_mbqm_right_with(int32_t x, int32_t multiplier, uint64_t round, int32_t rshift)
+{
     const uint32_t neg = (uint32_t)((x ^ multiplier) >> 31); /* 0 or all ones: -s * 2^31 is {lo: neg << 31, hi: neg} */
-    const uint64_t round = (((uint64_t)(pow2 >> 2) << 32) | ((pow2 << 30) | 0x40000000u)) /* 2^30 + 2^(30+e) */
-                           + (((uint64_t)neg << 32) | (uint64_t)(neg << 31));
-    const uint64_t sum = round + (uint64_t)((int64_t)x * (int64_t)multiplier);
-    return (int32_t)(uint32_t)(sum >> 32) >> (e - 1);
+    const uint64_t sum = round + (((uint64_t)neg << 32) | (uint64_t)(neg << 31)) +
+                         (uint64_t)((int64_t)x * (int64_t)multiplier);
+    return (int32_t)(uint32_t)(sum >> 32) >> rshift;
+}
+
+static inline int32_t mf_mbqm_right(int32_t x, int32_t multiplier, int32_t e)
+{
+    return mf_mbqm_right_with(x, multiplier, mf_mbqm_round(e), e - 1);
 }
 
 static inline int32_t mf_mbqm(int32_t x, int32_t multiplier, int32_t shift)
@@ -85,6 +96,32 @@ static inline int32_t mf_requant_fixed(int32_t acc, int32_t multiplier, int32_t 
         return qmin;
     }
     return scaled + zp;
+}
+
+/* mf_requant_fixed, bit for bit, with the usual right shift inline and without branches but the clamp (|scaled|
+ * <= 2^30 for a right shift, so zp may be added before the clamp), and the rare left shift (or none) out of line:
+ * the kernels' inner loops keep fewer registers for it. */
+#if defined(__GNUC__)
+#define MF_COLD static __attribute__((noinline, cold, unused))
+#else
+#define MF_COLD static
+#endif
+
+/* mf_requant_fixed out of line (a static function: the compiler knows which registers it uses) */
+MF_COLD int32_t mf_requant_fixed_cold(int32_t acc, int32_t multiplier, int32_t shift, int32_t zp, int32_t qmin,
+                                      int32_t qmax)
+{
+    return mf_requant_fixed(acc, multiplier, shift, zp, qmin, qmax);
+}
+
+static inline int32_t mf_requant_fixed_fast(int32_t acc, int32_t multiplier, int32_t shift, int32_t zp, int32_t qmin,
+                                            int32_t qmax)
+{
+    if (shift < 0) {
+        const int32_t v = mf_mbqm_right(acc, multiplier, -shift) + zp;
+        return v < qmin ? qmin : (v > qmax ? qmax : v);
+    }
+    return mf_requant_fixed_cold(acc, multiplier, shift, zp, qmin, qmax);
 }
 
 #if MF_REQUANT_MODE == MF_REQUANT_FLOAT

@@ -81,7 +81,7 @@ static inline int8_t mf_requant_channel(int32_t acc, const mf_quant_params *quan
 #if MF_REQUANT_MODE == MF_REQUANT_FLOAT
     return (int8_t)mf_requant_float(acc, quant->scale[ch], zp, act_min, act_max);
 #else
-    return (int8_t)mf_requant_fixed(acc, quant->multiplier[ch], quant->shift[ch], zp, act_min, act_max);
+    return (int8_t)mf_requant_fixed_fast(acc, quant->multiplier[ch], quant->shift[ch], zp, act_min, act_max);
 #endif
 }
 

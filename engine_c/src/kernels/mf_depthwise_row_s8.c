@@ -110,11 +110,8 @@ static inline void mf_dw_tap4(const int8_t *in, const int8_t *weights, mf_dw_zp 
 #if MF_REQUANT_MODE == MF_REQUANT_FIXED
 static inline int32_t mf_dw_requant(int32_t acc, const mf_dw_ctx *ctx, int32_t ch)
 {
-    const int32_t scaled = mf_mbqm(acc, ctx->quant.multiplier[ch], ctx->quant.shift[ch]);
-    if (scaled > ctx->scaled_max) {
-        return ctx->act_max;
-    }
-    return scaled < ctx->scaled_min ? ctx->act_min : scaled + ctx->output_zp;
+    return mf_requant_fixed_fast(acc, ctx->quant.multiplier[ch], ctx->quant.shift[ch], ctx->output_zp, ctx->act_min,
+                                 ctx->act_max);
 }
 #else
 static inline int32_t mf_dw_requant(int32_t acc, const mf_dw_ctx *ctx, int32_t ch)
@@ -168,6 +165,57 @@ static inline int8_t mf_dw_channel(const mf_dw_ctx *ctx, const int8_t *rows, siz
     return (int8_t)mf_dw_requant(acc, ctx, ch);
 }
 
+#if MF_DSP_NATIVE && defined(__OPTIMIZE__)
+#define MF_DW_ASM 1
+/* The 3 taps of one filter row for 4 channels in registers (from C, GCC 12 keeps the 9 tap addresses of the 3x3
+ * window on the stack), for an undilated window, whose step between taps along x is the filter's (s = channels): tap
+ * k_x reads the input row at r + k_x * s (LDR's shifted register offset gives 2 * s) and the filter at w + k_x * s.
+ * The 4 sums, r, w, s and the zero point word leave 3 registers for the values (11 in all), so each filter word is
+ * loaded twice: 3 loads, 4 extensions and 4 multiply-accumulates per tap, mf_dw_tap4's MACs. */
+#define MF_DW_ROW3_ASM                                                                                                \
+    "ldr %[t0], [%[r]]\n\t"                                                                                           \
+    "sxtab16 %[t1], %[off], %[t0]\n\t"                                                                                \
+    "sxtab16 %[t0], %[off], %[t0], ror #8\n\t"                                                                        \
+    "ldr %[t2], [%[w]]\n\t"                                                                                           \
+    "sxtb16 %[t2], %[t2]\n\t"                                                                                         \
+    "smlabb %[a0], %[t1], %[t2], %[a0]\n\t"                                                                           \
+    "smlatt %[a2], %[t1], %[t2], %[a2]\n\t"                                                                           \
+    "ldr %[t2], [%[w]]\n\t"                                                                                           \
+    "sxtb16 %[t2], %[t2], ror #8\n\t"                                                                                 \
+    "smlabb %[a1], %[t0], %[t2], %[a1]\n\t"                                                                           \
+    "smlatt %[a3], %[t0], %[t2], %[a3]\n\t"                                                                           \
+    "ldr %[t0], [%[r], %[s]]\n\t"                                                                                     \
+    "sxtab16 %[t1], %[off], %[t0]\n\t"                                                                                \
+    "sxtab16 %[t0], %[off], %[t0], ror #8\n\t"                                                                        \
+    "ldr %[t2], [%[w], %[s]]\n\t"                                                                                     \
+    "sxtb16 %[t2], %[t2]\n\t"                                                                                         \
+    "smlabb %[a0], %[t1], %[t2], %[a0]\n\t"                                                                           \
+    "smlatt %[a2], %[t1], %[t2], %[a2]\n\t"                                                                           \
+    "ldr %[t2], [%[w], %[s]]\n\t"                                                                                     \
+    "sxtb16 %[t2], %[t2], ror #8\n\t"                                                                                 \
+    "smlabb %[a1], %[t0], %[t2], %[a1]\n\t"                                                                           \
+    "smlatt %[a3], %[t0], %[t2], %[a3]\n\t"                                                                           \
+    "ldr %[t0], [%[r], %[s], lsl #1]\n\t"                                                                             \
+    "sxtab16 %[t1], %[off], %[t0]\n\t"                                                                                \
+    "sxtab16 %[t0], %[off], %[t0], ror #8\n\t"                                                                        \
+    "ldr %[t2], [%[w], %[s], lsl #1]\n\t"                                                                             \
+    "sxtb16 %[t2], %[t2]\n\t"                                                                                         \
+    "smlabb %[a0], %[t1], %[t2], %[a0]\n\t"                                                                           \
+    "smlatt %[a2], %[t1], %[t2], %[a2]\n\t"                                                                           \
+    "ldr %[t2], [%[w], %[s], lsl #1]\n\t"                                                                             \
+    "sxtb16 %[t2], %[t2], ror #8\n\t"                                                                                 \
+    "smlabb %[a1], %[t0], %[t2], %[a1]\n\t"                                                                           \
+    "smlatt %[a3], %[t0], %[t2], %[a3]\n\t"
+#define MF_DW_ROW3(row_, w_, s_, zp_, s0_, s1_, s2_, s3_)                                                          \
+    __asm__ volatile(MF_DW_ROW3_ASM                                                                                   \
+                     : [a0] "+r"(s0_), [a1] "+r"(s1_), [a2] "+r"(s2_), [a3] "+r"(s3_), [t0] "=&r"(t0), [t1] "=&r"(t1), \
+                       [t2] "=&r"(t2)                                                                                 \
+                     : [r] "r"(row_), [w] "r"(w_), [s] "r"(s_), [off] "r"(zp_)                                        \
+                     : "memory")
+#else
+#define MF_DW_ASM 0
+#endif
+
 /* One pixel whose 3x3 window is wholly inside the input: rows[k_y] + x_step * k_x is tap (k_y, k_x) of channel 0. */
 static inline void mf_dw_pixel_3x3(const mf_dw_ctx *ctx, const int8_t *r0, const int8_t *r1, const int8_t *r2,
                                    size_t x_step, int32_t channels, mf_dw_zp zp, int8_t *out_pixel)
@@ -175,23 +223,48 @@ static inline void mf_dw_pixel_3x3(const mf_dw_ctx *ctx, const int8_t *r0, const
     const size_t w_step = (size_t)channels;
     const int8_t *weights = ctx->filter;
     int32_t ch;
+#if MF_DW_ASM
+    uint32_t t0;
+    uint32_t t1;
+    uint32_t t2;
+#endif
     for (ch = 0; ch + 4 <= channels; ch += 4) {
         mf_acc4 acc = mf_dw_acc_start(ctx->bias, ch);
-        const int8_t *in = r0;
-        const int8_t *w = weights;
-        mf_dw_tap4(in, w, zp, &acc);
-        mf_dw_tap4(in + x_step, w + w_step, zp, &acc);
-        mf_dw_tap4(in + 2 * x_step, w + 2 * w_step, zp, &acc);
-        in = r1;
-        w += 3 * w_step;
-        mf_dw_tap4(in, w, zp, &acc);
-        mf_dw_tap4(in + x_step, w + w_step, zp, &acc);
-        mf_dw_tap4(in + 2 * x_step, w + 2 * w_step, zp, &acc);
-        in = r2;
-        w += 3 * w_step;
-        mf_dw_tap4(in, w, zp, &acc);
-        mf_dw_tap4(in + x_step, w + w_step, zp, &acc);
-        mf_dw_tap4(in + 2 * x_step, w + 2 * w_step, zp, &acc);
+#if MF_DW_ASM
+        if (x_step == w_step) {
+            const int8_t *w = weights;
+            int32_t a0 = acc.c0;
+            int32_t a1 = acc.c1;
+            int32_t a2 = acc.c2;
+            int32_t a3 = acc.c3;
+            MF_DW_ROW3(r0, w, w_step, zp, a0, a1, a2, a3);
+            w += 3 * w_step;
+            MF_DW_ROW3(r1, w, w_step, zp, a0, a1, a2, a3);
+            w += 3 * w_step;
+            MF_DW_ROW3(r2, w, w_step, zp, a0, a1, a2, a3);
+            acc.c0 = a0;
+            acc.c1 = a1;
+            acc.c2 = a2;
+            acc.c3 = a3;
+        } else
+#endif
+        {
+            const int8_t *in = r0;
+            const int8_t *w = weights;
+            mf_dw_tap4(in, w, zp, &acc);
+            mf_dw_tap4(in + x_step, w + w_step, zp, &acc);
+            mf_dw_tap4(in + 2 * x_step, w + 2 * w_step, zp, &acc);
+            in = r1;
+            w += 3 * w_step;
+            mf_dw_tap4(in, w, zp, &acc);
+            mf_dw_tap4(in + x_step, w + w_step, zp, &acc);
+            mf_dw_tap4(in + 2 * x_step, w + 2 * w_step, zp, &acc);
+            in = r2;
+            w += 3 * w_step;
+            mf_dw_tap4(in, w, zp, &acc);
+            mf_dw_tap4(in + x_step, w + w_step, zp, &acc);
+            mf_dw_tap4(in + 2 * x_step, w + 2 * w_step, zp, &acc);
+        }
         mf_dw_store4(&acc, ctx, ch, out_pixel + ch);
         r0 += 4;
         r1 += 4;

@@ -20,33 +20,223 @@ static inline int8_t mf_pointwise_out(const mf_pointwise_args *a, int32_t acc, i
 
 #if MF_DSP
 
-/* acc[p][c] for pixels in0, in1 and filter rows w0, w1 over the in_c channels */
-static inline void mf_dot_2x2(const int8_t *in0, const int8_t *in1, const int8_t *w0, const int8_t *w1,
-                              int32_t in_c, int32_t input_zp, int32_t acc[2][2])
+/* Output channel ch of two pixels (sums acc0, acc1 without the bias): the channel's constants read once, the two
+ * bytes requantized as mf_pointwise_out does. */
+static inline void mf_pointwise_out2(const int32_t *bias, const mf_quant_params *quant, int32_t ch, int32_t acc0,
+                                     int32_t acc1, int8_t *out0, int8_t *out1, int32_t zp, int32_t act_min,
+                                     int32_t act_max)
 {
-    const uint32_t offset = mf_dup16(-input_zp);
+    if (bias != NULL) {
+        const int32_t b = bias[ch];
+        acc0 = mf_wrapping_add(acc0, b);
+        acc1 = mf_wrapping_add(acc1, b);
+    }
+#if MF_REQUANT_MODE == MF_REQUANT_FLOAT
+    {
+        const float scale = quant->scale[ch];
+        *out0 = (int8_t)mf_requant_float(acc0, scale, zp, act_min, act_max);
+        *out1 = (int8_t)mf_requant_float(acc1, scale, zp, act_min, act_max);
+    }
+#else
+    {
+        const int32_t multiplier = quant->multiplier[ch];
+        const int32_t shift = quant->shift[ch];
+        if (shift < 0) {
+            /* mf_requant_fixed's right-shift case with its constants computed once; |scaled| <= 2^30, so the
+             * zero point added before the clamp cannot overflow */
+            const uint64_t round = mf_mbqm_round(-shift);
+            const int32_t rshift = -shift - 1;
+            int32_t v0 = mf_mbqm_right_with(acc0, multiplier, round, rshift) + zp;
+            int32_t v1 = mf_mbqm_right_with(acc1, multiplier, round, rshift) + zp;
+            v0 = v0 < act_min ? act_min : (v0 > act_max ? act_max : v0);
+            v1 = v1 < act_min ? act_min : (v1 > act_max ? act_max : v1);
+            *out0 = (int8_t)v0;
+            *out1 = (int8_t)v1;
+        } else {
+            *out0 = (int8_t)mf_requant_fixed_cold(acc0, multiplier, shift, zp, act_min, act_max);
+            *out1 = (int8_t)mf_requant_fixed_cold(acc1, multiplier, shift, zp, act_min, act_max);
+        }
+    }
+#endif
+}
+
+#if MF_DSP_NATIVE && defined(__OPTIMIZE__)
+#define MF_PW_ASM 1
+/* One word (4 channels) of the 2x2 dot products in registers (from C, GCC 12 spills 3 of the loop's values to the
+ * stack). Pixel 1 and filter row b are n bytes after pixel 0 and row a (contiguous pixels: in_step == in_c), so the
+ * two pointers, n, the end, the zero point word and the 4 sums leave 4 of the 13 registers for the values, and the
+ * row a word is loaded twice. 5 loads, 8 extensions and 8 SMLAD for 16 MACs: the sums of mf_smlad_2x2. */
+#define MF_2X2_WORD_ASM                                                                                               \
+    "ldr %[t0], [%[i0], %[n]]\n\t"                                                                                    \
+    "ldr %[t1], [%[w0]]\n\t"                                                                                          \
+    "sxtab16 %[t2], %[off], %[t0]\n\t"                                                                                \
+    "sxtb16 %[t3], %[t1]\n\t"                                                                                         \
+    "smlad %[a10], %[t2], %[t3], %[a10]\n\t"                                                                          \
+    "sxtab16 %[t0], %[off], %[t0], ror #8\n\t"                                                                        \
+    "sxtb16 %[t1], %[t1], ror #8\n\t"                                                                                 \
+    "smlad %[a10], %[t0], %[t1], %[a10]\n\t"                                                                          \
+    "ldr %[t1], [%[w0], %[n]]\n\t"                                                                                    \
+    "sxtb16 %[t3], %[t1]\n\t"                                                                                         \
+    "smlad %[a11], %[t2], %[t3], %[a11]\n\t"                                                                          \
+    "sxtb16 %[t1], %[t1], ror #8\n\t"                                                                                 \
+    "smlad %[a11], %[t0], %[t1], %[a11]\n\t"                                                                          \
+    "ldr %[t0], [%[i0]], #4\n\t"                                                                                      \
+    "sxtab16 %[t2], %[off], %[t0]\n\t"                                                                                \
+    "smlad %[a01], %[t2], %[t3], %[a01]\n\t"                                                                          \
+    "sxtab16 %[t0], %[off], %[t0], ror #8\n\t"                                                                        \
+    "smlad %[a01], %[t0], %[t1], %[a01]\n\t"                                                                          \
+    "ldr %[t1], [%[w0]], #4\n\t"                                                                                      \
+    "sxtb16 %[t3], %[t1]\n\t"                                                                                         \
+    "smlad %[a00], %[t2], %[t3], %[a00]\n\t"                                                                          \
+    "sxtb16 %[t1], %[t1], ror #8\n\t"                                                                                 \
+    "smlad %[a00], %[t0], %[t1], %[a00]\n\t"
+#define MF_2X2_OPERANDS(in_ptr, w_ptr, sum00, sum01, sum10, sum11)                                                 \
+    [a00] "+r"(sum00), [a01] "+r"(sum01), [a10] "+r"(sum10), [a11] "+r"(sum11), [i0] "+r"(in_ptr), [w0] "+r"(w_ptr), \
+        [t0] "=&r"(t0_), [t1] "=&r"(t1_), [t2] "=&r"(t2_), [t3] "=&r"(t3_)
+#else
+#define MF_PW_ASM 0
+#endif
+
+/* acc[2 * p + c] = pixel p (in0, in1) . filter row c (w0, w0 + in_c) over the in_c channels; contiguous: in1 is
+ * in0 + in_c (a constant where it is inlined, so that each case compiles to its own loop) */
+static inline void mf_dot_2x2(const int8_t *in0, const int8_t *in1, const int8_t *w0, int32_t in_c, uint32_t offset,
+                              int contiguous, int32_t acc[4])
+{
+    const int8_t *w1 = w0 + in_c;
+    const int8_t *const words_end = in0 + (in_c & ~3);
     int32_t acc00 = 0;
     int32_t acc01 = 0;
     int32_t acc10 = 0;
     int32_t acc11 = 0;
-    int32_t k = 0;
-    for (; k + 4 <= in_c; k += 4) {
-        const uint32_t x0 = mf_read_s8x4(in0 + k);
-        const uint32_t x1 = mf_read_s8x4(in1 + k);
-        mf_smlad_2x2(x0, x1, mf_read_s8x4(w0 + k), mf_read_s8x4(w1 + k), offset, &acc00, &acc01, &acc10, &acc11);
+    int32_t k;
+    (void)contiguous;
+#if MF_PW_ASM
+    if (contiguous && in0 != words_end) { /* in1 == in0 + in_c */
+        const int8_t *const end8 = in0 + (in_c & ~7);
+        uint32_t t0_;
+        uint32_t t1_;
+        uint32_t t2_;
+        uint32_t t3_;
+        if (in0 != end8) {
+            __asm__ volatile("1:\n\t" MF_2X2_WORD_ASM MF_2X2_WORD_ASM "cmp %[i0], %[end]\n\tbne 1b"
+                             : MF_2X2_OPERANDS(in0, w0, acc00, acc01, acc10, acc11)
+                             : [end] "r"(end8), [n] "r"(in_c), [off] "r"(offset)
+                             : "cc", "memory");
+        }
+        if (in_c & 4) {
+            __asm__ volatile(MF_2X2_WORD_ASM
+                             : MF_2X2_OPERANDS(in0, w0, acc00, acc01, acc10, acc11)
+                             : [n] "r"(in_c), [off] "r"(offset)
+                             : "memory");
+        }
+        in1 = in0 + in_c;
+        w1 = w0 + in_c;
     }
-    for (; k < in_c; k++) {
-        const int32_t x0 = (int32_t)in0[k] - input_zp;
-        const int32_t x1 = (int32_t)in1[k] - input_zp;
+#endif
+    while (in0 != words_end) {
+        const uint32_t x0 = mf_read_s8x4(in0);
+        const uint32_t x1 = mf_read_s8x4(in1);
+        const uint32_t wa = mf_read_s8x4(w0);
+        const uint32_t wb = mf_read_s8x4(w1);
+        in0 += 4;
+        in1 += 4;
+        w0 += 4;
+        w1 += 4;
+        mf_smlad_2x2(x0, x1, wa, wb, offset, &acc00, &acc01, &acc10, &acc11);
+    }
+    for (k = 0; k < (in_c & 3); k++) {
+        const int32_t x0 = (int32_t)(int16_t)(uint16_t)offset + (int32_t)in0[k];
+        const int32_t x1 = (int32_t)(int16_t)(uint16_t)offset + (int32_t)in1[k];
         acc00 += x0 * (int32_t)w0[k];
         acc01 += x0 * (int32_t)w1[k];
         acc10 += x1 * (int32_t)w0[k];
         acc11 += x1 * (int32_t)w1[k];
     }
-    acc[0][0] = acc00;
-    acc[0][1] = acc01;
-    acc[1][0] = acc10;
-    acc[1][1] = acc11;
+    acc[0] = acc00;
+    acc[1] = acc01;
+    acc[2] = acc10;
+    acc[3] = acc11;
+}
+
+#if MF_PW_ASM
+/* One word of 1 pixel x 3 filter rows (w, w + n, w + 2 n: LDR's shifted register offset) in registers: the input
+ * word is extended once for the 3 rows; 4 loads, 8 extensions and 6 SMLAD for 12 MACs; 12 registers. */
+#define MF_1X3_WORD_ASM                                                                                               \
+    "ldr %[t0], [%[in]], #4\n\t"                                                                                      \
+    "sxtab16 %[t1], %[off], %[t0]\n\t"                                                                                \
+    "sxtab16 %[t0], %[off], %[t0], ror #8\n\t"                                                                        \
+    "ldr %[t2], [%[w]]\n\t"                                                                                           \
+    "sxtb16 %[t3], %[t2]\n\t"                                                                                         \
+    "smlad %[a0], %[t1], %[t3], %[a0]\n\t"                                                                            \
+    "sxtb16 %[t2], %[t2], ror #8\n\t"                                                                                 \
+    "smlad %[a0], %[t0], %[t2], %[a0]\n\t"                                                                            \
+    "ldr %[t2], [%[w], %[n]]\n\t"                                                                                     \
+    "sxtb16 %[t3], %[t2]\n\t"                                                                                         \
+    "smlad %[a1], %[t1], %[t3], %[a1]\n\t"                                                                            \
+    "sxtb16 %[t2], %[t2], ror #8\n\t"                                                                                 \
+    "smlad %[a1], %[t0], %[t2], %[a1]\n\t"                                                                            \
+    "ldr %[t2], [%[w], %[n], lsl #1]\n\t"                                                                             \
+    "sxtb16 %[t3], %[t2]\n\t"                                                                                         \
+    "smlad %[a2], %[t1], %[t3], %[a2]\n\t"                                                                            \
+    "sxtb16 %[t2], %[t2], ror #8\n\t"                                                                                 \
+    "smlad %[a2], %[t0], %[t2], %[a2]\n\t"                                                                            \
+    "add %[w], %[w], #4\n\t"
+#define MF_1X3_OPERANDS(in_ptr, w_ptr, sum0, sum1, sum2)                                                              \
+    [a0] "+r"(sum0), [a1] "+r"(sum1), [a2] "+r"(sum2), [in] "+r"(in_ptr), [w] "+r"(w_ptr), [t0] "=&r"(t0_),          \
+        [t1] "=&r"(t1_), [t2] "=&r"(t2_), [t3] "=&r"(t3_)
+#endif
+
+/* acc[c] = pixel in . filter row c (rows w0 + c * in_c, c < 3) over the in_c channels */
+static inline void mf_dot_1x3(const int8_t *in, const int8_t *w0, int32_t in_c, uint32_t offset, int32_t acc[3])
+{
+    const int8_t *const words_end = in + (in_c & ~3);
+    int32_t acc0 = 0;
+    int32_t acc1 = 0;
+    int32_t acc2 = 0;
+    int32_t k;
+#if MF_PW_ASM
+    if (in != words_end) {
+        const int8_t *const end8 = in + (in_c & ~7);
+        uint32_t t0_;
+        uint32_t t1_;
+        uint32_t t2_;
+        uint32_t t3_;
+        if (in != end8) {
+            __asm__ volatile("1:\n\t" MF_1X3_WORD_ASM MF_1X3_WORD_ASM "cmp %[in], %[end]\n\tbne 1b"
+                             : MF_1X3_OPERANDS(in, w0, acc0, acc1, acc2)
+                             : [end] "r"(end8), [n] "r"(in_c), [off] "r"(offset)
+                             : "cc", "memory");
+        }
+        if (in_c & 4) {
+            __asm__ volatile(MF_1X3_WORD_ASM
+                             : MF_1X3_OPERANDS(in, w0, acc0, acc1, acc2)
+                             : [n] "r"(in_c), [off] "r"(offset)
+                             : "memory");
+        }
+    }
+#endif
+    while (in != words_end) {
+        const uint32_t x = mf_read_s8x4(in);
+        const uint32_t even = mf_sxtab16(offset, x);
+        const uint32_t odd = mf_sxtab16_ror8(offset, x);
+        const uint32_t wa = mf_read_s8x4(w0);
+        const uint32_t wb = mf_read_s8x4(w0 + in_c);
+        const uint32_t wc = mf_read_s8x4(w0 + 2 * in_c);
+        in += 4;
+        w0 += 4;
+        acc0 = mf_smlad(odd, mf_sxtb16_ror8(wa), mf_smlad(even, mf_sxtb16(wa), acc0));
+        acc1 = mf_smlad(odd, mf_sxtb16_ror8(wb), mf_smlad(even, mf_sxtb16(wb), acc1));
+        acc2 = mf_smlad(odd, mf_sxtb16_ror8(wc), mf_smlad(even, mf_sxtb16(wc), acc2));
+    }
+    for (k = 0; k < (in_c & 3); k++) {
+        const int32_t x = (int32_t)(int16_t)(uint16_t)offset + (int32_t)in[k];
+        acc0 += x * (int32_t)w0[k];
+        acc1 += x * (int32_t)w0[in_c + k];
+        acc2 += x * (int32_t)w0[2 * in_c + k];
+    }
+    acc[0] = acc0;
+    acc[1] = acc1;
+    acc[2] = acc2;
 }
 
 /* one pixel, one filter row */
@@ -67,32 +257,66 @@ static inline int32_t mf_dot_1x1(const int8_t *in, const int8_t *w, int32_t in_c
     return acc;
 }
 
-/* one pixel, two filter rows */
-static inline void mf_dot_1x2(const int8_t *in, const int8_t *w0, const int8_t *w1, int32_t in_c, int32_t input_zp,
-                              int32_t acc[2])
+/* The last pixel of an odd run (or a fully connected row): 3 output channels per pass, then one at a time. */
+static void mf_pointwise_last(const mf_pointwise_args *a, const int8_t *in, int8_t *out)
 {
-    const uint32_t offset = mf_dup16(-input_zp);
-    int32_t acc0 = 0;
-    int32_t acc1 = 0;
-    int32_t k = 0;
-    for (; k + 4 <= in_c; k += 4) {
-        const uint32_t x = mf_read_s8x4(in + k);
-        const uint32_t x_even = mf_sxtab16(offset, x);
-        const uint32_t x_odd = mf_sxtab16_ror8(offset, x);
-        uint32_t w = mf_read_s8x4(w0 + k);
-        acc0 = mf_smlad(x_even, mf_sxtb16(w), acc0);
-        acc0 = mf_smlad(x_odd, mf_sxtb16_ror8(w), acc0);
-        w = mf_read_s8x4(w1 + k);
-        acc1 = mf_smlad(x_even, mf_sxtb16(w), acc1);
-        acc1 = mf_smlad(x_odd, mf_sxtb16_ror8(w), acc1);
+    const int32_t in_c = a->in_c;
+    const int32_t out_c = a->out_c;
+    const uint32_t offset = mf_dup16(-a->input_zp);
+    int32_t out_ch = 0;
+    for (; out_ch + 3 <= out_c; out_ch += 3) {
+        int32_t acc[3];
+        int32_t j;
+        mf_dot_1x3(in, a->filter + (size_t)out_ch * (size_t)in_c, in_c, offset, acc);
+        for (j = 0; j < 3; j++) {
+            out[out_ch + j] = mf_pointwise_out(a, acc[j], out_ch + j);
+        }
     }
-    for (; k < in_c; k++) {
-        const int32_t x = (int32_t)in[k] - input_zp;
-        acc0 += x * (int32_t)w0[k];
-        acc1 += x * (int32_t)w1[k];
+    for (; out_ch < out_c; out_ch++) {
+        out[out_ch] = mf_pointwise_out(a, mf_dot_1x1(in, a->filter + (size_t)out_ch * (size_t)in_c, in_c,
+                                                     a->input_zp), out_ch);
     }
-    acc[0] = acc0;
-    acc[1] = acc1;
+}
+
+#if defined(__GNUC__)
+#define MF_PAIRS_INLINE static inline __attribute__((always_inline))
+#else
+#define MF_PAIRS_INLINE static inline
+#endif
+
+/* Pixels 0 .. 2 * pairs - 1 in pairs, 2 output channels at a time (an odd last channel one at a time); inlined
+ * once per value of contiguous. */
+MF_PAIRS_INLINE void mf_pointwise_pairs(const mf_pointwise_args *a, const int8_t *input, int32_t in_step,
+                                       int32_t pairs, int8_t *output, int contiguous)
+{
+    const int32_t in_c = a->in_c;
+    const int32_t out_c = a->out_c;
+    const int32_t output_zp = a->output_zp;
+    const int32_t act_min = a->act_min;
+    const int32_t act_max = a->act_max;
+    const uint32_t offset = mf_dup16(-a->input_zp);
+    int32_t pair;
+    for (pair = 0; pair < pairs; pair++) {
+        const int8_t *in0 = input + (size_t)(2 * pair) * (size_t)in_step;
+        const int8_t *in1 = in0 + in_step;
+        int8_t *out0 = output + (size_t)(2 * pair) * (size_t)out_c;
+        int8_t *out1 = out0 + out_c;
+        const int8_t *w0 = a->filter;
+        int32_t out_ch = 0;
+        for (; out_ch + 2 <= out_c; out_ch += 2) {
+            int32_t acc[4];
+            mf_dot_2x2(in0, in1, w0, in_c, offset, contiguous, acc);
+            w0 += 2 * in_c;
+            mf_pointwise_out2(a->bias, a->quant, out_ch, acc[0], acc[2], out0 + out_ch, out1 + out_ch, output_zp,
+                              act_min, act_max);
+            mf_pointwise_out2(a->bias, a->quant, out_ch + 1, acc[1], acc[3], out0 + out_ch + 1, out1 + out_ch + 1,
+                              output_zp, act_min, act_max);
+        }
+        if (out_ch < out_c) {
+            out0[out_ch] = mf_pointwise_out(a, mf_dot_1x1(in0, w0, in_c, a->input_zp), out_ch);
+            out1[out_ch] = mf_pointwise_out(a, mf_dot_1x1(in1, w0, in_c, a->input_zp), out_ch);
+        }
+    }
 }
 
 void mf_pointwise_s8(const mf_pointwise_args *args, const int8_t *input, int32_t in_step, int32_t pixels,
@@ -102,48 +326,16 @@ void mf_pointwise_s8(const mf_pointwise_args *args, const int8_t *input, int32_t
      * filter, bias and requantization pointers are not reloaded after every output byte) */
     const mf_quant_params quant = *args->quant;
     mf_pointwise_args local = *args;
-    const mf_pointwise_args *a = &local;
-    const int32_t in_c = a->in_c;
-    const int32_t out_c = a->out_c;
-    const int32_t input_zp = a->input_zp;
-    int32_t pixel = 0;
+    const int32_t pairs = pixels / 2;
     local.quant = &quant;
-    for (; pixel + 2 <= pixels; pixel += 2) {
-        const int8_t *in0 = input + (size_t)pixel * (size_t)in_step;
-        const int8_t *in1 = in0 + in_step;
-        int8_t *out0 = output + (size_t)pixel * (size_t)out_c;
-        int8_t *out1 = out0 + out_c;
-        int32_t out_ch = 0;
-        for (; out_ch + 2 <= out_c; out_ch += 2) {
-            const int8_t *w0 = a->filter + (size_t)out_ch * (size_t)in_c;
-            int32_t acc[2][2];
-            mf_dot_2x2(in0, in1, w0, w0 + in_c, in_c, input_zp, acc);
-            out0[out_ch] = mf_pointwise_out(a, acc[0][0], out_ch);
-            out0[out_ch + 1] = mf_pointwise_out(a, acc[0][1], out_ch + 1);
-            out1[out_ch] = mf_pointwise_out(a, acc[1][0], out_ch);
-            out1[out_ch + 1] = mf_pointwise_out(a, acc[1][1], out_ch + 1);
-        }
-        if (out_ch < out_c) {
-            const int8_t *w = a->filter + (size_t)out_ch * (size_t)in_c;
-            out0[out_ch] = mf_pointwise_out(a, mf_dot_1x1(in0, w, in_c, input_zp), out_ch);
-            out1[out_ch] = mf_pointwise_out(a, mf_dot_1x1(in1, w, in_c, input_zp), out_ch);
-        }
+    if (in_step == local.in_c) {
+        mf_pointwise_pairs(&local, input, in_step, pairs, output, 1);
+    } else {
+        mf_pointwise_pairs(&local, input, in_step, pairs, output, 0);
     }
-    if (pixel < pixels) {
-        const int8_t *in = input + (size_t)pixel * (size_t)in_step;
-        int8_t *out = output + (size_t)pixel * (size_t)out_c;
-        int32_t out_ch = 0;
-        for (; out_ch + 2 <= out_c; out_ch += 2) {
-            const int8_t *w0 = a->filter + (size_t)out_ch * (size_t)in_c;
-            int32_t acc[2];
-            mf_dot_1x2(in, w0, w0 + in_c, in_c, input_zp, acc);
-            out[out_ch] = mf_pointwise_out(a, acc[0], out_ch);
-            out[out_ch + 1] = mf_pointwise_out(a, acc[1], out_ch + 1);
-        }
-        if (out_ch < out_c) {
-            out[out_ch] = mf_pointwise_out(a, mf_dot_1x1(in, a->filter + (size_t)out_ch * (size_t)in_c, in_c,
-                                                         input_zp), out_ch);
-        }
+    if (pixels % 2 != 0) {
+        mf_pointwise_last(&local, input + (size_t)(pixels - 1) * (size_t)in_step,
+                          output + (size_t)(pixels - 1) * (size_t)local.out_c);
     }
 }
 
