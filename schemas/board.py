@@ -31,8 +31,8 @@ class QemuMachine(str, Enum):
 
 
 class Reserved(Strict):
-    sram_bytes: int = Field(ge=0, description="SRAM kept for the application and runtime outside the model (bytes).")
-    flash_bytes: int = Field(ge=0, description="Flash kept for startup code and the application outside the model (bytes).")
+    sram_bytes: int = Field(ge=0, le=2**32, description="SRAM kept for the application and runtime outside the model (bytes).")
+    flash_bytes: int = Field(ge=0, le=2**32, description="Flash kept for startup code and the application outside the model (bytes).")
 
 
 class Qemu(Strict):
@@ -50,9 +50,9 @@ class Compiler(Strict):
 
 
 class Energy(Strict):
-    active_mw: float = Field(gt=0, description="Power while running inference (mW), from the datasheet's run-mode current.")
-    sleep_uw: float = Field(gt=0, description="Power while sleeping between inferences (uW).")
-    voltage_v: float = Field(gt=0, description="Supply voltage (V).")
+    active_mw: float = Field(gt=0, le=1e6, description="Power while running inference (mW), from the datasheet's run-mode current.")
+    sleep_uw: float = Field(gt=0, le=1e9, description="Power while sleeping between inferences (uW).")
+    voltage_v: float = Field(gt=0, le=100, description="Supply voltage (V).")
 
 
 class Board(Strict):
@@ -62,9 +62,9 @@ class Board(Strict):
     description: str = Field(description="One line: vendor, part, core, memories, clock.")
     core: Core = Field(description="Arm Cortex-M core.")
     fpu: Fpu = Field(description="Floating-point unit; `none` selects the engine's fixed-point requantization by default.")
-    clock_mhz: float = Field(gt=0, description="Core clock (MHz) used for latency and energy estimates.")
-    sram_bytes: int = Field(gt=0, description="Total on-chip SRAM (bytes).")
-    flash_bytes: int = Field(gt=0, description="Total on-chip flash (bytes).")
+    clock_mhz: float = Field(gt=0, le=10000, description="Core clock (MHz) used for latency and energy estimates.")
+    sram_bytes: int = Field(gt=0, le=2**32, description="Total on-chip SRAM (bytes).")
+    flash_bytes: int = Field(gt=0, le=2**32, description="Total on-chip flash (bytes).")
     reserved: Reserved = Field(description="Memory not available to the model.")
     qemu: Qemu = Field(description="Emulation of this board's core under QEMU.")
     compiler: Compiler = Field(description="Cross-compiler flags.")

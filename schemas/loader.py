@@ -7,6 +7,7 @@ to the raw data before validation and are reported as `command line: train.epoch
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,13 @@ from mcuforge.core.errors import ConfigError
 from mcuforge.core.paths import ROOT
 
 from .board import Board
+from .yaml_reader import parse_value, read_file
 from .pipeline import PipelineConfig
 
 BOARDS_DIR = ROOT / "boards"
 PIPELINES_DIR = ROOT / "pipelines"
+
+MAX_ERROR_LINES = 20
 
 # Short names accepted on the command line besides dotted field paths.
 OVERRIDE_ALIASES = {"board": "deploy.board", "seed": "seed", "name": "name"}
@@ -79,20 +83,10 @@ def _walk(node: yaml.Node, prefix: tuple, smap: SourceMap, source: str) -> None:
 
 
 def read_yaml(path: Path) -> tuple[dict, SourceMap]:
-    """Parse a YAML mapping, keeping the position of every key. Raises ConfigError on any syntax problem."""
+    """Parse a YAML mapping, keeping the position of every key. Raises ConfigError on any syntax problem and on
+    everything schemas/yaml_reader.py refuses (size, encoding, depth, aliases, duplicate keys)."""
     shown = _display(path)
-    if not path.is_file():
-        raise ConfigError(f"{shown}: file not found")
-    text = path.read_text(encoding="utf-8")
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark else shown
-        raise ConfigError(f"{where}: YAML syntax error: {exc.problem or exc.context}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{shown}: YAML error: {exc}") from None
+    data, node = read_file(path, shown)
     if not isinstance(data, dict):
         raise ConfigError(f"{shown}:1:1: the document must be a mapping of sections (name:, dataset:, ...), "
                           f"not {type(data).__name__}")
@@ -173,12 +167,21 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel], data: 
             continue
         seen.add(key)
         lines.append(f"{smap.find(loc)}: {dotted(loc)}: {message}")
+    if len(lines) > MAX_ERROR_LINES:
+        lines = lines[:MAX_ERROR_LINES] + [f"... and {len(lines) - MAX_ERROR_LINES} more problems"]
     return "\n".join(lines)
 
 
+def _json_value(value: Any) -> str:
+    return f"<{type(value).__name__} {value}>"  # a YAML date, set or binary: no field takes one, the error names it
+
+
 def validate(model: type[BaseModel], data: dict, smap: SourceMap) -> BaseModel:
+    """Validate strictly: through JSON, so numbers are never coerced from strings ("123"), booleans are not numbers,
+    and an int is still accepted where a float is expected (pydantic's strict JSON mode); NaN and inf are refused by
+    the models (allow_inf_nan=False)."""
     try:
-        return model.model_validate(data)
+        return model.model_validate_json(json.dumps(data, default=_json_value), strict=True)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, model, data, smap)) from None
 
@@ -218,6 +221,10 @@ def resolve_pipeline_path(value: str) -> Path:
     for candidate in candidates:
         if candidate.is_file():
             return candidate
+        if candidate.is_dir() and candidate == Path(value):
+            raise ConfigError(f"pipeline '{value}': is a directory, not a pipeline YAML file")
+        if candidate.exists():
+            return candidate  # a device or pipe: read_yaml says what it is
     names = ", ".join(sorted(p.name for p in PIPELINES_DIR.glob("*.yaml")))
     raise ConfigError(f"pipeline '{value}': file not found (looked in . and {_display(PIPELINES_DIR)}/; available: {names})")
 
@@ -230,10 +237,7 @@ def parse_override(text: str) -> tuple[tuple, Any]:
     key = OVERRIDE_ALIASES.get(key.strip(), key.strip())
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"command line: {text}: empty field name")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        raise ConfigError(f"command line: {text}: value is not valid YAML") from None
+    value = parse_value(raw, f"command line: {text}") if raw.strip() else ""
     path = tuple(int(p) if p.isdigit() else p for p in key.split("."))
     return path, value
 

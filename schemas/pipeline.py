@@ -79,8 +79,8 @@ class DatasetConfig(Strict):
         default=0.2, gt=0.0, lt=1.0,
         description="Share of samples held out for test when the source has no test split (sklearn_digits, image_folder).",
     )
-    max_train: int = Field(default=0, ge=0, description="Use at most this many training samples (0 = all); for quick runs.")
-    max_test: int = Field(default=0, ge=0, description="Use at most this many test samples (0 = all); for quick runs.")
+    max_train: int = Field(default=0, ge=0, le=10**8, description="Use at most this many training samples (0 = all); for quick runs.")
+    max_test: int = Field(default=0, ge=0, le=10**8, description="Use at most this many test samples (0 = all); for quick runs.")
 
     @model_validator(mode="after")
     def _fields_for_the_kind(self) -> "DatasetConfig":
@@ -114,11 +114,11 @@ class TrainConfig(Strict):
     batch_size: int = Field(default=128, ge=1, le=65536, description="Mini-batch size.")
     lr: float = Field(default=0.01, gt=0.0, le=10.0, description="Peak learning rate (cosine schedule with one warm-up epoch).")
     optimizer: Optimizer = Field(default=Optimizer.adamw, description="Optimizer.")
-    weight_decay: float = Field(default=5e-4, ge=0.0, description="Weight decay.")
+    weight_decay: float = Field(default=5e-4, ge=0.0, le=10.0, description="Weight decay.")
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0, description="Label smoothing of the cross-entropy.")
     augment: bool = Field(default=False, description="Random horizontal flips and 2-pixel shifts.")
     threads: int = Field(
-        default=0, ge=0,
+        default=0, ge=0, le=256,
         description="torch CPU threads (0 = torch's default). Bit-identical weights across machines need the same value.",
     )
 
@@ -236,17 +236,17 @@ class DeployConfig(Strict):
         "Empty = train the pipeline's own model.",
     )
     latency_ms: float | None = Field(
-        default=None, gt=0,
+        default=None, gt=0, le=1e6,
         description="Latency budget of one inference (ms), checked by `doit review` against the instructions counted "
         "under QEMU (or MACs) over the board's clock; null = not set.",
     )
     battery_mah: float = Field(
-        default=500.0, gt=0,
+        default=500.0, gt=0, le=1e7,
         description="Battery capacity (mAh) for the review's energy estimate, at the board's energy.voltage_v "
         "(default: the lecture's 500 mAh example).",
     )
     inferences_per_day: int = Field(
-        default=86400, ge=1,
+        default=86400, ge=1, le=10**9,
         description="Inferences per day for the review's battery-life estimate (sleeping in between; default: one per second).",
     )
 

@@ -5,9 +5,10 @@ doit's `config_changed` re-runs a stage only when those sections change.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from mcuforge.core.errors import ConfigError, McuforgeError
+from mcuforge.core.errors import ConfigError, InputError, McuforgeError
 from mcuforge.core.paths import Paths, absolute, config_hash, portable  # noqa: F401  (stages import them from here)
 from mcuforge.ml import data as data_stage
 from schemas.loader import board_path, load_pipeline
@@ -67,3 +68,39 @@ def split_vars(variables: dict[str, str]) -> tuple[str, Path | None, dict[str, s
     if not pipeline:
         raise ConfigError("command line: pipeline= needs a file, e.g. pipeline=pipelines/fashion.yaml")
     return pipeline, Path(build).resolve() if build else None, overrides
+
+
+VIRTUAL_ROOTS = (Path("/proc"), Path("/sys"), Path("/dev"))
+
+
+def prepare_build(root: Path, create: bool = True) -> None:
+    """Check the build root before any work: not a file, not under a file, not in a virtual file system, writable;
+    create it (unless `create` is False: `doit check_manifest` reads a build and never makes one).
+
+    Raises ConfigError (`build=<path>: <what is wrong>`) or, for a build that does not exist and must not be made,
+    InputError.
+    """
+    root = Path(root)
+    where = f"command line: build={root}"
+    resolved = root.resolve()
+    for virtual in VIRTUAL_ROOTS:
+        if resolved == virtual or virtual in resolved.parents:
+            raise ConfigError(f"{where}: {virtual} is a virtual file system, not a place for a build directory")
+    if resolved.exists() and not resolved.is_dir():
+        raise ConfigError(f"{where}: is a file, not a directory")
+    existing = resolved
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{where}: {existing} is a file, so it cannot hold a build directory")
+    if not create:
+        if not resolved.is_dir():
+            raise InputError(f"{where}: no build here (run `doit run pipeline=<yaml> build={root}` first)")
+        return
+    try:
+        resolved.mkdir(parents=True, exist_ok=True)
+        probe = resolved / f".write_test.{os.getpid()}.tmp"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot write there ({exc.strerror or exc})") from None

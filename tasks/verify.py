@@ -2,7 +2,7 @@
 sample and per layer (mcuforge/verify/): verify/report.json, then a failure naming the first differing layer."""
 from __future__ import annotations
 
-from mcuforge.core.errors import McuforgeError
+from mcuforge.core.errors import VerificationError
 from mcuforge.core.io import write_json
 from mcuforge.ml.data import read_for_arch
 from mcuforge.schedule import rewrite
@@ -33,14 +33,14 @@ def run(cfg: dict, paths) -> dict:
                             min(cfg["deploy"]["layer_samples"], count), cfg["resolved"]["requant"], builds, machine,
                             work)
     except toolchain.ToolchainError as exc:
-        raise McuforgeError(f"verify: {exc}") from None
+        raise toolchain.ToolchainError(f"verify: {exc}") from None
     problems = judge(report) + budget.check_measured(cfg, paths, report)  # SRAM with the measured stack
     report["passed"] = not problems
     report["problems"] = problems
     write_json(paths.verify_report, report)
     write_json(paths.verify / "timing.json", timing)
     if problems:
-        raise McuforgeError("verification failed:\n  " + "\n  ".join(problems) + f"\n  (details: {paths.verify_report})")
+        raise VerificationError("verification failed:\n  " + "\n  ".join(problems) + f"\n  (details: {paths.verify_report})")
     summary = {"host_differing_vs_ort": report["host"]["vs_ort"]["differing"]}
     if "qemu" in report:
         summary["qemu_differing_vs_host"] = report["qemu"]["vs_host"]["differing"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mcuforge.core.errors import McuforgeError
+from mcuforge.core.errors import BudgetError, McuforgeError
 from mcuforge.core.io import read_json, write_json
 from mcuforge.toolchain.elf import call_graph, stack_usage
 from mcuforge.toolchain.process import ToolchainError
@@ -39,7 +39,7 @@ def check_arena(plan, graph, sram_budget: int, board: str) -> None:
         return
     step = plan.peak_step()
     live = [name for name, b in sorted(plan.buffers.items()) if b.bytes_at(step)]
-    raise McuforgeError(
+    raise BudgetError(
         f"SRAM budget exceeded: the activation arena alone needs {arena:,} B (planner {plan.planner}; lower bound "
         f"{plan.lower_bound():,} B) but board '{board}' allows {sram_budget:,} B (SRAM minus reserved bytes). "
         f"The peak is at {_layer(plan, step)}, where {', '.join(live)} are live. Use a smaller model or input "
@@ -129,7 +129,7 @@ def check(numbers: dict, board: str) -> None:
             f"code and const weights) but the budget is {numbers['flash_budget_bytes']:,} B (flash minus reserved "
             "bytes).")
     if problems:
-        raise McuforgeError(" ".join(problems) + " See budget.json.")
+        raise BudgetError(" ".join(problems) + " See budget.json.")
 
 
 def with_measured_stack(numbers: dict, measured: int, inference_measured: int | None = None) -> dict:
