@@ -30,6 +30,14 @@ class QemuMachine(str, Enum):
     mps3_an547 = "mps3-an547"
 
 
+# The CPU each QEMU machine emulates (QEMU's MPS2/MPS3 FPGA images), and the FPUs each core can have.
+MACHINE_CORE = {"mps2-an385": "cortex-m3", "mps2-an386": "cortex-m4", "mps2-an500": "cortex-m7",
+                "mps2-an505": "cortex-m33", "mps3-an547": "cortex-m55"}
+CORE_FPUS = {"cortex-m0plus": ("none",), "cortex-m3": ("none",), "cortex-m4": ("none", "fpv4-sp-d16"),
+             "cortex-m7": ("none", "fpv5-sp-d16", "fpv5-d16"), "cortex-m33": ("none", "fpv5-sp-d16"),
+             "cortex-m55": ("none", "fpv5-d16")}
+
+
 class Reserved(Strict):
     sram_bytes: int = Field(ge=0, le=2**32, description="SRAM kept for the application and runtime outside the model (bytes).")
     flash_bytes: int = Field(ge=0, le=2**32, description="Flash kept for startup code and the application outside the model (bytes).")
@@ -75,6 +83,20 @@ class Board(Strict):
         mcpu = f"-mcpu={self.core}"
         if mcpu not in self.compiler.flags:
             raise ValueError(f"compiler.flags must contain {mcpu} for core {self.core}")
+        if self.fpu not in CORE_FPUS[self.core]:
+            raise ValueError(f"fpu {self.fpu} does not exist on a {self.core} (possible: "
+                             f"{', '.join(CORE_FPUS[self.core])})")
+        machine = self.qemu.machine
+        if machine is not None and MACHINE_CORE[machine] != self.core:
+            fits = [m for m, core in MACHINE_CORE.items() if core == self.core]
+            raise ValueError(f"qemu.machine {machine} emulates a {MACHINE_CORE[machine]}, not this board's {self.core}: "
+                             "the build would fault or mislead under QEMU; use "
+                             + (" or ".join(fits) if fits else "null (QEMU has no machine with this core)"))
+        hard = "-mfloat-abi=hard" in self.compiler.flags
+        if self.fpu == "none" and hard:
+            raise ValueError("compiler.flags has -mfloat-abi=hard but fpu is none")
+        if self.fpu != "none" and not hard:
+            raise ValueError(f"fpu is {self.fpu} but compiler.flags lacks -mfloat-abi=hard")
         if self.reserved.sram_bytes >= self.sram_bytes:
             raise ValueError("reserved.sram_bytes must be smaller than sram_bytes")
         if self.reserved.flash_bytes >= self.flash_bytes:

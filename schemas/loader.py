@@ -143,6 +143,16 @@ def dotted(loc: tuple) -> str:
     return ".".join(str(p) for p in loc) if loc else "(top level)"
 
 
+def _named_field(loc: tuple, message: str, smap: SourceMap) -> tuple:
+    """A cross-field check raised at a section (`loc`) whose message starts with the dotted path of the field it is
+    about (`qemu.machine ...`, `search.model.num_classes is ...`): point at that field's line instead."""
+    head = message.split(" ", 1)[0].rstrip(":")
+    for path in (tuple(head.split(".")), loc + tuple(head.split("."))):
+        if path and path in smap.origins and len(path) > len(loc):
+            return path
+    return loc
+
+
 def format_validation_error(exc: ValidationError, model: type[BaseModel], data: dict, smap: SourceMap) -> str:
     lines = []
     seen = set()
@@ -162,11 +172,13 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel], data: 
             message = err["msg"].removeprefix("Value error, ")
             if "input" in err and not isinstance(err["input"], (dict, list)) and kind != "value_error":
                 message += f" (got {err['input']!r})"
+        loc = _named_field(loc, message, smap)
         key = (loc, message)
         if key in seen:
             continue
         seen.add(key)
-        lines.append(f"{smap.find(loc)}: {dotted(loc)}: {message}")
+        field_text = "" if loc and message.startswith(dotted(loc) + " ") else f"{dotted(loc)}: "
+        lines.append(f"{smap.find(loc)}: {field_text}{message}")
     if len(lines) > MAX_ERROR_LINES:
         lines = lines[:MAX_ERROR_LINES] + [f"... and {len(lines) - MAX_ERROR_LINES} more problems"]
     return "\n".join(lines)

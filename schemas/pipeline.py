@@ -25,6 +25,11 @@ AUDIO_FIELDS = ("sample_rate", "clip_ms", "val_fraction", "samples_per_class", "
                 "variants")
 
 
+# Class counts known without loading the data (speech_synth: its 12 classes unless dataset.classes picks some).
+BUILTIN_CLASSES = {"fashion_mnist": 10, "sklearn_digits": 10, "speech_synth": 12}
+LISTED_CLASSES = ("image_folder", "speech_synth")  # kinds whose dataset.classes list is exactly the label set
+
+
 class DatasetConfig(Strict):
     """Where the samples come from and how they are shaped for the network."""
 
@@ -298,6 +303,21 @@ class PipelineConfig(Strict):
         if set(resolutions) != {frames}:
             raise ValueError(f"search resolutions must be [{frames}] with a front end (features are not resized), "
                              f"got {resolutions}")
+        return self
+
+    @model_validator(mode="after")
+    def _classes_match_data(self) -> "PipelineConfig":
+        """num_classes against the class count known without loading data (built-in sets, an explicit classes list)."""
+        if self.deploy.model:
+            return self
+        listed = len(self.dataset.classes) if self.dataset.kind in LISTED_CLASSES else 0
+        known = listed or BUILTIN_CLASSES.get(self.dataset.kind, 0)
+        field, arch = ("search.model", self.search.model) if self.search.model is not None else \
+            ("search.space", self.search.space)
+        if known and arch is not None and arch.num_classes != known:
+            source = (f"dataset.classes ({', '.join(self.dataset.classes)})" if listed
+                      else f"dataset.kind {self.dataset.kind}")
+            raise ValueError(f"{field}.num_classes is {arch.num_classes} but {source} has {known} classes")
         return self
 
     @model_validator(mode="after")

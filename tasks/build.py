@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from mcuforge import toolchain
 from mcuforge.core.io import write_json
+from mcuforge.frontends import load
 from mcuforge.toolchain import budget
 from mcuforge.toolchain.build import build_target, engine_files, sizes_are_for  # noqa: F401  (dodo.py reads them)
 
@@ -22,6 +23,8 @@ def run_host(cfg: dict, paths) -> dict:
 def run_board(cfg: dict, paths) -> dict:
     board = cfg["board"]
     requant = cfg["resolved"]["requant"]
+    budget.check_constants(load(paths.int8).ops, cfg["resolved"]["flash_budget_bytes"], board["name"],
+                           f"the model {paths.int8.name}")  # before the linker can overflow
     elf = build_target(paths, board, requant, paths.build_dir(board["name"]), False)
     build_target(paths, board, requant, paths.build_dir(board["name"], dump=True), True)
     sizes = toolchain.elf_size(elf)

@@ -8,8 +8,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mcuforge.core.errors import ConfigError, InputError, McuforgeError
+from mcuforge.core.errors import BudgetError, ConfigError, InputError, McuforgeError
 from mcuforge.core.paths import Paths, absolute, config_hash, portable  # noqa: F401  (stages import them from here)
+from mcuforge import frontends
 from mcuforge.ml import data as data_stage
 from schemas.loader import board_path, load_pipeline
 
@@ -27,14 +28,21 @@ def resolve(pipeline: str, overrides: dict[str, str]) -> dict:
     model = cfg["deploy"]["model"]
     if model:
         model_path = (yaml_dir / model).resolve()
+        where = f"{loaded.source_map.find(('deploy', 'model'))}: deploy.model"
+        if model_path.is_dir():
+            raise ConfigError(f"{where}: {model_path} is a directory, not a model file")
         if not model_path.is_file():
-            raise ConfigError(f"{loaded.source_map.find(('deploy', 'model'))}: deploy.model: no such file {model_path} "
-                              "(relative paths are relative to the pipeline YAML)")
+            raise ConfigError(f"{where}: no such file {model_path} (relative paths are relative to the pipeline YAML)")
+        try:
+            frontends.check_readable(model_path)
+        except McuforgeError as exc:
+            raise InputError(f"{where}: {exc}") from None
     else:
         try:
             data_stage.check_available(cfg["dataset"], yaml_dir)
         except McuforgeError as exc:
             raise ConfigError(f"{loaded.source_map.find(('dataset', 'path'))}: {exc}") from None
+    _check_fixed_model(cfg, loaded)
     requant = cfg["quantize"]["requant"]
     if model.endswith(".tflite"):
         requant = "fixed"  # TFLite's integer arithmetic, whatever the board
@@ -52,6 +60,29 @@ def resolve(pipeline: str, overrides: dict[str, str]) -> dict:
         "flash_budget_bytes": loaded.board.flash_budget,
     }
     return cfg
+
+
+def _check_fixed_model(cfg: dict, loaded) -> None:
+    """A fixed architecture that cannot fit the board whatever the training and the schedule does is refused before
+    training: its constants alone over the flash budget, or its input tensor alone over the SRAM budget."""
+    if cfg["deploy"]["model"] or cfg["search"]["model"] is None:
+        return
+    from mcuforge.ml import archgraph
+    from mcuforge.toolchain import budget
+    from schemas.arch import ArchSpec
+
+    where = loaded.source_map.find(("search", "model"))
+    spec = ArchSpec.model_validate(cfg["search"]["model"])
+    graph = archgraph.engine_graph(spec)[0]
+    try:
+        budget.check_constants(graph.ops, loaded.board.flash_budget, loaded.board.name, "search.model")
+    except BudgetError as exc:
+        raise BudgetError(f"{where}: {exc}") from None
+    first = graph.tensors[graph.input].bytes
+    if first > loaded.board.sram_budget:
+        raise BudgetError(f"{where}: SRAM budget exceeded on board '{loaded.board.name}': search.model's input tensor "
+                          f"alone ({'x'.join(map(str, graph.tensors[graph.input].shape))} int8) needs {first:,} B "
+                          f"but the budget is {loaded.board.sram_budget:,} B; lower dataset.resolution")
 
 
 def paths(cfg: dict, root: Path) -> Paths:

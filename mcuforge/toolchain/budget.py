@@ -188,3 +188,20 @@ def run_board(cfg: dict, paths, sizes: dict, elf: Path, build_dir: Path) -> dict
     write_json(Path(paths.size_json).parent / "budget.json", numbers)
     check(numbers, cfg["board"]["name"])
     return numbers
+
+
+def check_constants(ops, flash_budget: int, board: str, what: str) -> None:
+    """BudgetError when the model's constants alone (weights, biases, scales: bytes that go to flash whatever the code
+    around them) exceed the flash budget, naming need, budget and the biggest layer. Done before training (a fixed
+    architecture) and before the board build, so the linker's "region FLASH overflowed" is never the first word."""
+    sizes = sorted(((sum(int(getattr(a, "nbytes", 0)) for a in op.consts.values()), op.name, str(op.kind))
+                    for op in ops), reverse=True)
+    need = sum(size for size, _, _ in sizes)
+    if need <= flash_budget or not sizes:
+        return
+    size, name, kind = sizes[0]
+    raise BudgetError(
+        f"flash budget exceeded on board '{board}': {what} needs {need:,} B of constants alone (int8 weights, int32 "
+        f"biases, scales) but the budget is {flash_budget:,} B (flash minus reserved bytes), over by "
+        f"{need - flash_budget:,} B; the biggest is layer '{name}' ({kind}) with {size:,} B "
+        f"({100 * size / need:.0f} %). Use a smaller model or a board with more flash.")
