@@ -184,8 +184,8 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel], data: 
     return "\n".join(lines)
 
 
-def _json_value(value: Any) -> str:
-    return f"<{type(value).__name__} {value}>"  # a YAML date, set or binary: no field takes one, the error names it
+def _json_value(value: Any) -> dict:
+    return {f"YAML {type(value).__name__}": str(value)}  # a date, set or binary: no field takes one (not even a str)
 
 
 def validate(model: type[BaseModel], data: dict, smap: SourceMap) -> BaseModel:
@@ -213,6 +213,8 @@ def board_path(name: str, base_dir: Path) -> Path:
 def load_board(name: str, base_dir: Path = ROOT, origin: Origin | None = None) -> Board:
     path = board_path(name, base_dir)
     where = f"{origin}: deploy.board" if origin else "deploy.board"
+    if path.is_dir():
+        raise ConfigError(f"{where}: board file {_display(path)} is a directory")
     if not path.is_file():
         if name.endswith(".yaml"):
             raise ConfigError(f"{where}: board file {_display(path)} not found")
