@@ -2,7 +2,7 @@
 traceback, and leaves nothing behind.
 
 Each case is a pipeline (and maybe a board, data or model file) written into tmp_path, command-line overrides, the
-expected exit code (mcuforge/core/errors.py: 2 configuration, 3 input, 4 budget) and fragments the message must hold:
+expected exit code (mcuforge/core/errors.py: 2 configuration, 4 input, 5 budget) and fragments the message must hold:
 the file's name and the field (or op) it is about. Most cases run in-process through what `dodo.py` runs when it
 loads (tasks/config.py: resolve, then the build-root check), and the data/model cases through the stage that reads
 the file; a few run the `doit` command line to check the reporter (one line, exit code, no doit frame). Positive
@@ -535,7 +535,7 @@ def _cli(tmp_path: Path, *args: str):
     return result
 
 
-def test_cli_duplicate_key_exit_2(tmp_path: Path):
+def test_cli_duplicate_key_is_a_config_error(tmp_path: Path):
     (tmp_path / "bad.yaml").write_text(GOOD + "\ntrain:\n  epochs: 1\n")
     result = _cli(tmp_path, "run", f"pipeline={tmp_path / 'bad.yaml'}", f"build={tmp_path / 'b'}")
     assert result.returncode == EXIT_CONFIG
@@ -543,7 +543,7 @@ def test_cli_duplicate_key_exit_2(tmp_path: Path):
     assert not (tmp_path / "b").exists()
 
 
-def test_cli_check_manifest_never_built_exit_3(tmp_path: Path):
+def test_cli_check_manifest_never_built_is_an_input_error(tmp_path: Path):
     result = _cli(tmp_path, "check_manifest", "pipeline=digits", f"build={tmp_path / 'never'}")
     assert result.returncode == EXIT_INPUT, result.stderr
     assert "no build here" in result.stderr
@@ -561,7 +561,7 @@ def test_cli_data_stage_failure_is_one_line(tmp_path: Path):
     assert not list((tmp_path / "b").rglob("*.npy")) and not list((tmp_path / "b").rglob("*.tmp"))
 
 
-def test_cli_budget_before_training_exit_4(tmp_path: Path):
+def test_cli_budget_before_training(tmp_path: Path):
     (tmp_path / "bad.yaml").write_text(CASES[[c.id for c in CASES].index("model-over-flash")].files["bad.yaml"])
     result = _cli(tmp_path, "run", f"pipeline={tmp_path / 'bad.yaml'}", f"build={tmp_path / 'b'}")
     assert result.returncode == EXIT_BUDGET, result.stderr

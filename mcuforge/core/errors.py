@@ -7,20 +7,21 @@ so a script can tell the kinds apart:
 | code | class               | meaning                                                                     |
 |------|---------------------|-----------------------------------------------------------------------------|
 | 2    | `ConfigError`       | the configuration: pipeline/board YAML, command-line overrides, build= path |
-| 3    | `DataError`         | input data or model files: dataset, images, WAV, .onnx/.tflite, no build    |
-| 4    | `BudgetError`       | the model does not fit the board (SRAM, flash, stack, latency, MACs)        |
-| 5    | `VerificationError` | outputs differ (engine vs ONNX Runtime/TFLite Micro/QEMU), manifest differs |
-| 6    | `ToolchainError`    | an external tool failed (CMake, compiler, QEMU) (mcuforge/toolchain)        |
+| 4    | `DataError`         | input data or model files: dataset, images, WAV, .onnx/.tflite, no build    |
+| 5    | `BudgetError`       | the model does not fit the board (SRAM, flash, stack, latency, MACs)        |
+| 6    | `VerificationError` | outputs differ (engine vs ONNX Runtime/TFLite Micro/QEMU), manifest differs |
+| 7    | `ToolchainError`    | an external tool failed (CMake, compiler, QEMU) (mcuforge/toolchain)        |
 | 70   | (any other)         | internal error: a bug; the traceback is shown                               |
 
-A bare `McuforgeError` counts as an input error (3): most are about what a given model or data set holds.
+A bare `McuforgeError` counts as an input error (4): most are about what a given model or data set holds. Codes 1
+and 3 are left to doit (a failing task that is not ours; an unknown task or option before any task runs).
 """
 
 EXIT_CONFIG = 2
-EXIT_INPUT = 3
-EXIT_BUDGET = 4
-EXIT_VERIFICATION = 5
-EXIT_TOOLCHAIN = 6
+EXIT_INPUT = 4
+EXIT_BUDGET = 5
+EXIT_VERIFICATION = 6
+EXIT_TOOLCHAIN = 7
 EXIT_INTERNAL = 70
 
 
