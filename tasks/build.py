@@ -23,7 +23,8 @@ def run_host(cfg: dict, paths) -> dict:
 def run_board(cfg: dict, paths) -> dict:
     board = cfg["board"]
     requant = cfg["resolved"]["requant"]
-    budget.check_constants(load(paths.int8).ops, cfg["resolved"]["flash_budget_bytes"], board["name"],
+    ops = load(paths.int8).ops
+    budget.check_constants(ops, cfg["resolved"]["flash_budget_bytes"], board["name"],
                            f"the model {paths.int8.name}")  # before the linker can overflow
     elf = build_target(paths, board, requant, paths.build_dir(board["name"]), False)
     build_target(paths, board, requant, paths.build_dir(board["name"], dump=True), True)
@@ -34,5 +35,5 @@ def run_board(cfg: dict, paths) -> dict:
     sizes["flash_budget_bytes"] = cfg["resolved"]["flash_budget_bytes"]
     sizes["sram_budget_bytes"] = cfg["resolved"]["sram_budget_bytes"]
     write_json(paths.size_json, sizes)
-    budget.run_board(cfg, paths, sizes, elf, paths.build_dir(board["name"]))  # budget.json; over budget: error
+    budget.run_board(cfg, paths, sizes, elf, paths.build_dir(board["name"]), ops)  # budget.json; over budget: error
     return {"flash": sizes["flash"], "ram": sizes["ram"]}

@@ -573,3 +573,66 @@ if __name__ == "__main__":  # a table of the corpus by category
     for case in CASES:
         counts[case.category] = counts.get(case.category, 0) + 1
     json.dump(counts, sys.stdout, indent=1)
+
+
+# ---- budgets name need, budget and the biggest contributor; the reporter's one line and exit codes ------------------
+def _ops():
+    import numpy as np
+
+    from mcuforge.ir.graph import Op
+
+    return [Op("conv", "stem", "Conv", ["x"], "a", {}, {"weight": np.zeros((8, 3, 3, 1), np.int8),
+                                                          "bias": np.zeros(8, np.int32)}),
+            Op("fc", "classifier", "Gemm", ["a"], "y", {}, {"weight": np.zeros((10, 1000), np.int8)})]
+
+
+def test_flash_budget_names_need_budget_and_biggest_layer():
+    from mcuforge.core.errors import BudgetError
+    from mcuforge.toolchain import budget
+
+    # constants: stem 72 + 32 = 104 B, classifier 10,000 B -> 10,104 B
+    with pytest.raises(BudgetError, match=r"needs 10,104 B of constants alone .* budget is 10,000 B .* over by 104 B; "
+                                          r"the biggest is layer 'classifier' \(fc\) with 10,000 B \(99 %\)"):
+        budget.check_constants(_ops(), 10_000, "tiny", "the model")
+    budget.check_constants(_ops(), 10_104, "tiny", "the model")  # exactly the budget: fits
+    numbers = {"sram_fits": True, "flash_fits": False, "flash_bytes": 60_104, "flash_budget_bytes": 32_768}
+    with pytest.raises(BudgetError, match=r"needs 60,104 B .* budget is 32,768 B .* over by 27,336 B\. Model constants "
+                                          r"10,104 B \(the biggest: layer 'classifier' \(fc\) 10,000 B\), code, runtime "
+                                          r"and data 50,000 B"):
+        budget.check(numbers, "tiny", _ops())
+
+
+def test_reporter_one_line_and_exit_codes():
+    import io
+
+    from doit.exceptions import TaskError
+
+    from mcuforge.core.errors import BudgetError, ConfigError, EXIT_INTERNAL, VerificationError
+    from tasks.doit_support import Reporter, StageFailed, one_line
+
+    class Task:
+        name = "verify"
+        executed = True
+        verbosity = 2
+        actions = []
+
+    assert one_line("verify", "verify: 3 bytes differ") == "mcuforge: verify: 3 bytes differ"
+    assert one_line("build_stm32f746", "build failed: x") == "mcuforge: build_stm32f746: build failed: x"
+    for error, code in ((ConfigError("c"), 2), (VerificationError("v"), 6), (BudgetError("b"), 5)):
+        reporter = Reporter(io.StringIO(), {"failure_verbosity": 0})
+        reporter.add_failure(Task(), StageFailed(error))
+        with pytest.raises(SystemExit) as stop:
+            reporter.complete_run()
+        assert stop.value.code == code
+        assert "TaskFailed" not in reporter.outstream.getvalue()
+    try:
+        raise KeyError("boom")
+    except KeyError as exc:
+        bug = TaskError("Python Task error", exc)
+    reporter = Reporter(io.StringIO(), {"failure_verbosity": 0})
+    reporter.add_failure(Task(), bug)
+    with pytest.raises(SystemExit) as stop:
+        reporter.complete_run()
+    assert stop.value.code == EXIT_INTERNAL and "Traceback" in reporter.outstream.getvalue() + "".join(bug.traceback)
+    quiet = Reporter(io.StringIO(), {"failure_verbosity": 0})
+    quiet.complete_run()  # no failure: returns (doit's exit code 0)

@@ -114,8 +114,9 @@ def report(sizes: dict, plan: dict, stack: dict, sram_budget: int, flash_budget:
     }
 
 
-def check(numbers: dict, board: str) -> None:
-    """McuforgeError when the full SRAM or flash need exceeds the board's budget."""
+def check(numbers: dict, board: str, ops=None) -> None:
+    """BudgetError when the full SRAM or flash need exceeds the board's budget (with the model's ops: the flash
+    message names how much is constants and the op with the most)."""
     problems = []
     if not numbers["sram_fits"]:
         problems.append(
@@ -127,9 +128,17 @@ def check(numbers: dict, board: str) -> None:
         problems.append(
             f"flash budget exceeded on board '{board}': the model needs {numbers['flash_bytes']:,} B (text + data: "
             f"code and const weights) but the budget is {numbers['flash_budget_bytes']:,} B (flash minus reserved "
-            "bytes).")
+            f"bytes), over by {numbers['flash_bytes'] - numbers['flash_budget_bytes']:,} B." + _flash_parts(numbers, ops))
     if problems:
         raise BudgetError(" ".join(problems) + " See budget.json.")
+
+
+def _flash_parts(numbers: dict, ops) -> str:
+    if not ops:
+        return ""
+    total, (size, name, kind) = constants(ops)
+    return (f" Model constants {total:,} B (the biggest: layer '{name}' ({kind}) {size:,} B), code, runtime and "
+            f"data {max(numbers['flash_bytes'] - total, 0):,} B.")
 
 
 def with_measured_stack(numbers: dict, measured: int, inference_measured: int | None = None) -> dict:
@@ -181,12 +190,13 @@ def check_measured(cfg: dict, paths, report: dict) -> list[str]:
     return measured_problems(numbers, report["sram_measured"], cfg["board"]["name"])
 
 
-def run_board(cfg: dict, paths, sizes: dict, elf: Path, build_dir: Path) -> dict:
-    """After the board build: budget.json next to size.json, then refuse a model over budget."""
+def run_board(cfg: dict, paths, sizes: dict, elf: Path, build_dir: Path, ops=None) -> dict:
+    """After the board build: budget.json next to size.json, then refuse a model over budget (`ops`: the model's, to
+    name its biggest constants)."""
     numbers = report(sizes, read_json(paths.plan), measure(Path(elf), Path(build_dir)),
                      cfg["resolved"]["sram_budget_bytes"], cfg["resolved"]["flash_budget_bytes"])
     write_json(Path(paths.size_json).parent / "budget.json", numbers)
-    check(numbers, cfg["board"]["name"])
+    check(numbers, cfg["board"]["name"], ops)
     return numbers
 
 
@@ -194,14 +204,18 @@ def check_constants(ops, flash_budget: int, board: str, what: str) -> None:
     """BudgetError when the model's constants alone (weights, biases, scales: bytes that go to flash whatever the code
     around them) exceed the flash budget, naming need, budget and the biggest layer. Done before training (a fixed
     architecture) and before the board build, so the linker's "region FLASH overflowed" is never the first word."""
-    sizes = sorted(((sum(int(getattr(a, "nbytes", 0)) for a in op.consts.values()), op.name, str(op.kind))
-                    for op in ops), reverse=True)
-    need = sum(size for size, _, _ in sizes)
-    if need <= flash_budget or not sizes:
+    need, (size, name, kind) = constants(ops)
+    if need <= flash_budget or not size:
         return
-    size, name, kind = sizes[0]
     raise BudgetError(
         f"flash budget exceeded on board '{board}': {what} needs {need:,} B of constants alone (int8 weights, int32 "
         f"biases, scales) but the budget is {flash_budget:,} B (flash minus reserved bytes), over by "
         f"{need - flash_budget:,} B; the biggest is layer '{name}' ({kind}) with {size:,} B "
         f"({100 * size / need:.0f} %). Use a smaller model or a board with more flash.")
+
+
+def constants(ops) -> tuple[int, tuple[int, str, str]]:
+    """(bytes of every op's constants, (bytes, name, kind) of the op with the most)."""
+    sizes = sorted(((sum(int(getattr(a, "nbytes", 0)) for a in op.consts.values()), op.name, str(op.kind))
+                    for op in ops), reverse=True)
+    return sum(size for size, _, _ in sizes), (sizes[0] if sizes else (0, "", ""))
