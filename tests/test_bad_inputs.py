@@ -189,7 +189,7 @@ CASES = [
          {"bad.yaml": "name: x\n" + "".join("  " * i + f"k{i}:\n" for i in range(40)) + "  " * 40 + "v: 1\n"}, C,
          ["bad.yaml:", "nested deeper than"]),
     Case("yaml-5mb-list", "yaml", {"bad.yaml": GOOD + "big:\n" + "- 1\n" * 1_300_000}, C,
-         ["bad.yaml", "over the 262,144-byte limit"]),
+         ["bad.yaml", "over the 65,536-byte limit"]),
     Case("yaml-many-nodes", "yaml", {"bad.yaml": GOOD + "big: [" + ",".join(["1"] * 30000) + "]\n"}, C,
          ["bad.yaml:", "more than 20,000 YAML values"]),
     Case("yaml-empty", "yaml", {"bad.yaml": ""}, C, ["bad.yaml:1:1", "must be a mapping", "NoneType"]),
@@ -509,7 +509,7 @@ def test_the_size_limit_is_checked_before_reading(tmp_path: Path):
     big = tmp_path / "huge.yaml"
     with open(big, "wb") as handle:
         handle.truncate(5 * 1024**3)
-    with pytest.raises(McuforgeError, match=r"huge.yaml: 5,368,709,120 bytes, over the 262,144-byte limit"):
+    with pytest.raises(McuforgeError, match=r"huge.yaml: 5,368,709,120 bytes, over the 65,536-byte limit"):
         read_yaml(big)
 
 
