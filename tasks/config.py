@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mcuforge.core.errors import BudgetError, ConfigError, InputError, McuforgeError
+from mcuforge.core.errors import BudgetError, ConfigError, DataError, McuforgeError
 from mcuforge.core.paths import Paths, absolute, config_hash, portable  # noqa: F401  (stages import them from here)
 from mcuforge import frontends
 from mcuforge.ml import data as data_stage
@@ -36,7 +36,7 @@ def resolve(pipeline: str, overrides: dict[str, str]) -> dict:
         try:
             frontends.check_readable(model_path)
         except McuforgeError as exc:
-            raise InputError(f"{where}: {exc}") from None
+            raise DataError(f"{where}: {exc}") from None
     else:
         try:
             data_stage.check_available(cfg["dataset"], yaml_dir)
@@ -109,7 +109,7 @@ def prepare_build(root: Path, create: bool = True) -> None:
     create it (unless `create` is False: `doit check_manifest` reads a build and never makes one).
 
     Raises ConfigError (`build=<path>: <what is wrong>`) or, for a build that does not exist and must not be made,
-    InputError.
+    DataError.
     """
     root = Path(root)
     where = f"command line: build={root}"
@@ -126,7 +126,7 @@ def prepare_build(root: Path, create: bool = True) -> None:
         raise ConfigError(f"{where}: {existing} is a file, so it cannot hold a build directory")
     if not create:
         if not resolved.is_dir():
-            raise InputError(f"{where}: no build here (run `doit run pipeline=<yaml> build={root}` first)")
+            raise DataError(f"{where}: no build here (run `doit run pipeline=<yaml> build={root}` first)")
         return
     try:
         resolved.mkdir(parents=True, exist_ok=True)

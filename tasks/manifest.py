@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from mcuforge.core.errors import InputError, VerificationError
+from mcuforge.core.errors import DataError, VerificationError
 from mcuforge.core.io import write_json
 from mcuforge.core.paths import config_hash
 from mcuforge.report.manifest import artifacts, build_manifest, check, inputs, model_entry, versions  # noqa: F401
@@ -27,14 +27,14 @@ def check_action(paths) -> dict:
 
 
 def _readable_manifest(paths) -> None:
-    """InputError unless manifest.json exists and is a JSON object with an `artifacts` mapping."""
+    """DataError unless manifest.json exists and is a JSON object with an `artifacts` mapping."""
     where = paths.manifest
     if not where.is_file():
-        raise InputError(f"{where}: no manifest: this build directory was never completed "
+        raise DataError(f"{where}: no manifest: this build directory was never completed "
                          "(run `doit run pipeline=<yaml> build=<dir>` first)")
     try:
         manifest = json.loads(where.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{where}: corrupt manifest ({exc}); rebuild with `doit run`") from None
+        raise DataError(f"{where}: corrupt manifest ({exc}); rebuild with `doit run`") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("artifacts"), dict):
-        raise InputError(f"{where}: corrupt manifest (no 'artifacts' mapping); rebuild with `doit run`")
+        raise DataError(f"{where}: corrupt manifest (no 'artifacts' mapping); rebuild with `doit run`")

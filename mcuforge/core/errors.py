@@ -47,9 +47,6 @@ class DataError(McuforgeError):
     kind = "input error"
 
 
-InputError = DataError  # the name the reporter's table uses: data and model files alike
-
-
 class BudgetError(McuforgeError):
     """The model needs more than the board (or the pipeline's constraints) allows: need, budget, biggest part."""
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mcuforge.core.errors import InputError, McuforgeError
+from mcuforge.core.errors import DataError, McuforgeError
 from mcuforge.ir.graph import Graph
 
 from . import onnx as onnx_reader
@@ -20,12 +20,12 @@ def load(path: Path) -> Graph:
     except McuforgeError:
         raise
     except (KeyError, IndexError, ValueError, TypeError, AttributeError) as exc:  # a corrupt model's inconsistency
-        raise InputError(f"{path}: corrupt or inconsistent model ({type(exc).__name__}: {exc})") from None
+        raise DataError(f"{path}: corrupt or inconsistent model ({type(exc).__name__}: {exc})") from None
 
 
 def check_readable(path: Path) -> None:
     """The cheap part of `load`, for config time: the file parses (ONNX protobuf with nodes; TFLite flatbuffer with
-    in-range indices). InputError naming the file otherwise."""
+    in-range indices). DataError naming the file otherwise."""
     if Path(path).suffix.lower() == ".tflite":
         from .tflite_model import parse
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mcuforge.core.errors import InputError, McuforgeError
+from mcuforge.core.errors import DataError, McuforgeError
 from mcuforge.ir.graph import Graph
 
 from . import onnx_qdq, onnx_qoperator
@@ -28,22 +28,22 @@ def load(path: Path) -> Graph:
 
 
 def read_model(path: Path):
-    """onnx.load with an InputError naming the file for anything that is not a readable ONNX model (a folder, random
+    """onnx.load with an DataError naming the file for anything that is not a readable ONNX model (a folder, random
     bytes, a truncated file, a graph without nodes)."""
     import onnx
     from google.protobuf.message import DecodeError
 
     path = Path(path)
     if path.is_dir():
-        raise InputError(f"{path}: is a directory, not an ONNX model file")
+        raise DataError(f"{path}: is a directory, not an ONNX model file")
     try:
         model = onnx.load(str(path))
     except OSError as exc:
-        raise InputError(f"{path}: cannot read the model ({exc.strerror or exc})") from None
+        raise DataError(f"{path}: cannot read the model ({exc.strerror or exc})") from None
     except (DecodeError, ValueError, RuntimeError) as exc:
-        raise InputError(f"{path}: not a valid ONNX model, truncated or corrupt ({type(exc).__name__}: {exc})") from None
+        raise DataError(f"{path}: not a valid ONNX model, truncated or corrupt ({type(exc).__name__}: {exc})") from None
     if not model.graph.node:
-        raise InputError(f"{path}: not a valid ONNX model, truncated or corrupt (the graph has no nodes)")
+        raise DataError(f"{path}: not a valid ONNX model, truncated or corrupt (the graph has no nodes)")
     return model
 
 
