@@ -147,6 +147,8 @@ def _named_field(loc: tuple, message: str, smap: SourceMap) -> tuple:
     """A cross-field check raised at a section (`loc`) whose message starts with the dotted path of the field it is
     about (`qemu.machine ...`, `search.model.num_classes is ...`): point at that field's line instead."""
     head = message.split(" ", 1)[0].rstrip(":")
+    if "." not in head:  # a single word may be prose, not a path
+        return loc
     for path in (tuple(head.split(".")), loc + tuple(head.split("."))):
         if path and path in smap.origins and len(path) > len(loc):
             return path
