@@ -14,8 +14,12 @@ RUN_TIMEOUT_S = 120.0
 
 def runner_arguments(inputs: Path, outputs: Path, layer_dir: Path | None) -> list[Path]:
     """The runner's arguments, checked: the inputs file exists; the outputs' and the layer dumps' folders made."""
+    if inputs.is_dir():
+        raise ToolchainError(f"inputs {inputs} is a directory, not a file")
     if not inputs.is_file():
         raise ToolchainError(f"inputs file {inputs} does not exist")
+    if outputs.exists() and outputs.samefile(inputs):
+        raise ToolchainError(f"outputs file {outputs} is the inputs file: it would be truncated before it is read")
     outputs.parent.mkdir(parents=True, exist_ok=True)
     arguments = [inputs, outputs]
     if layer_dir is not None:
