@@ -5,6 +5,7 @@ doit's `config_changed` re-runs a stage only when those sections change.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -128,10 +129,14 @@ def prepare_build(root: Path, create: bool = True) -> None:
         if not resolved.is_dir():
             raise DataError(f"{where}: no build here (run `doit run pipeline=<yaml> build={root}` first)")
         return
+    made = [p for p in (resolved, *resolved.parents) if not p.exists()]
     try:
         resolved.mkdir(parents=True, exist_ok=True)
         probe = resolved / f".write_test.{os.getpid()}.tmp"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
+        for folder in made:  # leave nothing behind: the folders this check made, innermost first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         raise ConfigError(f"{where}: cannot write there ({exc.strerror or exc})") from None

@@ -638,3 +638,17 @@ def test_reporter_one_line_and_exit_codes():
     assert stop.value.code == EXIT_INTERNAL and "Traceback" in reporter.outstream.getvalue() + "".join(bug.traceback)
     quiet = Reporter(io.StringIO(), {"failure_verbosity": 0})
     quiet.complete_run()  # no failure: returns (doit's exit code 0)
+
+
+def test_unwritable_build_dir_is_a_config_error(tmp_path: Path, monkeypatch):
+    """Root ignores permission bits, so the write probe is made to fail the way a read-only directory would."""
+    target = tmp_path / "ro" / "build"
+
+    def denied(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "write_bytes", denied)
+    with pytest.raises(McuforgeError, match=r"command line: build=.*ro/build: cannot write there \(Permission denied\)") as info:
+        config_stage.prepare_build(target)
+    assert info.value.exit_code == EXIT_CONFIG
+    assert not (tmp_path / "ro").exists()  # the folders the check made are removed again
