@@ -6,6 +6,7 @@ This file only wires tasks; each stage is a thin tasks/<stage>.py over the mcufo
 """
 import atexit
 import sys
+import traceback
 from pathlib import Path
 
 from mcuforge.ml.threads import configure_environment
@@ -23,29 +24,38 @@ from tasks import review as review_stage
 from tasks import search as search_stage
 from tasks.doit_state import check_state_db, committing_reporter, lock_build, release_build, remove_stray_temporaries
 from tasks.doit_state import checking_targets
-from tasks.doit_support import ConfigError, action, keep_freed_memory
+from tasks.doit_support import EXIT_INTERNAL, ConfigError, McuforgeError, action, keep_freed_memory
 
 ROOT = Path(__file__).resolve().parent
 keep_freed_memory()  # before torch starts threads: training runs in this process (mcuforge/ml/allocator.py)
 
 
 def _load():
+    """The resolved config and its build root, checked before any work; a bad input ends the process here with the
+    exit code of its kind (README), anything unexpected with EXIT_INTERNAL and its traceback."""
     variables = dict(getattr(doit_cmd, "_CMDLINE_VARS", None) or {})
     try:
         pipeline, build, overrides = config_stage.split_vars(variables)
         cfg = config_stage.resolve(pipeline, overrides)
-    except ConfigError as exc:
-        print(f"mcuforge: configuration error\n{exc}", file=sys.stderr)
-        sys.exit(2)
-    return cfg, config_stage.paths(cfg, build or ROOT / "build" / cfg["name"])
+        paths = config_stage.paths(cfg, build or ROOT / "build" / cfg["name"])
+        config_stage.prepare_build(paths.root, create="check_manifest" not in sys.argv[1:])
+    except McuforgeError as exc:
+        print(f"mcuforge: {exc.kind}\n{exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except Exception:  # a bug: show it, with the internal-error exit code
+        traceback.print_exc()
+        print("mcuforge: internal error while loading the pipeline (a bug: please report it with this traceback)",
+              file=sys.stderr)
+        sys.exit(EXIT_INTERNAL)
+    return cfg, paths
 
 
 CFG, PATHS = _load()
-PATHS.root.mkdir(parents=True, exist_ok=True)
-if lock_build(PATHS.root, sys.argv):  # a second command on this build directory is refused (tasks/doit_state.py)
-    atexit.register(release_build, PATHS.root)
-    remove_stray_temporaries(PATHS.root)
-check_state_db(PATHS.doit_db)  # a damaged .doit.db: moved aside with a note, doit starts a new one
+if PATHS.root.is_dir():  # (prepare_build made it, except for check_manifest, which never creates a build)
+    if lock_build(PATHS.root, sys.argv):  # a second command on this build directory is refused (tasks/doit_state.py)
+        atexit.register(release_build, PATHS.root)
+        remove_stray_temporaries(PATHS.root)
+    check_state_db(PATHS.doit_db)  # a damaged .doit.db: moved aside with a note, doit starts a new one
 DATA_FILES = [PATHS.data_file(key) for key in data_stage.SPLITS]
 TRAINED = not CFG["deploy"]["model"]  # deploy.model: the given int8 model replaces data/search/train/quantize
 ANOMALY = bool(CFG.get("autoencoder"))  # an autoencoder over audio features: its own data/search/train/quantize

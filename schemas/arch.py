@@ -22,13 +22,13 @@ class ArchInput(Strict):
 
 
 class Stem(Strict):
-    channels: int = Field(ge=1, description="Output channels of the stem convolution, before width scaling.")
+    channels: int = Field(ge=1, le=4096, description="Output channels of the stem convolution, before width scaling.")
     kernel: Literal[1, 3, 5, 7] = Field(default=3, description="Stem kernel size.")
     stride: Literal[1, 2] = Field(default=2, description="Stem stride.")
 
 
 class Stage(Strict):
-    channels: int = Field(ge=1, description="Output channels of the stage's blocks, before width scaling.")
+    channels: int = Field(ge=1, le=4096, description="Output channels of the stage's blocks, before width scaling.")
     depth: int = Field(ge=1, le=8, description="Number of MBConv blocks in the stage.")
     stride: Literal[1, 2] = Field(description="Stride of the stage's first block (the others use 1).")
     kernel: Literal[3, 5, 7] | list[Literal[3, 5, 7]] = Field(
@@ -57,7 +57,7 @@ class Stage(Strict):
 
 
 class Head(Strict):
-    channels: int = Field(default=0, ge=0, description="Channels of the 1x1 conv before global pooling (0 = none).")
+    channels: int = Field(default=0, ge=0, le=4096, description="Channels of the 1x1 conv before global pooling (0 = none).")
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="Dropout before the classifier (training only).")
 
 
@@ -65,9 +65,9 @@ class ArchSpec(Strict):
     """One network: stem conv -> stages of MBConv blocks -> optional 1x1 head conv -> global average pool -> linear."""
 
     input: ArchInput = Field(description="Input tensor shape.")
-    num_classes: int = Field(ge=2, description="Classifier outputs.")
+    num_classes: int = Field(ge=2, le=10000, description="Classifier outputs.")
     width_multiplier: float = Field(default=1.0, gt=0.0, le=4.0, description="Scales every channel count.")
-    channel_divisor: int = Field(default=8, ge=1, description="Scaled channel counts are rounded to a multiple of this.")
+    channel_divisor: int = Field(default=8, ge=1, le=64, description="Scaled channel counts are rounded to a multiple of this.")
     activation: Activation = Field(default=Activation.relu6, description="Activation after stem, expansion and depthwise convs.")
     stem: Stem = Field(description="First convolution.")
     stages: list[Stage] = Field(min_length=1, description="MBConv stages, in order.")

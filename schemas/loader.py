@@ -7,6 +7,7 @@ to the raw data before validation and are reported as `command line: train.epoch
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,13 @@ from mcuforge.core.errors import ConfigError
 from mcuforge.core.paths import ROOT
 
 from .board import Board
+from .yaml_reader import parse_value, read_file
 from .pipeline import PipelineConfig
 
 BOARDS_DIR = ROOT / "boards"
 PIPELINES_DIR = ROOT / "pipelines"
+
+MAX_ERROR_LINES = 20
 
 # Short names accepted on the command line besides dotted field paths.
 OVERRIDE_ALIASES = {"board": "deploy.board", "seed": "seed", "name": "name",
@@ -80,20 +84,10 @@ def _walk(node: yaml.Node, prefix: tuple, smap: SourceMap, source: str) -> None:
 
 
 def read_yaml(path: Path) -> tuple[dict, SourceMap]:
-    """Parse a YAML mapping, keeping the position of every key. Raises ConfigError on any syntax problem."""
+    """Parse a YAML mapping, keeping the position of every key. Raises ConfigError on any syntax problem and on
+    everything schemas/yaml_reader.py refuses (size, encoding, depth, aliases, duplicate keys)."""
     shown = _display(path)
-    if not path.is_file():
-        raise ConfigError(f"{shown}: file not found")
-    text = path.read_text(encoding="utf-8")
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark else shown
-        raise ConfigError(f"{where}: YAML syntax error: {exc.problem or exc.context}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{shown}: YAML error: {exc}") from None
+    data, node = read_file(path, shown)
     if not isinstance(data, dict):
         raise ConfigError(f"{shown}:1:1: the document must be a mapping of sections (name:, dataset:, ...), "
                           f"not {type(data).__name__}")
@@ -150,6 +144,18 @@ def dotted(loc: tuple) -> str:
     return ".".join(str(p) for p in loc) if loc else "(top level)"
 
 
+def _named_field(loc: tuple, message: str, smap: SourceMap) -> tuple:
+    """A cross-field check raised at a section (`loc`) whose message starts with the dotted path of the field it is
+    about (`qemu.machine ...`, `search.model.num_classes is ...`): point at that field's line instead."""
+    head = message.split(" ", 1)[0].rstrip(":")
+    if "." not in head:  # a single word may be prose, not a path
+        return loc
+    for path in (tuple(head.split(".")), loc + tuple(head.split("."))):
+        if path and path in smap.origins and len(path) > len(loc):
+            return path
+    return loc
+
+
 def format_validation_error(exc: ValidationError, model: type[BaseModel], data: dict, smap: SourceMap) -> str:
     lines = []
     seen = set()
@@ -169,17 +175,28 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel], data: 
             message = err["msg"].removeprefix("Value error, ")
             if "input" in err and not isinstance(err["input"], (dict, list)) and kind != "value_error":
                 message += f" (got {err['input']!r})"
+        loc = _named_field(loc, message, smap)
         key = (loc, message)
         if key in seen:
             continue
         seen.add(key)
-        lines.append(f"{smap.find(loc)}: {dotted(loc)}: {message}")
+        field_text = "" if loc and message.startswith(dotted(loc) + " ") else f"{dotted(loc)}: "
+        lines.append(f"{smap.find(loc)}: {field_text}{message}")
+    if len(lines) > MAX_ERROR_LINES:
+        lines = lines[:MAX_ERROR_LINES] + [f"... and {len(lines) - MAX_ERROR_LINES} more problems"]
     return "\n".join(lines)
 
 
+def _json_value(value: Any) -> dict:
+    return {f"YAML {type(value).__name__}": str(value)}  # a date, set or binary: no field takes one (not even a str)
+
+
 def validate(model: type[BaseModel], data: dict, smap: SourceMap) -> BaseModel:
+    """Validate strictly: through JSON, so numbers are never coerced from strings ("123"), booleans are not numbers,
+    and an int is still accepted where a float is expected (pydantic's strict JSON mode); NaN and inf are refused by
+    the models (allow_inf_nan=False)."""
     try:
-        return model.model_validate(data)
+        return model.model_validate_json(json.dumps(data, default=_json_value), strict=True)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, model, data, smap)) from None
 
@@ -199,6 +216,8 @@ def board_path(name: str, base_dir: Path) -> Path:
 def load_board(name: str, base_dir: Path = ROOT, origin: Origin | None = None) -> Board:
     path = board_path(name, base_dir)
     where = f"{origin}: deploy.board" if origin else "deploy.board"
+    if path.is_dir():
+        raise ConfigError(f"{where}: board file {_display(path)} is a directory")
     if not path.is_file():
         if name.endswith(".yaml"):
             raise ConfigError(f"{where}: board file {_display(path)} not found")
@@ -219,6 +238,10 @@ def resolve_pipeline_path(value: str) -> Path:
     for candidate in candidates:
         if candidate.is_file():
             return candidate
+        if candidate.is_dir() and candidate == Path(value):
+            raise ConfigError(f"pipeline '{value}': is a directory, not a pipeline YAML file")
+        if candidate.exists():
+            return candidate  # a device or pipe: read_yaml says what it is
     names = ", ".join(sorted(p.name for p in PIPELINES_DIR.glob("*.yaml")))
     raise ConfigError(f"pipeline '{value}': file not found (looked in . and {_display(PIPELINES_DIR)}/; available: {names})")
 
@@ -231,10 +254,7 @@ def parse_override(text: str) -> tuple[tuple, Any]:
     key = OVERRIDE_ALIASES.get(key.strip(), key.strip())
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"command line: {text}: empty field name")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        raise ConfigError(f"command line: {text}: value is not valid YAML") from None
+    value = parse_value(raw, f"command line: {text}") if raw.strip() else ""
     path = tuple(int(p) if p.isdigit() else p for p in key.split("."))
     return path, value
 

@@ -28,6 +28,11 @@ AUDIO_FIELDS = ("sample_rate", "clip_ms", "val_fraction", "samples_per_class", "
                 "variants")
 
 
+# Class counts known without loading the data (speech_synth: its 12 classes unless dataset.classes picks some).
+BUILTIN_CLASSES = {"fashion_mnist": 10, "sklearn_digits": 10, "speech_synth": 12}
+LISTED_CLASSES = ("image_folder", "speech_synth")  # kinds whose dataset.classes list is exactly the label set
+
+
 class DatasetConfig(Strict):
     """Where the samples come from and how they are shaped for the network."""
 
@@ -82,8 +87,8 @@ class DatasetConfig(Strict):
         default=0.2, gt=0.0, lt=1.0,
         description="Share of samples held out for test when the source has no test split (sklearn_digits, image_folder).",
     )
-    max_train: int = Field(default=0, ge=0, description="Use at most this many training samples (0 = all); for quick runs.")
-    max_test: int = Field(default=0, ge=0, description="Use at most this many test samples (0 = all); for quick runs.")
+    max_train: int = Field(default=0, ge=0, le=10**8, description="Use at most this many training samples (0 = all); for quick runs.")
+    max_test: int = Field(default=0, ge=0, le=10**8, description="Use at most this many test samples (0 = all); for quick runs.")
     machine_synth: MachineSynthConfig | None = Field(
         default=None, description="kind machine_synth: machines, clips per split, severity, held-out anomaly kinds.")
 
@@ -135,11 +140,11 @@ class TrainConfig(Strict):
     batch_size: int = Field(default=128, ge=1, le=65536, description="Mini-batch size.")
     lr: float = Field(default=0.01, gt=0.0, le=10.0, description="Peak learning rate (cosine schedule with one warm-up epoch).")
     optimizer: Optimizer = Field(default=Optimizer.adamw, description="Optimizer.")
-    weight_decay: float = Field(default=5e-4, ge=0.0, description="Weight decay.")
+    weight_decay: float = Field(default=5e-4, ge=0.0, le=10.0, description="Weight decay.")
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0, description="Label smoothing of the cross-entropy.")
     augment: bool = Field(default=False, description="Random horizontal flips and 2-pixel shifts.")
     threads: int = Field(
-        default=0, ge=0,
+        default=0, ge=0, le=256,
         description="torch CPU threads (0 = torch's default). Bit-identical weights across machines need the same value.",
     )
 
@@ -262,17 +267,17 @@ class DeployConfig(Strict):
         "then says so. Command line: export_unverified=1.",
     )
     latency_ms: float | None = Field(
-        default=None, gt=0,
+        default=None, gt=0, le=1e6,
         description="Latency budget of one inference (ms), checked by `doit review` against the instructions counted "
         "under QEMU (or MACs) over the board's clock; null = not set.",
     )
     battery_mah: float = Field(
-        default=500.0, gt=0,
+        default=500.0, gt=0, le=1e7,
         description="Battery capacity (mAh) for the review's energy estimate, at the board's energy.voltage_v "
         "(default: the lecture's 500 mAh example).",
     )
     inferences_per_day: int = Field(
-        default=86400, ge=1,
+        default=86400, ge=1, le=10**9,
         description="Inferences per day for the review's battery-life estimate (sleeping in between; default: one per second).",
     )
 
@@ -340,6 +345,21 @@ class PipelineConfig(Strict):
         if set(resolutions) != {frames}:
             raise ValueError(f"search resolutions must be [{frames}] with a front end (features are not resized), "
                              f"got {resolutions}")
+        return self
+
+    @model_validator(mode="after")
+    def _classes_match_data(self) -> "PipelineConfig":
+        """num_classes against the class count known without loading data (built-in sets, an explicit classes list)."""
+        if self.deploy.model:
+            return self
+        listed = len(self.dataset.classes) if self.dataset.kind in LISTED_CLASSES else 0
+        known = listed or BUILTIN_CLASSES.get(self.dataset.kind, 0)
+        field, arch = ("search.model", self.search.model) if self.search.model is not None else \
+            ("search.space", self.search.space)
+        if known and arch is not None and arch.num_classes != known:
+            source = (f"dataset.classes ({', '.join(self.dataset.classes)})" if listed
+                      else f"dataset.kind {self.dataset.kind}")
+            raise ValueError(f"{field}.num_classes is {arch.num_classes} but {source} has {known} classes")
         return self
 
     @model_validator(mode="after")

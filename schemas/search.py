@@ -12,7 +12,7 @@ Kernel = Literal[3, 5, 7]
 class StageSpace(Strict):
     """One stage of the space: fixed channels and stride, a choice of depth and per-block kernel and expansion."""
 
-    channels: int = Field(ge=1, description="Output channels before width scaling.")
+    channels: int = Field(ge=1, le=4096, description="Output channels before width scaling.")
     stride: Literal[1, 2] = Field(description="Stride of the stage's first block.")
     depths: list[int] = Field(default_factory=lambda: [2, 3, 4], min_length=1,
                               description="Depth choices (blocks in the stage), each 1..8.")
@@ -31,7 +31,7 @@ class StageSpace(Strict):
 
 
 class StemSpace(Strict):
-    channels: int = Field(ge=1, description="Stem output channels before width scaling.")
+    channels: int = Field(ge=1, le=4096, description="Stem output channels before width scaling.")
     kernel: Literal[1, 3, 5, 7] = Field(default=3, description="Stem kernel size.")
     stride: Literal[1, 2] = Field(default=2, description="Stem stride.")
 
@@ -39,7 +39,7 @@ class StemSpace(Strict):
 class SpaceConfig(Strict):
     """The search space (MCUNet's: resolution x width multiplier, then per-stage block choices)."""
 
-    num_classes: int = Field(ge=2, description="Classifier outputs (the dataset's class count).")
+    num_classes: int = Field(ge=2, le=10000, description="Classifier outputs (the dataset's class count).")
     resolutions: list[int] = Field(min_length=1, description="Input resolution choices (each divisible by the total stride).")
     width_multipliers: list[float] = Field(min_length=1, description="Width multiplier choices (> 0).")
     stem: StemSpace = Field(description="The stem convolution.")
@@ -64,11 +64,11 @@ class SpaceConfig(Strict):
 class Constraints(Strict):
     """Budgets every candidate must meet; 0 means: the board's (SRAM and flash minus reserved bytes)."""
 
-    sram_bytes: int = Field(default=0, ge=0, description="Peak SRAM budget (arena + engine state + stack + I/O); 0 = the board's.")
-    flash_bytes: int = Field(default=0, ge=0, description="Flash budget (weights + code); 0 = the board's.")
-    macs: int = Field(default=0, ge=0, description="MACs per inference budget (the latency proxy); 0 = none.")
+    sram_bytes: int = Field(default=0, ge=0, le=2**32, description="Peak SRAM budget (arena + engine state + stack + I/O); 0 = the board's.")
+    flash_bytes: int = Field(default=0, ge=0, le=2**32, description="Flash budget (weights + code); 0 = the board's.")
+    macs: int = Field(default=0, ge=0, le=10**15, description="MACs per inference budget (the latency proxy); 0 = none.")
     latency_ms: float = Field(
-        default=0.0, ge=0.0,
+        default=0.0, ge=0.0, le=1e6,
         description="Latency budget of one inference (ms): the latency cost model's estimate (mcuforge/ml/latency.py, "
         "instructions predicted for the board's core family, one per cycle) at the board's clock; 0 = none.")
 
@@ -107,10 +107,10 @@ class ProxyConfig(Strict):
     """Accuracy proxy: short training from scratch on a subset, accuracy on a held-out part of the training set."""
 
     epochs: int = Field(default=1, ge=1, le=100, description="Epochs of the short training.")
-    train_samples: int = Field(default=6000, ge=10, description="Training samples used (seeded subset).")
-    val_samples: int = Field(default=2000, ge=10, description="Held-out training samples for the proxy accuracy.")
-    batch_size: int = Field(default=128, ge=1, description="Mini-batch size.")
-    lr: float = Field(default=0.01, gt=0.0, description="Peak learning rate (AdamW, cosine).")
+    train_samples: int = Field(default=6000, ge=10, le=10**7, description="Training samples used (seeded subset).")
+    val_samples: int = Field(default=2000, ge=10, le=10**7, description="Held-out training samples for the proxy accuracy.")
+    batch_size: int = Field(default=128, ge=1, le=65536, description="Mini-batch size.")
+    lr: float = Field(default=0.01, gt=0.0, le=10.0, description="Peak learning rate (AdamW, cosine).")
 
 
 class SearchConfig(Strict):
@@ -122,9 +122,9 @@ class SearchConfig(Strict):
     stage1: Stage1Config = Field(default_factory=Stage1Config, description="Search-space optimisation.")
     evolution: EvolutionConfig = Field(default_factory=EvolutionConfig, description="Evolutionary search.")
     proxy: ProxyConfig = Field(default_factory=ProxyConfig, description="Accuracy proxy.")
-    workers: int = Field(default=2, ge=1, le=256, description="Candidates trained in parallel (processes, 1 torch thread each).")
+    workers: int = Field(default=2, ge=1, le=64, description="Candidates trained in parallel (processes, 1 torch thread each).")
     time_budget_s: float = Field(
-        default=0.0, ge=0.0,
+        default=0.0, ge=0.0, le=10**7,
         description="Stop starting new generations once stage 2 has run this long (0 = no limit). When it triggers, "
         "the result depends on the machine's speed and is no longer reproducible from the seed alone.",
     )

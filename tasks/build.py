@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from mcuforge import toolchain
 from mcuforge.core.io import write_json
+from mcuforge.frontends import load
 from mcuforge.toolchain import budget
 from mcuforge.toolchain.build import build_target, engine_files, sizes_are_for  # noqa: F401  (dodo.py reads them)
 
@@ -22,6 +23,9 @@ def run_host(cfg: dict, paths) -> dict:
 def run_board(cfg: dict, paths) -> dict:
     board = cfg["board"]
     requant = cfg["resolved"]["requant"]
+    ops = load(paths.int8).ops
+    budget.check_constants(ops, cfg["resolved"]["flash_budget_bytes"], board["name"],
+                           f"the model {paths.int8.name}")  # before the linker can overflow
     elf = build_target(paths, board, requant, paths.build_dir(board["name"]), False)
     build_target(paths, board, requant, paths.build_dir(board["name"], dump=True), True)
     sizes = toolchain.elf_size(elf)
@@ -31,5 +35,5 @@ def run_board(cfg: dict, paths) -> dict:
     sizes["flash_budget_bytes"] = cfg["resolved"]["flash_budget_bytes"]
     sizes["sram_budget_bytes"] = cfg["resolved"]["sram_budget_bytes"]
     write_json(paths.size_json, sizes)
-    budget.run_board(cfg, paths, sizes, elf, paths.build_dir(board["name"]))  # budget.json; over budget: error
+    budget.run_board(cfg, paths, sizes, elf, paths.build_dir(board["name"]), ops)  # budget.json; over budget: error
     return {"flash": sizes["flash"], "ram": sizes["ram"]}

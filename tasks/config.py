@@ -5,10 +5,13 @@ doit's `config_changed` re-runs a stage only when those sections change.
 """
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
-from mcuforge.core.errors import ConfigError, McuforgeError
+from mcuforge.core.errors import BudgetError, ConfigError, DataError, McuforgeError
 from mcuforge.core.paths import Paths, absolute, config_hash, portable  # noqa: F401  (stages import them from here)
+from mcuforge import frontends
 from mcuforge.ml import data as data_stage
 from schemas.loader import board_path, load_pipeline
 
@@ -26,14 +29,21 @@ def resolve(pipeline: str, overrides: dict[str, str]) -> dict:
     model = cfg["deploy"]["model"]
     if model:
         model_path = (yaml_dir / model).resolve()
+        where = f"{loaded.source_map.find(('deploy', 'model'))}: deploy.model"
+        if model_path.is_dir():
+            raise ConfigError(f"{where}: {model_path} is a directory, not a model file")
         if not model_path.is_file():
-            raise ConfigError(f"{loaded.source_map.find(('deploy', 'model'))}: deploy.model: no such file {model_path} "
-                              "(relative paths are relative to the pipeline YAML)")
+            raise ConfigError(f"{where}: no such file {model_path} (relative paths are relative to the pipeline YAML)")
+        try:
+            frontends.check_readable(model_path)
+        except McuforgeError as exc:
+            raise DataError(f"{where}: {exc}") from None
     else:
         try:
             data_stage.check_available(cfg["dataset"], yaml_dir)
         except McuforgeError as exc:
             raise ConfigError(f"{loaded.source_map.find(('dataset', 'path'))}: {exc}") from None
+    _check_fixed_model(cfg, loaded)
     requant = cfg["quantize"]["requant"]
     if model.endswith(".tflite"):
         requant = "fixed"  # TFLite's integer arithmetic, whatever the board
@@ -53,6 +63,29 @@ def resolve(pipeline: str, overrides: dict[str, str]) -> dict:
     return cfg
 
 
+def _check_fixed_model(cfg: dict, loaded) -> None:
+    """A fixed architecture that cannot fit the board whatever the training and the schedule does is refused before
+    training: its constants alone over the flash budget, or its input tensor alone over the SRAM budget."""
+    if cfg["deploy"]["model"] or cfg["search"]["model"] is None:
+        return
+    from mcuforge.ml import archgraph
+    from mcuforge.toolchain import budget
+    from schemas.arch import ArchSpec
+
+    where = loaded.source_map.find(("search", "model"))
+    spec = ArchSpec.model_validate(cfg["search"]["model"])
+    graph = archgraph.engine_graph(spec)[0]
+    try:
+        budget.check_constants(graph.ops, loaded.board.flash_budget, loaded.board.name, "search.model")
+    except BudgetError as exc:
+        raise BudgetError(f"{where}: {exc}") from None
+    first = graph.tensors[graph.input].bytes
+    if first > loaded.board.sram_budget:
+        raise BudgetError(f"{where}: SRAM budget exceeded on board '{loaded.board.name}': search.model's input tensor "
+                          f"alone ({'x'.join(map(str, graph.tensors[graph.input].shape))} int8) needs {first:,} B "
+                          f"but the budget is {loaded.board.sram_budget:,} B; lower dataset.resolution")
+
+
 def paths(cfg: dict, root: Path) -> Paths:
     """The artifacts of a resolved pipeline under `root` (a deploy.model pipeline reads its model where it is)."""
     model = cfg["resolved"].get("model_file", "")
@@ -67,3 +100,43 @@ def split_vars(variables: dict[str, str]) -> tuple[str, Path | None, dict[str, s
     if not pipeline:
         raise ConfigError("command line: pipeline= needs a file, e.g. pipeline=pipelines/fashion.yaml")
     return pipeline, Path(build).resolve() if build else None, overrides
+
+
+VIRTUAL_ROOTS = (Path("/proc"), Path("/sys"), Path("/dev"))
+
+
+def prepare_build(root: Path, create: bool = True) -> None:
+    """Check the build root before any work: not a file, not under a file, not in a virtual file system, writable;
+    create it (unless `create` is False: `doit check_manifest` reads a build and never makes one).
+
+    Raises ConfigError (`build=<path>: <what is wrong>`) or, for a build that does not exist and must not be made,
+    DataError.
+    """
+    root = Path(root)
+    where = f"command line: build={root}"
+    resolved = root.resolve()
+    for virtual in VIRTUAL_ROOTS:
+        if resolved == virtual or virtual in resolved.parents:
+            raise ConfigError(f"{where}: {virtual} is a virtual file system, not a place for a build directory")
+    if resolved.exists() and not resolved.is_dir():
+        raise ConfigError(f"{where}: is a file, not a directory")
+    existing = resolved
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{where}: {existing} is a file, so it cannot hold a build directory")
+    if not create:
+        if not resolved.is_dir():
+            raise DataError(f"{where}: no build here (run `doit run pipeline=<yaml> build={root}` first)")
+        return
+    made = [p for p in (resolved, *resolved.parents) if not p.exists()]
+    try:
+        resolved.mkdir(parents=True, exist_ok=True)
+        probe = resolved / f".write_test.{os.getpid()}.tmp"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        for folder in made:  # leave nothing behind: the folders this check made, innermost first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise ConfigError(f"{where}: cannot write there ({exc.strerror or exc})") from None

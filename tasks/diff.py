@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mcuforge.core.errors import McuforgeError
+from mcuforge.core.errors import BudgetError, McuforgeError
 from mcuforge.core.paths import ROOT, Paths
 from mcuforge.report.diff import markdown, regressions
 from mcuforge.report.facts import collect
@@ -41,5 +41,5 @@ def run(a: str | None, b: str | None, build_a: str | None = None, build_b: str |
         raise McuforgeError("doit diff: cannot judge budgets without both builds:\n  " + "\n  ".join(problems))
     found = regressions(facts_a, facts_b)
     if found:
-        raise McuforgeError("doit diff: b breaks budgets that a met:\n  " + "\n  ".join(found))
+        raise BudgetError("doit diff: b breaks budgets that a met:\n  " + "\n  ".join(found))
     return {}

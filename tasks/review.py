@@ -104,9 +104,9 @@ def summary_lines(cfg: dict, paths) -> list[str]:
 def summary_reporter(cfg: dict, paths):
     """A doit reporter class: the console reporter, then the key figures when the run built or checked the
     pipeline's last stages (manifest or review) without failures."""
-    from doit.reporter import ConsoleReporter
+    from tasks.doit_support import Reporter
 
-    class SummaryReporter(ConsoleReporter):
+    class SummaryReporter(Reporter):
         final_tasks = ("manifest", "review")
 
         def __init__(self, outstream, options):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mcuforge.core.errors import McuforgeError
+from mcuforge.core.errors import VerificationError
 from mcuforge.core.io import write_json
 from mcuforge.ml import anomaly_stages
 from mcuforge.ml.data import read_for_arch
@@ -42,14 +42,14 @@ def run(cfg: dict, paths) -> dict:
                             min(cfg["deploy"]["layer_samples"], count), cfg["resolved"]["requant"], builds, machine,
                             work, pcm=pcm)
     except toolchain.ToolchainError as exc:
-        raise McuforgeError(f"verify: {exc}") from None
+        raise toolchain.ToolchainError(f"verify: {exc}") from None
     if clips is not None:
         try:
             report["anomaly_score"] = anomaly_check.check(graph, paths.int8, clips, x,
                                                           anomaly_stages.codegen_constants(cfg, paths), builds,
                                                           machine, work)
         except toolchain.ToolchainError as exc:
-            raise McuforgeError(f"verify: {exc}") from None
+            raise toolchain.ToolchainError(f"verify: {exc}") from None
     problems = judge(report) + budget.check_measured(cfg, paths, report)  # SRAM with the measured stack
     if clips is not None:
         problems += anomaly_check.problems(report["anomaly_score"])
@@ -58,7 +58,7 @@ def run(cfg: dict, paths) -> dict:
     write_json(paths.verify_report, report)
     write_json(paths.verify / "timing.json", timing)
     if problems:
-        raise McuforgeError("verification failed:\n  " + "\n  ".join(problems) + f"\n  (details: {paths.verify_report})")
+        raise VerificationError("verification failed:\n  " + "\n  ".join(problems) + f"\n  (details: {paths.verify_report})")
     summary = {"host_differing_vs_ort": report["host"]["vs_ort"]["differing"]}
     if "qemu" in report:
         summary["qemu_differing_vs_host"] = report["qemu"]["vs_host"]["differing"]

@@ -164,6 +164,31 @@ def test_runner_rejects_input_size_not_multiple_of_sample(builds, workdir):
         toolchain.run_host(builds("host"), bad, workdir / "unused.bin")
 
 
+def test_runner_refuses_a_directory_and_outputs_over_its_inputs(builds, workdir):
+    """The runner itself (not only run_host's checks): a directory is not read as LONG_MAX bytes, and an outputs path
+    naming the inputs file (here through a symbolic link) is refused before "wb" truncates it (files over 4 KB)."""
+    import hashlib
+    import subprocess
+
+    exe = builds("host")
+    folder = subprocess.run([exe, workdir, workdir / "unused.bin"], capture_output=True, text=True, timeout=60)
+    assert folder.returncode == 3 and f"inputs {workdir} is a directory, not a regular file" in folder.stderr
+    big = workdir / "big_inputs.bin"
+    big.write_bytes(bytes(range(INPUT_BYTES)) * 200)  # 12,800 B: more than stdio's 4 KB buffer
+    alias = workdir / "alias.bin"
+    alias.unlink(missing_ok=True)
+    alias.symlink_to(big)
+    before = hashlib.sha256(big.read_bytes()).hexdigest()
+    for outputs in (big, alias):
+        same = subprocess.run([exe, big, outputs], capture_output=True, text=True, timeout=60)
+        assert same.returncode == 2 and "is the inputs file" in same.stderr, same.stderr
+    assert hashlib.sha256(big.read_bytes()).hexdigest() == before
+    with pytest.raises(ToolchainError, match="is the inputs file"):
+        toolchain.run_host(exe, big, alias)
+    with pytest.raises(ToolchainError, match="is a directory"):
+        toolchain.run_host(exe, workdir, workdir / "unused.bin")
+
+
 def test_runner_reports_invoke_failure(builds, workdir):
     failing = workdir / "invoke_fails.bin"
     failing.write_bytes(bytes([0x80] * 4 + [0] * (INPUT_BYTES - 4)))

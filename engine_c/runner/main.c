@@ -24,14 +24,21 @@
  * clips.bin holds N clips of MF_ANOMALY_CLIP_BYTES int8 features; scores.bin receives per clip 9 bytes: the score's
  * int64 accumulator, little-endian, then the decision (1 = anomalous). The instruction count region is one clip.
  *
- * Exit codes: 0 success, 2 usage, 3 a file cannot be opened, read or written, 4 the input size is not a multiple
- * of the sample size, 5 mf_model_invoke failed. Every failure prints one line on stderr starting "mf_runner:".
+ * Exit codes: 0 success, 2 usage (also: the outputs file is the inputs file, which "wb" would truncate before it is
+ * read), 3 a file cannot be opened, read or written (also: the inputs are a directory or another non-regular file),
+ * 4 the input size is not a multiple of the sample size, 5 mf_model_invoke failed. Every failure prints one line on stderr starting "mf_runner:".
  */
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#if defined(__unix__) || defined(__APPLE__)
+#define MF_HAVE_STAT 1  /* the host build: POSIX stat; the Cortex-M build (newlib semihosting) has no inode numbers */
+#include <sys/stat.h>
+#endif
 
 #include "model.h"
 
@@ -163,6 +170,38 @@ static int16_t mf_pcm[MF_MODEL_PCM_SAMPLES];
 #define MF_INVOKE() mf_model_invoke()
 #endif
 
+/* Refuse what fopen/ftell would misread: the inputs not a regular file (a directory reads as LONG_MAX bytes), and
+ * the outputs being the inputs under any name (same device and inode on the host, the same string elsewhere). */
+static int mf_check_paths(const char *inputs_path, const char *outputs_path)
+{
+#ifdef MF_HAVE_STAT
+    struct stat in_stat;
+    struct stat out_stat;
+
+    if (stat(inputs_path, &in_stat) != 0) {
+        fprintf(stderr, "mf_runner: cannot open inputs file %s\n", inputs_path);
+        return MF_EXIT_IO;
+    }
+    if (!S_ISREG(in_stat.st_mode)) {
+        fprintf(stderr, "mf_runner: inputs %s is %s, not a regular file\n", inputs_path,
+                S_ISDIR(in_stat.st_mode) ? "a directory" : "a device, pipe or socket");
+        return MF_EXIT_IO;
+    }
+    if (stat(outputs_path, &out_stat) == 0 && out_stat.st_dev == in_stat.st_dev && out_stat.st_ino == in_stat.st_ino) {
+        fprintf(stderr, "mf_runner: outputs file %s is the inputs file %s: it would be truncated before it is read\n",
+                outputs_path, inputs_path);
+        return MF_EXIT_USAGE;
+    }
+#else
+    if (strcmp(inputs_path, outputs_path) == 0) {
+        fprintf(stderr, "mf_runner: outputs file %s is the inputs file: it would be truncated before it is read\n",
+                outputs_path);
+        return MF_EXIT_USAGE;
+    }
+#endif
+    return MF_EXIT_OK;
+}
+
 static int mf_run(const char *inputs_path, const char *outputs_path)
 {
     FILE *inputs;
@@ -172,13 +211,17 @@ static int mf_run(const char *inputs_path, const char *outputs_path)
     unsigned long sample;
     int status;
 
+    status = mf_check_paths(inputs_path, outputs_path);
+    if (status != MF_EXIT_OK) {
+        return status;
+    }
     inputs = fopen(inputs_path, "rb");
     if (inputs == NULL) {
         fprintf(stderr, "mf_runner: cannot open inputs file %s\n", inputs_path);
         return MF_EXIT_IO;
     }
     input_size = mf_file_size(inputs);
-    if (input_size < 0) {
+    if (input_size < 0 || input_size == LONG_MAX) {  /* LONG_MAX: what ftell says for a directory */
         fprintf(stderr, "mf_runner: cannot get the size of inputs file %s\n", inputs_path);
         fclose(inputs);
         return MF_EXIT_IO;

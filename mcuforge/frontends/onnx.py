@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mcuforge.core.errors import DataError, McuforgeError
 from mcuforge.ir.graph import Graph
 
 from . import onnx_qdq, onnx_qoperator
@@ -14,13 +15,36 @@ from .onnx_common import QOPERATOR_TYPES
 def load(path: Path) -> Graph:
     """Parse an int8 ONNX model (QOperator or QDQ format) into a Graph; raise McuforgeError naming the op and node
     when something is unsupported."""
-    import onnx
-
-    model = onnx.load(str(path))
+    model = read_model(path)
     name_nodes(model)
-    if any(node.op_type in QOPERATOR_TYPES for node in model.graph.node):
-        return onnx_qoperator.read(model)
-    return onnx_qdq.read(model)
+    try:
+        if any(node.op_type in QOPERATOR_TYPES for node in model.graph.node):
+            return onnx_qoperator.read(model)
+        return onnx_qdq.read(model)
+    except McuforgeError as exc:
+        if str(path) in str(exc):
+            raise
+        raise type(exc)(f"{path}: {exc}") from None
+
+
+def read_model(path: Path):
+    """onnx.load with an DataError naming the file for anything that is not a readable ONNX model (a folder, random
+    bytes, a truncated file, a graph without nodes)."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not an ONNX model file")
+    try:
+        model = onnx.load(str(path))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the model ({exc.strerror or exc})") from None
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        raise DataError(f"{path}: not a valid ONNX model, truncated or corrupt ({type(exc).__name__}: {exc})") from None
+    if not model.graph.node:
+        raise DataError(f"{path}: not a valid ONNX model, truncated or corrupt (the graph has no nodes)")
+    return model
 
 
 def name_nodes(model) -> None:

@@ -100,11 +100,15 @@ def parse(path: Path) -> TfliteModel:
             parsed.tensor(t).Name()
             if model.Buffers(parsed.tensor(t).Buffer()) is None:
                 raise IndexError("buffer")
+        tensors = subgraph.TensorsLength()
         for i in range(subgraph.OperatorsLength()):
             op = subgraph.Operators(i)
             parsed.op_code(op)
-            op.InputsAsNumpy()
-            op.OutputsAsNumpy()
+            for kind, indices in (("input", op.InputsAsNumpy()), ("output", op.OutputsAsNumpy())):
+                bad = [int(t) for t in (indices if isinstance(indices, np.ndarray) else ()) if not -1 <= t < tensors]
+                if bad:
+                    raise McuforgeError(f"{path}: operator {i} ({parsed.op_name(op)}): {kind} tensor index {bad[0]} "
+                                        f"is out of range (the model has {tensors} tensors)")
         for t in list(subgraph.InputsAsNumpy()) + list(subgraph.OutputsAsNumpy()):
             if not 0 <= t < subgraph.TensorsLength():
                 raise IndexError("tensor index")

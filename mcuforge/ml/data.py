@@ -7,12 +7,14 @@ The network sees `x / 255` as float in NCHW; the int8 engine sees the quantized 
 from __future__ import annotations
 
 import gzip
+import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from mcuforge.core.errors import McuforgeError
+from mcuforge.core.errors import DataError, McuforgeError
 from mcuforge.core.io import read_json, sha256_file, write_json, write_npy
 
 FASHION_DEFAULT = Path("/usr/share/datasets/fashion-mnist")
@@ -74,12 +76,17 @@ def check_available(dataset: dict, yaml_dir: Path) -> None:
 
 
 def _read_idx(path: Path) -> np.ndarray:
-    raw = gzip.decompress(path.read_bytes())
+    try:
+        raw = gzip.decompress(path.read_bytes())
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: not a readable gzip file ({exc})") from None
     magic = int.from_bytes(raw[:4], "big")
     ndim = magic & 0xFF
-    if magic >> 8 != 0x08:
-        raise McuforgeError(f"{path}: not an unsigned-byte idx file (magic {magic:#x})")
+    if len(raw) < 4 or magic >> 8 != 0x08 or not 1 <= ndim <= 4:
+        raise DataError(f"{path}: not an unsigned-byte idx file (magic {magic:#x})")
     dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    if len(raw) != 4 + 4 * ndim + int(np.prod(dims, dtype=np.float64)):
+        raise DataError(f"{path}: truncated or padded idx file: {len(raw):,} bytes for shape {dims}")
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
@@ -147,19 +154,44 @@ def _image_folder_classes(root: Path, wanted: list[str]) -> list[str]:
     return classes
 
 
+def _image_files(folder: Path) -> list[Path]:
+    """The image files under `folder`, sorted; symbolic links are followed except into a folder already visited
+    (a loop), which is an DataError naming the link."""
+    files = []
+    visited: set[str] = set()
+    for here, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(here)
+        if real in visited:
+            raise DataError(f"dataset.path: symbolic link loop: {here} leads back to {real}, already read")
+        visited.add(real)
+        for name in dirs + names:
+            entry = Path(here) / name
+            if entry.is_symlink() and not entry.exists():
+                raise DataError(f"dataset.path: {entry}: broken or looping symbolic link")
+        dirs.sort()
+        files += [Path(here) / n for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(files)
+
+
 def _read_images(folder: Path) -> list[np.ndarray]:
+    import warnings
+
     from PIL import Image
 
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = _image_files(folder)
     if not files:
-        raise McuforgeError(f"dataset.path: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
+        raise DataError(f"dataset.path: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
     images = []
     for file in files:
         try:
-            with Image.open(file) as img:
-                images.append(np.asarray(img.convert("RGB")))
-        except OSError as exc:
-            raise McuforgeError(f"dataset.path: cannot read image {file}: {exc}") from None
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(file) as img:
+                    images.append(np.asarray(img.convert("RGB")))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise DataError(f"dataset.path: {file}: refused, a possible decompression bomb ({exc})") from None
+        except Exception as exc:  # noqa: BLE001  (Pillow's decoders raise OSError, SyntaxError, ValueError...)
+            raise DataError(f"dataset.path: cannot read image {file}: {type(exc).__name__}: {exc}") from None
     return images
 
 

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from schemas.arch import ArchSpec
 
 from mcuforge.ml import archgraph, latency
-from mcuforge.core.errors import McuforgeError
+from mcuforge.core.errors import BudgetError, McuforgeError
 from mcuforge.core.figures import pyplot, save_png
 from mcuforge.core.io import write_json, write_text
 
@@ -158,7 +158,7 @@ def optimise_space(space: dict, channels: int, limits: dict, samples: int, seed:
         if limits.get("latency_ms"):
             fastest_text = (f", the smallest predicted latency {fastest['predicted_latency_ms']:,.3f} ms "
                             f"(resolution {fastest['resolution']}, width {fastest['width']})")
-        raise McuforgeError(
+        raise BudgetError(
             f"search: no sampled architecture fits the budgets ({_budget_text(limits)}); "
             f"the smallest peak SRAM sampled was {smallest['peak_sram_bytes']:,} B "
             f"(resolution {smallest['resolution']}, width {smallest['width']}) and the smallest flash "
@@ -233,7 +233,7 @@ def evolve(space: dict, channels: int, resolution: int, width: float, limits: di
         seen.add(genes.key())
         population.append(genes)
     if not population:
-        raise McuforgeError(f"search: no architecture of the chosen space fits the budgets ({_budget_text(limits)}) "
+        raise BudgetError(f"search: no architecture of the chosen space fits the budgets ({_budget_text(limits)}) "
                             "after 200 tries")
 
     bar = tqdm(total=evo["iterations"], desc="search stage 2", disable=not progress, mininterval=2.0)

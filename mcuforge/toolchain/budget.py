@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mcuforge.core.errors import McuforgeError
+from mcuforge.core.errors import BudgetError, McuforgeError
 from mcuforge.core.io import read_json, write_json
 from mcuforge.toolchain.elf import disassembly, stack_usage
 from mcuforge.toolchain.process import ToolchainError
@@ -42,7 +42,7 @@ def check_arena(plan, graph, sram_budget: int, board: str) -> None:
         return
     step = plan.peak_step()
     live = [name for name, b in sorted(plan.buffers.items()) if b.bytes_at(step)]
-    raise McuforgeError(
+    raise BudgetError(
         f"SRAM budget exceeded: the activation arena alone needs {arena:,} B (planner {plan.planner}; lower bound "
         f"{plan.lower_bound():,} B) but board '{board}' allows {sram_budget:,} B (SRAM minus reserved bytes). "
         f"The peak is at {_layer(plan, step)}, where {', '.join(live)} are live. Use a smaller model or input "
@@ -160,8 +160,9 @@ def report(sizes: dict, plan: dict, stack: dict, sram_budget: int, flash_budget:
     }
 
 
-def check(numbers: dict, board: str) -> None:
-    """McuforgeError when the full SRAM or flash need exceeds the board's budget."""
+def check(numbers: dict, board: str, ops=None) -> None:
+    """BudgetError when the full SRAM or flash need exceeds the board's budget (with the model's ops: the flash
+    message names how much is constants and the op with the most)."""
     problems = []
     if not numbers["sram_fits"]:
         problems.append(
@@ -173,9 +174,17 @@ def check(numbers: dict, board: str) -> None:
         problems.append(
             f"flash budget exceeded on board '{board}': the model needs {numbers['flash_bytes']:,} B (text + data: "
             f"code and const weights) but the budget is {numbers['flash_budget_bytes']:,} B (flash minus reserved "
-            "bytes).")
+            f"bytes), over by {numbers['flash_bytes'] - numbers['flash_budget_bytes']:,} B." + _flash_parts(numbers, ops))
     if problems:
-        raise McuforgeError(" ".join(problems) + " See budget.json.")
+        raise BudgetError(" ".join(problems) + " See budget.json.")
+
+
+def _flash_parts(numbers: dict, ops) -> str:
+    if not ops:
+        return ""
+    total, (size, name, kind) = constants(ops)
+    return (f" Model constants {total:,} B (the biggest: layer '{name}' ({kind}) {size:,} B), code, runtime and "
+            f"data {max(numbers['flash_bytes'] - total, 0):,} B.")
 
 
 def with_measured_stack(numbers: dict, measured: int, inference_measured: int | None = None) -> dict:
@@ -227,11 +236,33 @@ def check_measured(cfg: dict, paths, report: dict) -> list[str]:
     return measured_problems(numbers, report["sram_measured"], cfg["board"]["name"])
 
 
-def run_board(cfg: dict, paths, sizes: dict, elf: Path, build_dir: Path) -> dict:
-    """After the board build: budget.json next to size.json, then refuse a model over budget."""
+def run_board(cfg: dict, paths, sizes: dict, elf: Path, build_dir: Path, ops=None) -> dict:
+    """After the board build: budget.json next to size.json, then refuse a model over budget (`ops`: the model's, to
+    name its biggest constants)."""
     fpu = cfg["board"].get("fpu", "none") not in (None, "none")
     numbers = report(sizes, read_json(paths.plan), measure(Path(elf), Path(build_dir), fpu),
                      cfg["resolved"]["sram_budget_bytes"], cfg["resolved"]["flash_budget_bytes"])
     write_json(Path(paths.size_json).parent / "budget.json", numbers)
-    check(numbers, cfg["board"]["name"])
+    check(numbers, cfg["board"]["name"], ops)
     return numbers
+
+
+def check_constants(ops, flash_budget: int, board: str, what: str) -> None:
+    """BudgetError when the model's constants alone (weights, biases, scales: bytes that go to flash whatever the code
+    around them) exceed the flash budget, naming need, budget and the biggest layer. Done before training (a fixed
+    architecture) and before the board build, so the linker's "region FLASH overflowed" is never the first word."""
+    need, (size, name, kind) = constants(ops)
+    if need <= flash_budget or not size:
+        return
+    raise BudgetError(
+        f"flash budget exceeded on board '{board}': {what} needs {need:,} B of constants alone (int8 weights, int32 "
+        f"biases, scales) but the budget is {flash_budget:,} B (flash minus reserved bytes), over by "
+        f"{need - flash_budget:,} B; the biggest is layer '{name}' ({kind}) with {size:,} B "
+        f"({100 * size / need:.0f} %). Use a smaller model or a board with more flash.")
+
+
+def constants(ops) -> tuple[int, tuple[int, str, str]]:
+    """(bytes of every op's constants, (bytes, name, kind) of the op with the most)."""
+    sizes = sorted(((sum(int(getattr(a, "nbytes", 0)) for a in op.consts.values()), op.name, str(op.kind))
+                    for op in ops), reverse=True)
+    return sum(size for size, _, _ in sizes), (sizes[0] if sizes else (0, "", ""))

@@ -4,8 +4,9 @@ error, the engine sources a build depends on, and whether size.json belongs to a
 from __future__ import annotations
 
 import json
+import re
 
-from mcuforge.core.errors import McuforgeError
+from mcuforge.core.errors import BudgetError
 from mcuforge.toolchain.cmake import cmake_build
 from mcuforge.toolchain.process import ToolchainError
 
@@ -22,7 +23,12 @@ def build_target(paths, board, requant: str, directory, dump: bool):
     try:
         return cmake_build(paths.codegen, directory, board, requant, layer_dump=dump)
     except ToolchainError as exc:
-        raise McuforgeError(f"build failed: {exc}") from None
+        overflow = re.search(r"region [`']?(\w+)'? overflowed by (\d+) bytes", str(exc))
+        if overflow:
+            raise BudgetError(f"{board['name'] if board else 'host'}: the program does not fit the linker's "
+                              f"{overflow.group(1)} region (over by {int(overflow.group(2)):,} B); see budget.json "
+                              "and size.json of a smaller build") from None
+        raise ToolchainError(f"build failed: {exc}") from None
 
 
 def sizes_are_for(paths, board: str) -> bool:

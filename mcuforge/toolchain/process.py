@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from mcuforge.core.errors import McuforgeError
+from mcuforge.core.errors import EXIT_TOOLCHAIN, McuforgeError
 
 TOOL_TIMEOUT_S = 60.0
 OUTPUT_TAIL_LINES = 30
@@ -26,6 +26,9 @@ OUTPUT_TAIL_LINES = 30
 
 class ToolchainError(McuforgeError):
     """A build, run or tool invocation failed; the message says which command, how, and its output's tail."""
+
+    exit_code = EXIT_TOOLCHAIN
+    kind = "tool failed"
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,12 @@ RUN_TIMEOUT_S = 120.0
 def runner_arguments(inputs: Path, outputs: Path, layer_dir: Path | None, command: str | None = None) -> list:
     """The runner's arguments, checked: the inputs file exists; the outputs' and the layer dumps' folders made.
     command: a runner sub-command before the files (`score`: anomaly models' whole-clip scores)."""
+    if inputs.is_dir():
+        raise ToolchainError(f"inputs {inputs} is a directory, not a file")
     if not inputs.is_file():
         raise ToolchainError(f"inputs file {inputs} does not exist")
+    if outputs.exists() and outputs.samefile(inputs):
+        raise ToolchainError(f"outputs file {outputs} is the inputs file: it would be truncated before it is read")
     outputs.parent.mkdir(parents=True, exist_ok=True)
     arguments = ([command] if command else []) + [inputs, outputs]
     if layer_dir is not None:
