@@ -24,7 +24,7 @@ from tasks import review as review_stage
 from tasks import search as search_stage
 from tasks.doit_state import check_state_db, committing_reporter, lock_build, release_build, remove_stray_temporaries
 from tasks.doit_state import checking_targets
-from tasks.doit_support import EXIT_INTERNAL, ConfigError, McuforgeError, action, keep_freed_memory
+from tasks.doit_support import EXIT_INTERNAL, McuforgeError, action, keep_freed_memory
 
 ROOT = Path(__file__).resolve().parent
 keep_freed_memory()  # before torch starts threads: training runs in this process (mcuforge/ml/allocator.py)

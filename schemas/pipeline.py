@@ -350,7 +350,7 @@ class PipelineConfig(Strict):
     @model_validator(mode="after")
     def _classes_match_data(self) -> "PipelineConfig":
         """num_classes against the class count known without loading data (built-in sets, an explicit classes list)."""
-        if self.deploy.model:
+        if self.deploy.model or self.search is None:  # (an autoencoder has no classes)
             return self
         listed = len(self.dataset.classes) if self.dataset.kind in LISTED_CLASSES else 0
         known = listed or BUILTIN_CLASSES.get(self.dataset.kind, 0)
