@@ -28,13 +28,14 @@ LOG_MEL = FrontendConfig()  # 32 x 32, FFT 512
 MFCC = FrontendConfig(kind="mfcc", window_ms=30, hop_ms=20, fft_size=512, mel_bins=40, num_coeffs=10)  # 49 x 10
 ANOMALY = FrontendConfig(window_ms=64, hop_ms=32, fft_size=1024, mel_bins=128)  # 30 x 128, FFT 1024
 MAIN = {"log_mel": (LOG_MEL, 0.055, 127), "mfcc": (MFCC, 0.45, 60), "anomaly": (ANOMALY, 0.05, 127)}
-ODD = {  # the corners: smallest and largest FFT, window < FFT, hop > window, 8 and 48 kHz, all coefficients kept
+ODD = {  # corners: smallest and largest FFT, odd window, hop > window, 8 and 48 kHz, all coefficients kept
     "fft64_8k": (FrontendConfig(sample_rate=8000, clip_ms=250, window_ms=8, hop_ms=4, fft_size=64, mel_bins=10,
                                 lower_hz=0), 0.06, 100),
     "fft2048_48k": (FrontendConfig(sample_rate=48000, clip_ms=200, window_ms=40, hop_ms=20, fft_size=2048,
                                    mel_bins=64, upper_hz=20000), 0.05, 127),
     "mfcc_all": (FrontendConfig(kind="mfcc", clip_ms=300, window_ms=25, hop_ms=10, fft_size=512, mel_bins=13,
                                 num_coeffs=13), 0.5, 0),
+    "odd_window": (FrontendConfig(clip_ms=300, window_ms=25.0625, hop_ms=10, fft_size=512, mel_bins=24), 0.06, 127),
     "hop_gt_window": (FrontendConfig(clip_ms=500, window_ms=16, hop_ms=40, fft_size=256, mel_bins=20, log_floor=1e-7),
                        0.06, 127),
 }

@@ -35,9 +35,8 @@ def normalise(frames: np.ndarray, tables: FrontendTables) -> tuple[np.ndarray, n
 
 
 def _twiddle_mul(br, bi, wr, wi):
-    """mul_q31: (2 b w + 2^31) >> 32 on each part (the C takes the high word of a 64-bit multiply-accumulate)."""
-    rounding = np.int64(1) << 31
-    return (2 * br * wr - 2 * bi * wi + rounding) >> 32, (2 * br * wi + 2 * bi * wr + rounding) >> 32
+    """mul_q31: (2 b w) >> 32 on each part, rounded down (the C takes the high word of a 64-bit multiply-accumulate)."""
+    return (2 * br * wr - 2 * bi * wi) >> 32, (2 * br * wi + 2 * bi * wr) >> 32
 
 
 def complex_fft(zr: np.ndarray, zi: np.ndarray, tables: FrontendTables) -> tuple[np.ndarray, np.ndarray]:
