@@ -1,5 +1,6 @@
 """The audio front end (issue 16): the integer Python reference (mcuforge/audio/features.py), the C front end
-(engine_c/src/frontend/mf_frontend.c) and the generated tables (mcuforge/codegen/frontend.py).
+(engine_c/src/frontend/mf_frontend.c), the generated tables and the chaining to a network
+(mcuforge/codegen/frontend.py).
 
 - C == Python byte for byte: through ctypes for a spread of configurations, and through the code generator, the
   CMake build and the runner on the host, with ASan/UBSan, and under QEMU on Cortex-M4F and Cortex-M3.
@@ -20,6 +21,7 @@ from mcuforge import toolchain
 from mcuforge.audio import features
 from mcuforge.audio.tables import FrontendError, build_tables, hz_to_mel, mel_filters
 from mcuforge.codegen import frontend as codegen_frontend
+from mcuforge.core.errors import McuforgeError
 from schemas.frontend import FrontendConfig
 
 HAVE_QEMU = shutil.which("qemu-system-arm") is not None and shutil.which("arm-none-eabi-gcc") is not None
@@ -138,6 +140,37 @@ def test_generated_table_bytes_match_the_object(generated_model):
     params_bytes = 9 * 4 + 8 * 8 + 6 * 4 + 4  # 9 int32, 8 pointers, 6 int32 + padding (x86-64)
     assert toolchain.elf_size(obj)["text"] + toolchain.elf_size(obj)["data"] == \
         codegen_frontend.figures(tables)["table_bytes"] + params_bytes
+
+
+@pytest.mark.slow
+def test_front_end_chained_to_the_mlperf_kws_network(tmp_path):
+    """codegen.frontend.chain: the runner built with MF_MODEL_PCM takes raw PCM clips through mf_model_invoke_pcm
+    (MFCC 49x10 into the DS-CNN's input, quantised with its scale and zero point, the scratch in the arena's free
+    gap) and gives the same class scores as the plain runner fed the Python reference's features."""
+    from helpers import MLPERF
+    from mcuforge import frontends
+    from mcuforge.codegen import generate as codegen
+    from mcuforge.schedule import planner
+
+    graph = frontends.load(MLPERF / "kws_ref_model.tflite")
+    plan = planner.plan(graph)
+    chained, figures = codegen_frontend.chain(MFCC, graph, plan)
+    assert figures["scratch_in_arena"] and figures["extra_ram_bytes"] == 0
+    codegen.write({**codegen.generate(graph, plan, "kws"), **chained}, tmp_path / "codegen")
+    pcm = clips(MFCC)
+    pcm.tofile(tmp_path / "pcm.bin")
+    source = graph.tensors[graph.input]
+    features.extract(pcm, MFCC, float(source.scale), int(source.zp)).tofile(tmp_path / "features.bin")
+    plain = toolchain.cmake_build(tmp_path / "codegen", tmp_path / "plain", None, "fixed")
+    with_pcm = toolchain.cmake_build(tmp_path / "codegen", tmp_path / "pcm", None, "fixed", defines=("MF_MODEL_PCM",))
+    toolchain.run_host(plain, tmp_path / "features.bin", tmp_path / "scores.bin")
+    toolchain.run_host(with_pcm, tmp_path / "pcm.bin", tmp_path / "scores_pcm.bin")
+    scores = np.fromfile(tmp_path / "scores.bin", np.int8)
+    assert scores.size == len(pcm) * 12
+    assert np.array_equal(np.fromfile(tmp_path / "scores_pcm.bin", np.int8), scores)
+    wrong = FrontendConfig(kind="mfcc", window_ms=30, hop_ms=20, fft_size=512, mel_bins=40, num_coeffs=13)
+    with pytest.raises(McuforgeError, match=r"49 frames x 13 features = 637 bytes, but the network's input"):
+        codegen_frontend.chain(wrong, graph, plan)
 
 
 # ---- what the features are ----------------------------------------------------------------------------------------

@@ -16,6 +16,10 @@
  * Built with MF_STACK_PAINT (Cortex-M, engine_c/platform/startup.c), every inference runs on a freshly painted stack
  * and its high-water mark is noted, outside the benchmark markers so that instruction counts are unchanged.
  *
+ * Built with MF_MODEL_PCM (a model generated with the audio front end chained: model_pcm.h), the samples of
+ * inputs.bin are clips of MF_MODEL_PCM_SAMPLES raw int16 PCM values (little-endian) and each runs through
+ * mf_model_invoke_pcm (front end, then network); the outputs are the network's.
+ *
  * Exit codes: 0 success, 2 usage, 3 a file cannot be opened, read or written, 4 the input size is not a multiple
  * of the sample size, 5 mf_model_invoke failed. Every failure prints one line on stderr starting "mf_runner:".
  */
@@ -26,6 +30,18 @@
 #include <string.h>
 
 #include "model.h"
+
+#ifdef MF_MODEL_PCM
+#include "model_pcm.h"
+static int16_t mf_pcm_input[MF_MODEL_PCM_SAMPLES];
+#define MF_RUNNER_SAMPLE_BYTES ((size_t)MF_MODEL_PCM_SAMPLES * sizeof(int16_t))
+#define MF_RUNNER_INPUT() ((void *)mf_pcm_input)
+#define MF_RUNNER_INVOKE() mf_model_invoke_pcm(mf_pcm_input)
+#else
+#define MF_RUNNER_SAMPLE_BYTES ((size_t)MF_MODEL_INPUT_BYTES)
+#define MF_RUNNER_INPUT() ((void *)mf_model_input())
+#define MF_RUNNER_INVOKE() mf_model_invoke()
+#endif
 
 #define MF_EXIT_OK 0
 #define MF_EXIT_USAGE 2
@@ -160,13 +176,13 @@ static int mf_run(const char *inputs_path, const char *outputs_path)
         fclose(inputs);
         return MF_EXIT_IO;
     }
-    if (input_size == 0 || (unsigned long)input_size % (unsigned long)MF_MODEL_INPUT_BYTES != 0) {
+    if (input_size == 0 || (unsigned long)input_size % (unsigned long)MF_RUNNER_SAMPLE_BYTES != 0) {
         fprintf(stderr, "mf_runner: inputs file %s has %ld bytes, not a positive multiple of the sample size %lu\n",
-                inputs_path, input_size, (unsigned long)MF_MODEL_INPUT_BYTES);
+                inputs_path, input_size, (unsigned long)MF_RUNNER_SAMPLE_BYTES);
         fclose(inputs);
         return MF_EXIT_INPUT_SIZE;
     }
-    sample_count = (unsigned long)input_size / (unsigned long)MF_MODEL_INPUT_BYTES;
+    sample_count = (unsigned long)input_size / (unsigned long)MF_RUNNER_SAMPLE_BYTES;
 
     outputs = fopen(outputs_path, "wb");
     if (outputs == NULL) {
@@ -176,7 +192,7 @@ static int mf_run(const char *inputs_path, const char *outputs_path)
     }
 
     for (sample = 0; sample < sample_count; ++sample) {
-        if (!mf_read_exact(inputs, mf_model_input(), (size_t)MF_MODEL_INPUT_BYTES)) {
+        if (!mf_read_exact(inputs, MF_RUNNER_INPUT(), MF_RUNNER_SAMPLE_BYTES)) {
             fprintf(stderr, "mf_runner: cannot read sample %lu from %s\n", sample, inputs_path);
             fclose(inputs);
             fclose(outputs);
@@ -189,7 +205,7 @@ static int mf_run(const char *inputs_path, const char *outputs_path)
         mf_stack_paint();
 #endif
         mf_bench_start();
-        status = mf_model_invoke();
+        status = MF_RUNNER_INVOKE();
         mf_bench_stop();
 #ifdef MF_STACK_PAINT
         mf_stack_note_inference();
