@@ -122,6 +122,21 @@ static int32_t mf_window_frame(const mf_frontend_params *p, const int16_t *pcm, 
     return shift;
 }
 
+/* a, b = a + t, a - t with t = mul_q31(w, b). */
+static void mf_butterfly(int32_t *a, int32_t *b, int32_t wr, int32_t wi)
+{
+    const int32_t br = b[0];
+    const int32_t bi = b[1];
+    const int32_t tr = mf_mul_q31(br, wr, bi, -wi);
+    const int32_t ti = mf_mul_q31(br, wi, bi, wr);
+    const int32_t ar = a[0];
+    const int32_t ai = a[1];
+    b[0] = ar - tr;
+    b[1] = ai - ti;
+    a[0] = ar + tr;
+    a[1] = ai + ti;
+}
+
 /* One radix-2 stage of `size` (half = size / 2): the pairs (a, a + half) of every group, t = w * b. */
 static void mf_fft_stage(int32_t *z, int32_t points, const int32_t *twiddle, int32_t size, int32_t step)
 {
@@ -131,28 +146,34 @@ static void mf_fft_stage(int32_t *z, int32_t points, const int32_t *twiddle, int
 
     for (a = z; a < z + 2 * points; a += 2 * size) { /* j = 0: w = 1, t = b exactly */
         int32_t *b = a + 2 * half;
+        const int32_t ar = a[0];
+        const int32_t ai = a[1];
         const int32_t tr = b[0];
         const int32_t ti = b[1];
-        b[0] = a[0] - tr;
-        b[1] = a[1] - ti;
-        a[0] = a[0] + tr;
-        a[1] = a[1] + ti;
+        b[0] = ar - tr;
+        b[1] = ai - ti;
+        a[0] = ar + tr;
+        a[1] = ai + ti;
     }
-    for (j = 1; j < half; j++) {
-        const int32_t wr = twiddle[j * step];
-        const int32_t wi = twiddle[j * step + 1];
-        for (a = z + 2 * j; a < z + 2 * points; a += 2 * size) {
-            int32_t *b = a + 2 * half;
-            const int32_t br = b[0];
-            const int32_t bi = b[1];
-            const int32_t tr = mf_mul_q31(br, wr, bi, -wi);
-            const int32_t ti = mf_mul_q31(br, wi, bi, wr);
-            const int32_t ar = a[0];
-            const int32_t ai = a[1];
-            b[0] = ar - tr;
-            b[1] = ai - ti;
-            a[0] = ar + tr;
-            a[1] = ai + ti;
+    if (points / size >= half) { /* many groups: twiddle outer, groups inner */
+        for (j = 1; j < half; j++) {
+            const int32_t wr = twiddle[j * step];
+            const int32_t wi = twiddle[j * step + 1];
+            for (a = z + 2 * j; a < z + 2 * points; a += 2 * size) {
+                mf_butterfly(a, a + 2 * half, wr, wi);
+            }
+        }
+        return;
+    }
+    for (a = z; a < z + 2 * points; a += 2 * size) { /* few groups: groups outer, twiddles inner */
+        int32_t *pa = a + 2;
+        int32_t *pb = a + 2 * half + 2;
+        const int32_t *w = twiddle + step;
+        for (j = 1; j < half; j++) {
+            mf_butterfly(pa, pb, w[0], w[1]);
+            pa += 2;
+            pb += 2;
+            w += step;
         }
     }
 }
