@@ -26,7 +26,7 @@ def round_shift(values: np.ndarray, shift: int) -> np.ndarray:
 def normalise(frames: np.ndarray, tables: FrontendTables) -> tuple[np.ndarray, np.ndarray]:
     """int16 frames [F, W] -> (windowed and block-normalised x [F, W] int64, the shift s [F])."""
     v = frames.astype(np.int64) * tables.window.astype(np.int64)
-    ored = np.bitwise_or.reduce(np.abs(v), axis=1)
+    ored = np.bitwise_or.reduce(v ^ (v >> 63), axis=1)  # |v|, or |v| - 1 for v < 0 (one instruction in C)
     shift = np.where(ored == 0, 0, tables.headroom_bits - bit_length(ored))
     up = np.maximum(shift, 0)[:, None]
     down = np.maximum(-shift, 1)[:, None]

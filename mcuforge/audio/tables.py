@@ -3,8 +3,9 @@ them as `const` arrays), so the reference and the device use the very same integ
 
 The algorithm, per frame of `window_samples` (W) PCM samples, FFT size N = 2M, L = log2(N):
   1. window:     v[n] = pcm[n] * window[n]            (window: periodic Hann, Q15, int16; |v| < 2^30)
-  2. normalise:  s = T - bitlen(OR_n |v[n]|), T = 28 - L (block floating point: the loudest sample gets T bits,
-                 so that every FFT value stays below 2^29 whatever the signal); x = v * 2^s if s >= 0, else
+  2. normalise:  s = T - bitlen(OR_n m[n]), m = v ^ (v >> 31) (|v|, or |v| - 1 for v < 0), T = 28 - L (block
+                 floating point: the loudest sample gets T bits, so that every FFT value stays below 2^29
+                 whatever the signal); x = v * 2^s if s >= 0, else
                  (v + 2^(-s-1)) >> -s (round half up). A silent frame (all v = 0) has s = 0.
   3. FFT:        z[m] = x[2m] + i x[2m+1], m < M (x zero-padded to N), bit-reversed, then log2(M) radix-2
                  decimation-in-time stages: t = w * b, a' = a + t, b' = a - t, where w * b is exact for w = 1

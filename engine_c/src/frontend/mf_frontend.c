@@ -75,14 +75,14 @@ static int32_t mf_window_frame(const mf_frontend_params *p, const int16_t *pcm, 
         int32_t *out = z + 2 * (int32_t)bitrev[n >> 1];
         const int32_t re = (int32_t)pcm[n] * (int32_t)window[n];
         const int32_t im = (int32_t)pcm[n + 1] * (int32_t)window[n + 1];
-        ored |= (uint32_t)(re < 0 ? -re : re) | (uint32_t)(im < 0 ? -im : im);
+        ored |= (uint32_t)(re ^ (re >> 31)) | (uint32_t)(im ^ (im >> 31)); /* |v| or |v| - 1 */
         out[0] = re;
         out[1] = im;
     }
     if (n < window_samples) { /* odd window: the last sample pairs with the zero padding */
         int32_t *out = z + 2 * (int32_t)bitrev[n >> 1];
         const int32_t re = (int32_t)pcm[n] * (int32_t)window[n];
-        ored |= (uint32_t)(re < 0 ? -re : re);
+        ored |= (uint32_t)(re ^ (re >> 31));
         out[0] = re;
         out[1] = 0;
         n += 2;
@@ -188,35 +188,40 @@ static void mf_fft(int32_t *z, int32_t points, const int32_t *twiddle, int32_t f
     }
 }
 
+/* Bins k and M - k of the real split from A = Z[a], B = Z[b] (a = k, b = M - k mod M); mirror < 0: bin k only. */
+static void mf_power_pair(const int32_t *a, const int32_t *b, const int32_t *w, const int32_t *w_mirror, uint32_t *bin,
+                          uint32_t *bin_mirror)
+{
+    const int32_t sr = a[0] + b[0];
+    const int32_t si = a[1] - b[1];
+    const int32_t dr = a[0] - b[0];
+    const int32_t di = a[1] + b[1];
+    /* t = W_N^k * (-i D) = W_N^k * (di - i dr); for M - k, S and D become conj(S) and -conj(D) */
+    int32_t xr = sr + mf_mul_q31(di, w[0], dr, w[1]);
+    int32_t xi = si + mf_mul_q31(di, w[1], -dr, w[0]);
+    *bin = (uint32_t)(((int64_t)xr * xr + (int64_t)xi * xi) >> MF_FRONTEND_POWER_SHIFT);
+    if (bin_mirror != NULL) {
+        xr = sr + mf_mul_q31(di, w_mirror[0], -dr, w_mirror[1]);
+        xi = mf_mul_q31(di, w_mirror[1], dr, w_mirror[0]) - si;
+        *bin_mirror = (uint32_t)(((int64_t)xr * xr + (int64_t)xi * xi) >> MF_FRONTEND_POWER_SHIFT);
+    }
+}
+
 /*
  * Real split of the M-point complex spectrum into the power spectrum P[0..M] of the N-point real frame. Bins k and
- * M - k read the same two values: for M - k, S and D become conj(S) and -conj(D), so both are computed together
- * (each with its own twiddle from the table, the same integers as the per-bin formula).
+ * M - k read the same two values, so they are computed together (each with its own twiddle from the table: the
+ * same integers as the per-bin formula of mcuforge/audio/fft.py).
  */
 static void mf_power(const int32_t *z, int32_t points, const int32_t *twiddle, uint32_t *power)
 {
     int32_t k;
 
-    for (k = 0; k <= points / 2; k++) {
-        const int32_t mirror = points - k;
-        const int32_t *a = z + 2 * k;
-        const int32_t *b = z + 2 * (k == 0 ? 0 : mirror);
-        const int32_t sr = a[0] + b[0];
-        const int32_t si = a[1] - b[1];
-        const int32_t dr = a[0] - b[0];
-        const int32_t di = a[1] + b[1];
-        const int32_t *w = twiddle + 2 * k;
-        /* t = W_N^k * (-i D) = W_N^k * (di - i dr) */
-        int32_t xr = sr + mf_mul_q31(di, w[0], dr, w[1]);
-        int32_t xi = si + mf_mul_q31(di, w[1], -dr, w[0]);
-        power[k] = (uint32_t)(((int64_t)xr * xr + (int64_t)xi * xi) >> MF_FRONTEND_POWER_SHIFT);
-        if (mirror != k) {
-            w = twiddle + 2 * mirror;
-            xr = sr + mf_mul_q31(di, w[0], -dr, w[1]);
-            xi = mf_mul_q31(di, w[1], dr, w[0]) - si;
-            power[mirror] = (uint32_t)(((int64_t)xr * xr + (int64_t)xi * xi) >> MF_FRONTEND_POWER_SHIFT);
-        }
+    mf_power_pair(z, z, twiddle, twiddle + 2 * points, power, power + points); /* bins 0 and M: A = B = Z[0] */
+    for (k = 1; k < points / 2; k++) {
+        mf_power_pair(z + 2 * k, z + 2 * (points - k), twiddle + 2 * k, twiddle + 2 * (points - k), power + k,
+                      power + points - k);
     }
+    mf_power_pair(z + points, z + points, twiddle + points, NULL, power + points / 2, NULL); /* bin M / 2 */
 }
 
 /* Mel energies, log2 in Q16 with the frame's shift, the offset and the floor. */
