@@ -65,9 +65,12 @@ def log2_q16(energy: np.ndarray, tables: FrontendTables) -> np.ndarray:
 def _log_values(frames: np.ndarray, tables: FrontendTables, mel: np.ndarray) -> np.ndarray:
     """int16 frames [F, W] -> the values before int8 quantisation [F, num_features] (Q16 log2 units, int64)."""
     power, shift = power_spectrum(frames, tables)
-    high, low = power >> 16, power & 0xFFFF  # float64 matmuls of 16-bit halves: every partial sum exact (< 2^53)
-    energy = (np.rint(mel @ high.astype(np.float64)).astype(np.int64).T << 16) + \
-        np.rint(mel @ low.astype(np.float64)).astype(np.int64).T
+    if int(power.max(initial=0)) * float(mel.sum(axis=1).max()) < 2.0 ** 53:  # float64 matmul, every sum exact
+        energy = np.rint(mel @ power.astype(np.float64)).astype(np.int64).T
+    else:  # in two 16-bit halves, each exact
+        high, low = power >> 16, power & 0xFFFF
+        energy = (np.rint(mel @ high.astype(np.float64)).astype(np.int64).T << 16) + \
+            np.rint(mel @ low.astype(np.float64)).astype(np.int64).T
     logs = log2_q16(energy, tables) - (2 * Q16) * shift[:, None] + tables.log_offset
     logs = np.where(energy > 0, np.maximum(logs, tables.log_floor), tables.log_floor)
     if tables.kind != KIND_MFCC:
