@@ -109,8 +109,8 @@ def kws_share(core: str, work: Path) -> dict:
         result = toolchain.run_qemu(elf, board["qemu"]["machine"], work / "kws" / inputs,
                                     work / "kws" / f"out_{core}_{variant}.bin", count_instructions=True)
         counts[variant] = int(result.instructions_per_inference)
-    same = (work / "kws" / f"out_{core}_network.bin").read_bytes() == (work / "kws" / f"out_{core}_pcm.bin").read_bytes()
-    if not same:
+    network_out = (work / "kws" / f"out_{core}_network.bin").read_bytes()
+    if network_out != (work / "kws" / f"out_{core}_pcm.bin").read_bytes():
         raise SystemExit(f"{core}: the chained KWS scores differ from the network fed the reference features")
     return {"network_instructions": counts["network"], "pcm_to_scores_instructions": counts["pcm"],
             "front_end_share": round((counts["pcm"] - counts["network"]) / counts["pcm"], 4),

@@ -11,8 +11,8 @@ The algorithm, per frame of `window_samples` (W) PCM samples, FFT size N = 2M, L
                  decimation-in-time stages: t = w * b, a' = a + t, b' = a - t, where w * b is exact for w = 1
                  (twiddle index 0) and otherwise mul_q31(w, b): each of t's parts is (2 b_re w_re - 2 b_im w_im) >> 32
                  (resp. (2 b_re w_im + 2 b_im w_re) >> 32), a Q31 product rounded down (a bias of half an LSB on
-                 values of up to 2^29), the high word of one 64-bit multiply-accumulate. w = W_N^(2j) from the twiddle table
-                 (Q31, clamped to +-(2^31 - 1)).
+                 values of up to 2^29), the high word of one 64-bit multiply-accumulate. w = W_N^(2j) from the
+                 twiddle table (Q31, clamped to +-(2^31 - 1)).
   4. real split: for k = 0..M, A = Z[k mod M], B = conj Z[(M - k) mod M]: S = A + B, D = A - B,
                  2X[k] = S + mul_q31(W_N^k, -i D) (no exact case); P[k] = (Re^2 + Im^2) >> 27 (uint32).
   5. mel:        E[j] = sum_k P[k] * mel_weight[j, k] (weights Q15 <= 32768, uint64 accumulation; triangles on the

@@ -2,9 +2,9 @@
  * mf_frontend_run: int16 PCM -> int8 log-mel / MFCC features, integer only (see mf_frontend.h and the algorithm in
  * mcuforge/audio/tables.py, which mcuforge/audio/features.py implements in numpy with the same integers).
  *
- * Per frame: window + block normalisation into the complex buffer (bit-reversed), radix-2 DIT FFT of M = N/2 points
- * (Q31 twiddles, products rounded down), real split to the power spectrum, Q15 mel filter bank (uint64), table log2 (Q16),
- * optional Q15 DCT-II, int8 quantisation by multiplier and shift.
+ * Per frame: window + block normalisation into the complex buffer (bit-reversed), radix-2 DIT FFT of M = N/2
+ * points (Q31 twiddles, products rounded down), real split to the power spectrum, Q15 mel filter bank (uint64),
+ * table log2 (Q16), optional Q15 DCT-II, int8 quantisation by multiplier and shift.
  *
  * Signed right shifts of negative values are arithmetic (as gcc, clang and armcc define them), like numpy's >>.
  */
