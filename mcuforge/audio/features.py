@@ -85,10 +85,12 @@ def integer_values(pcm: np.ndarray, frontend: "FrontendConfig", tables: Frontend
     pcm = _check_pcm(pcm, frontend)
     tables = tables or build_tables(frontend, 1.0, 0)
     mel = tables.mel_matrix().T.astype(np.float64)  # [mel_bins, M + 1]
-    frames = _frames(pcm, tables)
-    out = np.empty((frames.shape[0], tables.num_features), dtype=np.int64)
-    for start in range(0, frames.shape[0], CHUNK_FRAMES):
-        out[start:start + CHUNK_FRAMES] = _log_values(frames[start:start + CHUNK_FRAMES], tables, mel)
+    out = np.empty((pcm.shape[0] * tables.num_frames, tables.num_features), dtype=np.int64)
+    clips_per_chunk = max(1, CHUNK_FRAMES // tables.num_frames)  # frames are cut chunk by chunk: bounded memory
+    for start in range(0, pcm.shape[0], clips_per_chunk):
+        frames = _frames(pcm[start:start + clips_per_chunk], tables)
+        first = start * tables.num_frames
+        out[first:first + frames.shape[0]] = _log_values(frames, tables, mel)
     return out.reshape(pcm.shape[0], tables.num_frames, tables.num_features)
 
 
