@@ -142,35 +142,66 @@ def test_generated_table_bytes_match_the_object(generated_model):
         codegen_frontend.figures(tables)["table_bytes"] + params_bytes
 
 
-@pytest.mark.slow
-def test_front_end_chained_to_the_mlperf_kws_network(tmp_path):
-    """codegen.frontend.chain: the runner built with MF_MODEL_PCM takes raw PCM clips through mf_model_invoke_pcm
-    (MFCC 49x10 into the DS-CNN's input, quantised with its scale and zero point, the scratch in the arena's free
-    gap) and gives the same class scores as the plain runner fed the Python reference's features."""
+@pytest.fixture(scope="module")
+def kws_network(tmp_path_factory):
+    """The MLPerf KWS DS-CNN (49x10 int8 input) generated and built for the host (the plain runner)."""
     from helpers import MLPERF
     from mcuforge import frontends
     from mcuforge.codegen import generate as codegen
     from mcuforge.schedule import planner
 
+    work = tmp_path_factory.mktemp("kws")
     graph = frontends.load(MLPERF / "kws_ref_model.tflite")
     plan = planner.plan(graph)
-    chained, figures = codegen_frontend.chain(MFCC, graph, plan)
+    sources = codegen.generate(graph, plan, "kws")
+    codegen.write(sources, work / "codegen")
+    runner = toolchain.cmake_build(work / "codegen", work / "plain", None, "fixed")
+    return graph, plan, sources, runner, work
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("with_table", [False, True], ids=["input_quantization", "input_table"])
+def test_front_end_chained_to_the_mlperf_kws_network(kws_network, tmp_path, with_table):
+    """codegen.frontend.chain: the runner built with MF_MODEL_PCM takes raw PCM clips through mf_model_invoke_pcm
+    (MFCC 49x10 into the DS-CNN's input, the scratch in the arena's free gap) and gives the same class scores as the
+    plain runner fed the Python reference's features: quantised with the input tensor's scale and zero point, or
+    with other parameters and then mapped through a 256-entry input table (here: requantisation to the input's)."""
+    from mcuforge.codegen import generate as codegen
+
+    graph, plan, sources, runner, _ = kws_network
+    source = graph.tensors[graph.input]
+    if with_table:
+        quantization = (0.5, 30)
+        q = np.arange(-128, 128)
+        table = np.clip(np.round((q - 30) * 0.5 / float(source.scale)) + int(source.zp), -128, 127).astype(np.int8)
+        chained, figures = codegen_frontend.chain(MFCC, graph, plan, quantization=quantization, input_table=table)
+        assert figures["input_table_bytes"] == 256
+    else:
+        quantization, table = (float(source.scale), int(source.zp)), None
+        chained, figures = codegen_frontend.chain(MFCC, graph, plan)
     assert figures["scratch_in_arena"] and figures["extra_ram_bytes"] == 0
-    codegen.write({**codegen.generate(graph, plan, "kws"), **chained}, tmp_path / "codegen")
+    codegen.write({**sources, **chained}, tmp_path / "codegen")
     pcm = clips(MFCC)
     pcm.tofile(tmp_path / "pcm.bin")
-    source = graph.tensors[graph.input]
-    features.extract(pcm, MFCC, float(source.scale), int(source.zp)).tofile(tmp_path / "features.bin")
-    plain = toolchain.cmake_build(tmp_path / "codegen", tmp_path / "plain", None, "fixed")
+    inputs = features.extract(pcm, MFCC, *quantization)
+    if table is not None:
+        inputs = table[inputs.astype(np.int32) + 128]
+    inputs.tofile(tmp_path / "features.bin")
     with_pcm = toolchain.cmake_build(tmp_path / "codegen", tmp_path / "pcm", None, "fixed", defines=("MF_MODEL_PCM",))
-    toolchain.run_host(plain, tmp_path / "features.bin", tmp_path / "scores.bin")
+    toolchain.run_host(runner, tmp_path / "features.bin", tmp_path / "scores.bin")
     toolchain.run_host(with_pcm, tmp_path / "pcm.bin", tmp_path / "scores_pcm.bin")
     scores = np.fromfile(tmp_path / "scores.bin", np.int8)
     assert scores.size == len(pcm) * 12
     assert np.array_equal(np.fromfile(tmp_path / "scores_pcm.bin", np.int8), scores)
+
+
+def test_chain_refuses_a_mismatched_network(kws_network):
+    graph, plan, _, _, _ = kws_network
     wrong = FrontendConfig(kind="mfcc", window_ms=30, hop_ms=20, fft_size=512, mel_bins=40, num_coeffs=13)
     with pytest.raises(McuforgeError, match=r"49 frames x 13 features = 637 bytes, but the network's input"):
         codegen_frontend.chain(wrong, graph, plan)
+    with pytest.raises(McuforgeError, match="both quantization and input_table"):
+        codegen_frontend.chain(MFCC, graph, plan, quantization=(0.5, 0))
 
 
 # ---- what the features are ----------------------------------------------------------------------------------------

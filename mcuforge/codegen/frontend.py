@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from mcuforge.audio.tables import KIND_MFCC, FrontendTables, build_tables
 from mcuforge.codegen.writer import CWriter, c_array
 from mcuforge.core.errors import McuforgeError
@@ -146,16 +148,27 @@ def standalone_model(fronts: list[tuple[FrontendTables, str]]) -> dict[str, str]
     return {"model.h": h.text(), "model.c": c.text(), **files}
 
 
-def chain(frontend: "FrontendConfig", graph: "Graph", plan: "Plan", prefix: str = "fe") -> tuple[dict[str, str], dict]:
+def chain(frontend: "FrontendConfig", graph: "Graph", plan: "Plan", prefix: str = "fe",
+          quantization: tuple[float, int] | None = None, input_table: np.ndarray | None = None
+          ) -> tuple[dict[str, str], dict]:
     """Front end + network: `model_pcm.h` / `model_pcm.c` with `int mf_model_invoke_pcm(const int16_t *pcm)` (the
-    front end writes the network's int8 input, quantised with the input tensor's scale and zero point, then
-    mf_model_invoke() runs the network), plus the front end's files. The runner built with -DMF_MODEL_PCM reads
-    clips of raw int16 PCM (little-endian) instead of int8 inputs.
+    front end writes the network's int8 input, then mf_model_invoke() runs the network), plus the front end's files.
+    The runner built with -DMF_MODEL_PCM reads clips of raw int16 PCM (little-endian) instead of int8 inputs.
+
+    By default the features are quantised with the input tensor's scale and zero point (a network trained on them,
+    e.g. a TFLite model). With `quantization` (scale, zero point) and `input_table` (int8[256], e.g.
+    verify.onnx_reference.input_table for a network fed `(q + 128) / 255`), the features are quantised with the
+    given parameters and each int8 value q is then replaced in place by input_table[q + 128].
 
     The front end's scratch lives in the arena when a gap beside the network's input is large enough (it is only
     used before the network runs), else in a static buffer of its own. Returns (sources, figures)."""
     source_tensor = graph.tensors[graph.input]
-    tables = build_tables(frontend, float(source_tensor.scale), int(source_tensor.zp))
+    if (quantization is None) != (input_table is None):
+        raise McuforgeError("frontend chain: give both quantization and input_table, or neither")
+    if input_table is not None and np.asarray(input_table).shape != (256,):
+        raise McuforgeError(f"frontend chain: input_table must have 256 entries, got {np.asarray(input_table).shape}")
+    scale, zero_point = quantization or (float(source_tensor.scale), int(source_tensor.zp))
+    tables = build_tables(frontend, scale, zero_point)
     feature_bytes = tables.num_frames * tables.num_features
     if source_tensor.bytes != feature_bytes:
         raise McuforgeError(f"frontend: {tables.num_frames} frames x {tables.num_features} features = {feature_bytes} "
@@ -190,15 +203,25 @@ def chain(frontend: "FrontendConfig", graph: "Graph", plan: "Plan", prefix: str 
              '#include "model_pcm.h"', f'#include "{prefix}_frontend.h"', ""])
     if placement is None:
         c.lines([f"static int32_t mf_frontend_scratch[{scratch // 4}]; /* no gap of {scratch} B in the arena */", ""])
+    if input_table is not None:
+        c.line("/* the network's int8 input for each front end value q, at index q + 128 */")
+        c_array(c, "int8_t", "mf_frontend_input_table", np.asarray(input_table, dtype=np.int8),
+                qualifiers="static const")
+        c.line()
     with c.block("int mf_model_invoke_pcm(const int16_t *pcm)\n{"):
         if placement is None:
             c.line("void *scratch = mf_frontend_scratch;")
         else:
             c.line(f"void *scratch = {placement}; /* in the arena, free before the network runs */")
-        c.line(f"const mf_status status = mf_frontend_run(&{prefix}_frontend_params, pcm, mf_model_input(), scratch);")
+        c.line("int8_t *input = mf_model_input();")
+        c.line(f"const mf_status status = mf_frontend_run(&{prefix}_frontend_params, pcm, input, scratch);")
         with c.block("if (status != MF_OK) {"):
             c.line("return (int)status;")
+        if input_table is not None:
+            with c.for_range("i", feature_bytes):
+                c.line("input[i] = mf_frontend_input_table[(int32_t)input[i] + 128];")
         c.line("return mf_model_invoke();")
     figures_ = {**figures(tables), "scratch_in_arena": placement is not None,
-                "extra_ram_bytes": 0 if placement is not None else scratch}
+                "extra_ram_bytes": 0 if placement is not None else scratch,
+                "input_table_bytes": 0 if input_table is None else 256}
     return {"model_pcm.h": h.text(), "model_pcm.c": c.text(), **sources(tables, prefix)}, figures_
