@@ -10,7 +10,11 @@ the plugin's per-layer counts give one figure per front end; the outputs are che
 (a difference fails the run). The count depends slightly on the signal (the block normalisation shifts or not):
 the clip is white noise at -20 dBFS.
 
-    .venv/bin/python benchmarks/frontend_bench.py [--cores m4 m3] [--out benchmarks/results/frontend_bench.json]
+With --kws, the MFCC 49x10 front end is also chained (codegen.frontend.chain) to the MLPerf Tiny KWS DS-CNN (read
+in place from ../shared/models/mlperf-tiny) and the whole PCM -> scores inference is counted next to the network
+alone on the Python reference's features: the front end's share of a real keyword spotter.
+
+    .venv/bin/python benchmarks/frontend_bench.py [--cores m4 m3] [--kws] [--out benchmarks/results/frontend_bench.json]
 
 A Markdown table on stdout, progress on stderr, the figures as JSON (--out).
 """
@@ -71,11 +75,54 @@ def run_core(core: str, fronts, work: Path, pcm: np.ndarray, expected: np.ndarra
     return {"instructions": [int(n) for n in result.layer_instructions[0]], "code_bytes": code_bytes(build_dir)}
 
 
+def python_throughput(clips: int = 1000) -> float:
+    """Clips per second of the Python reference (the data stage's cost), default log-mel config."""
+    import time
+
+    frontend, scale, zero_point = CONFIGS["log_mel 32x32 (default)"]
+    pcm = np.random.default_rng(1).integers(-3000, 3000, (clips, frontend.clip_samples)).astype(np.int16)
+    start = time.perf_counter()
+    features.extract(pcm, frontend, scale, zero_point)
+    return clips / (time.perf_counter() - start)
+
+
+def kws_share(core: str, work: Path) -> dict:
+    """Instructions of the MLPerf KWS network alone and chained behind the MFCC 49x10 front end (one clip)."""
+    from mcuforge import frontends
+    from mcuforge.codegen import generate as codegen
+    from mcuforge.schedule import planner
+
+    frontend, _, _ = CONFIGS["mfcc 49x10 (KWS)"]
+    graph = frontends.load(ROOT.parent / "shared" / "models" / "mlperf-tiny" / "kws_ref_model.tflite")
+    plan = planner.plan(graph)
+    chained, figures = codegen_frontend.chain(frontend, graph, plan)
+    codegen.write({**codegen.generate(graph, plan, "kws"), **chained}, work / "kws" / "codegen")
+    pcm = clip()
+    pcm.tofile(work / "kws" / "pcm.bin")
+    source = graph.tensors[graph.input]
+    features.extract(pcm, frontend, float(source.scale), int(source.zp)).tofile(work / "kws" / "features.bin")
+    board = load_board(CORES[core]).model_dump(mode="json")
+    counts = {}
+    for variant, defines, inputs in (("network", (), "features.bin"), ("pcm", ("MF_MODEL_PCM",), "pcm.bin")):
+        elf = toolchain.cmake_build(work / "kws" / "codegen", work / "kws" / f"build_{core}_{variant}", board, "fixed",
+                                    defines=defines)
+        result = toolchain.run_qemu(elf, board["qemu"]["machine"], work / "kws" / inputs,
+                                    work / "kws" / f"out_{core}_{variant}.bin", count_instructions=True)
+        counts[variant] = int(result.instructions_per_inference)
+    network_out = (work / "kws" / f"out_{core}_network.bin").read_bytes()
+    if network_out != (work / "kws" / f"out_{core}_pcm.bin").read_bytes():
+        raise SystemExit(f"{core}: the chained KWS scores differ from the network fed the reference features")
+    return {"network_instructions": counts["network"], "pcm_to_scores_instructions": counts["pcm"],
+            "front_end_share": round((counts["pcm"] - counts["network"]) / counts["pcm"], 4),
+            "scratch_in_arena": figures["scratch_in_arena"], "arena_bytes": plan.peak_bytes()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cores", nargs="+", default=list(CORES), choices=list(CORES))
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--kws", action="store_true", help="also chain MFCC 49x10 to the MLPerf KWS DS-CNN")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="frontend_bench_"))
     fronts = [(codegen_frontend.tables_for(*spec), f"fe{i}") for i, spec in enumerate(CONFIGS.values())]
@@ -109,7 +156,19 @@ def main() -> None:
                  *[f"{row[f'{c}_instructions']:,}" for c in cores], *[f"{row[f'{c}_per_frame']:,}" for c in cores],
                  f"{row['scratch_bytes']:,}", f"{row['table_bytes']:,}", *[str(row[f"{c}_code_bytes"]) for c in cores]]
         print("| " + " | ".join(cells) + " |")
-    write_json(args.out, {"rows": rows, "signal": "white noise, -20 dBFS, 1 s at 16 kHz, seed 0"})
+    result = {"rows": rows, "signal": "white noise, -20 dBFS, 1 s at 16 kHz, seed 0",
+              "python_clips_per_second": python_throughput()}
+    print(f"\nPython reference (numpy, one process): {result['python_clips_per_second']:,.0f} clips/s "
+          "(log_mel 32x32, 1,000 clips of 1 s)")
+    if args.kws:
+        result["kws"] = {}
+        for core in args.cores:
+            print(f"[frontend_bench] {core}: MLPerf KWS alone and chained", file=sys.stderr)
+            share = result["kws"][core] = kws_share(core, work)
+            print(f"\nMLPerf KWS DS-CNN on {core.upper()}: network {share['network_instructions']:,} instructions, "
+                  f"PCM -> scores {share['pcm_to_scores_instructions']:,}; front end share "
+                  f"{100 * share['front_end_share']:.1f} % (scratch in the arena: {share['scratch_in_arena']})")
+    write_json(args.out, result)
     print(f"[frontend_bench] wrote {args.out}", file=sys.stderr)
 
 

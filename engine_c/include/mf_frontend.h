@@ -34,7 +34,7 @@ typedef struct {
     int32_t num_coeffs;     /**< mfcc: [1, mel_bins]; log_mel: 0 */
     int32_t headroom_bits;  /**< T = 28 - log2(N): bits of the loudest windowed sample after normalisation */
     const int16_t *window;  /**< Format [W], Q15 Hann window. Range [0, 32767] */
-    const int32_t *twiddle; /**< Format [M + 1][2] (re, im) of exp(-2 pi i k / N) x 32768. Range [-32768, 32768] */
+    const int32_t *twiddle; /**< Format [M + 1][2] (re, im) of exp(-2 pi i k / N), Q31. Range [-(2^31 - 1), 2^31 - 1] */
     const uint16_t *bitrev; /**< Format [M], bit reversal permutation of log2(M) bits */
     const uint16_t *mel_start;   /**< Format [mel_bins], first FFT bin of each filter. Range [0, M] */
     const uint16_t *mel_len;     /**< Format [mel_bins], bins of each filter, start + len <= M + 1 */

@@ -17,6 +17,10 @@
  * Built with MF_STACK_PAINT (Cortex-M, engine_c/platform/startup.c), every inference runs on a freshly painted stack
  * and its high-water mark is noted, outside the benchmark markers so that instruction counts are unchanged.
  *
+ * Built with MF_MODEL_PCM (a model generated with the audio front end chained: model_pcm.h), the samples of
+ * inputs.bin are clips of MF_MODEL_PCM_SAMPLES raw int16 PCM values (little-endian) and each runs through
+ * mf_model_invoke_pcm (front end, then network); the outputs are the network's.
+ *
  * Anomaly models (model.h defines MF_MODEL_ANOMALY) also run whole clips:
  *
  *   mf_runner score <clips.bin> <scores.bin>
@@ -41,6 +45,10 @@
 #endif
 
 #include "model.h"
+
+#ifdef MF_MODEL_PCM /* a front end chained by codegen.frontend.chain (model_pcm.h defines MF_MODEL_PCM_SAMPLES) */
+#include "model_pcm.h"
+#endif
 
 #define MF_EXIT_OK 0
 #define MF_EXIT_USAGE 2
@@ -160,7 +168,7 @@ static int mf_read_exact(FILE *file, void *buffer, size_t bytes)
  * and runs mf_model_invoke_pcm; any other model takes its int8 input tensor and runs mf_model_invoke.
  */
 #ifdef MF_MODEL_PCM_SAMPLES
-#define MF_SAMPLE_BYTES ((unsigned long)MF_MODEL_RAW_INPUT_BYTES)
+#define MF_SAMPLE_BYTES (2ul * (unsigned long)MF_MODEL_PCM_SAMPLES)
 static int16_t mf_pcm[MF_MODEL_PCM_SAMPLES];
 #define MF_SAMPLE_BUFFER ((void *)mf_pcm)
 #define MF_INVOKE() mf_model_invoke_pcm(mf_pcm)

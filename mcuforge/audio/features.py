@@ -65,9 +65,12 @@ def log2_q16(energy: np.ndarray, tables: FrontendTables) -> np.ndarray:
 def _log_values(frames: np.ndarray, tables: FrontendTables, mel: np.ndarray) -> np.ndarray:
     """int16 frames [F, W] -> the values before int8 quantisation [F, num_features] (Q16 log2 units, int64)."""
     power, shift = power_spectrum(frames, tables)
-    high, low = power >> 16, power & 0xFFFF  # float64 matmuls of 16-bit halves: every partial sum exact (< 2^53)
-    energy = (np.rint(mel @ high.astype(np.float64)).astype(np.int64).T << 16) + \
-        np.rint(mel @ low.astype(np.float64)).astype(np.int64).T
+    if int(power.max(initial=0)) * float(mel.sum(axis=1).max()) < 2.0 ** 53:  # float64 matmul, every sum exact
+        energy = np.rint(mel @ power.astype(np.float64)).astype(np.int64).T
+    else:  # in two 16-bit halves, each exact
+        high, low = power >> 16, power & 0xFFFF
+        energy = (np.rint(mel @ high.astype(np.float64)).astype(np.int64).T << 16) + \
+            np.rint(mel @ low.astype(np.float64)).astype(np.int64).T
     logs = log2_q16(energy, tables) - (2 * Q16) * shift[:, None] + tables.log_offset
     logs = np.where(energy > 0, np.maximum(logs, tables.log_floor), tables.log_floor)
     if tables.kind != KIND_MFCC:
@@ -82,10 +85,12 @@ def integer_values(pcm: np.ndarray, frontend: "FrontendConfig", tables: Frontend
     pcm = _check_pcm(pcm, frontend)
     tables = tables or build_tables(frontend, 1.0, 0)
     mel = tables.mel_matrix().T.astype(np.float64)  # [mel_bins, M + 1]
-    frames = _frames(pcm, tables)
-    out = np.empty((frames.shape[0], tables.num_features), dtype=np.int64)
-    for start in range(0, frames.shape[0], CHUNK_FRAMES):
-        out[start:start + CHUNK_FRAMES] = _log_values(frames[start:start + CHUNK_FRAMES], tables, mel)
+    out = np.empty((pcm.shape[0] * tables.num_frames, tables.num_features), dtype=np.int64)
+    clips_per_chunk = max(1, CHUNK_FRAMES // tables.num_frames)  # frames are cut chunk by chunk: bounded memory
+    for start in range(0, pcm.shape[0], clips_per_chunk):
+        frames = _frames(pcm[start:start + clips_per_chunk], tables)
+        first = start * tables.num_frames
+        out[first:first + frames.shape[0]] = _log_values(frames, tables, mel)
     return out.reshape(pcm.shape[0], tables.num_frames, tables.num_features)
 
 

@@ -26,7 +26,7 @@ def round_shift(values: np.ndarray, shift: int) -> np.ndarray:
 def normalise(frames: np.ndarray, tables: FrontendTables) -> tuple[np.ndarray, np.ndarray]:
     """int16 frames [F, W] -> (windowed and block-normalised x [F, W] int64, the shift s [F])."""
     v = frames.astype(np.int64) * tables.window.astype(np.int64)
-    ored = np.bitwise_or.reduce(np.abs(v), axis=1)
+    ored = np.bitwise_or.reduce(v ^ (v >> 63), axis=1)  # |v|, or |v| - 1 for v < 0 (one instruction in C)
     shift = np.where(ored == 0, 0, tables.headroom_bits - bit_length(ored))
     up = np.maximum(shift, 0)[:, None]
     down = np.maximum(-shift, 1)[:, None]
@@ -34,10 +34,16 @@ def normalise(frames: np.ndarray, tables: FrontendTables) -> tuple[np.ndarray, n
     return np.where(shift[:, None] >= 0, v << up, rounded), shift
 
 
-def _twiddle_mul(br, bi, wr, wi):
-    """mul_q31: (2 b w + 2^31) >> 32 on each part (the C takes the high word of a 64-bit multiply-accumulate)."""
-    rounding = np.int64(1) << 31
-    return (2 * br * wr - 2 * bi * wi + rounding) >> 32, (2 * br * wi + 2 * bi * wr + rounding) >> 32
+def _twiddle_mul(br, bi, wr2, wi2):
+    """mul_q31: (2 b w) >> 32 on each part, rounded down (the C takes the high word of a 64-bit multiply-accumulate);
+    wr2, wi2 are the doubled twiddles (2 b w = b (2 w), the same integers)."""
+    real = br * wr2
+    real -= bi * wi2
+    real >>= 32
+    imag = br * wi2
+    imag += bi * wr2
+    imag >>= 32
+    return real, imag
 
 
 def complex_fft(zr: np.ndarray, zi: np.ndarray, tables: FrontendTables) -> tuple[np.ndarray, np.ndarray]:
@@ -46,17 +52,17 @@ def complex_fft(zr: np.ndarray, zi: np.ndarray, tables: FrontendTables) -> tuple
     half, frames = zr.shape
     zr = zr[tables.bitrev.astype(np.intp)]
     zi = zi[tables.bitrev.astype(np.intp)]
-    twiddle = tables.twiddle.astype(np.int64)
+    twiddle2 = 2 * tables.twiddle.astype(np.int64)
     size = 2
     while size <= half:
         step = tables.fft_size // size  # W_M^j = W_N^(2j): index j * 2M / size
-        w = twiddle[np.arange(size // 2) * step]
+        w = twiddle2[np.arange(1, size // 2) * step]
         zr = zr.reshape(half // size, size, frames)
         zi = zi.reshape(half // size, size, frames)
         ar, ai = zr[:, :size // 2], zi[:, :size // 2]
-        br, bi = zr[:, size // 2:], zi[:, size // 2:]
-        tr, ti = _twiddle_mul(br, bi, w[:, 0, None], w[:, 1, None])
-        tr[:, 0], ti[:, 0] = br[:, 0], bi[:, 0]  # twiddle index 0: w = 1 exactly
+        tr, ti = zr[:, size // 2:].copy(), zi[:, size // 2:].copy()  # twiddle index 0: w = 1 exactly
+        if size > 2:
+            tr[:, 1:], ti[:, 1:] = _twiddle_mul(tr[:, 1:], ti[:, 1:], w[:, 0, None], w[:, 1, None])
         zr = np.concatenate([ar + tr, ar - tr], axis=1).reshape(half, frames)
         zi = np.concatenate([ai + ti, ai - ti], axis=1).reshape(half, frames)
         size *= 2
@@ -77,7 +83,7 @@ def power_spectrum(frames: np.ndarray, tables: FrontendTables) -> tuple[np.ndarr
     br, bi = zr[b_index], -zi[b_index]
     sr, si = ar + br, ai + bi
     dr, di = ar - br, ai - bi
-    wr, wi = tables.twiddle[:, 0, None].astype(np.int64), tables.twiddle[:, 1, None].astype(np.int64)
-    tr, ti = _twiddle_mul(di, -dr, wr, wi)  # W_N^k * (-i D)
+    wr2, wi2 = 2 * tables.twiddle[:, 0, None].astype(np.int64), 2 * tables.twiddle[:, 1, None].astype(np.int64)
+    tr, ti = _twiddle_mul(di, -dr, wr2, wi2)  # W_N^k * (-i D)
     xr, xi = sr + tr, si + ti
     return (xr * xr + xi * xi) >> POWER_SHIFT, shift

@@ -3,15 +3,16 @@ them as `const` arrays), so the reference and the device use the very same integ
 
 The algorithm, per frame of `window_samples` (W) PCM samples, FFT size N = 2M, L = log2(N):
   1. window:     v[n] = pcm[n] * window[n]            (window: periodic Hann, Q15, int16; |v| < 2^30)
-  2. normalise:  s = T - bitlen(OR_n |v[n]|), T = 28 - L (block floating point: the loudest sample gets T bits,
-                 so that every FFT value stays below 2^29 whatever the signal); x = v * 2^s if s >= 0, else
+  2. normalise:  s = T - bitlen(OR_n m[n]), m = v ^ (v >> 31) (|v|, or |v| - 1 for v < 0), T = 28 - L (block
+                 floating point: the loudest sample gets T bits, so that every FFT value stays below 2^29
+                 whatever the signal); x = v * 2^s if s >= 0, else
                  (v + 2^(-s-1)) >> -s (round half up). A silent frame (all v = 0) has s = 0.
   3. FFT:        z[m] = x[2m] + i x[2m+1], m < M (x zero-padded to N), bit-reversed, then log2(M) radix-2
                  decimation-in-time stages: t = w * b, a' = a + t, b' = a - t, where w * b is exact for w = 1
-                 (twiddle index 0) and otherwise mul_q31(w, b): each of t's parts is (2 b_re w_re - 2 b_im w_im + 2^31)
-                 >> 32 (resp. (2 b_re w_im + 2 b_im w_re + 2^31) >> 32), i.e. a Q31 product rounded half up, whose
-                 result is the high word of one 64-bit multiply-accumulate. w = W_N^(2j) from the twiddle table
-                 (Q31, clamped to +-(2^31 - 1)).
+                 (twiddle index 0) and otherwise mul_q31(w, b): each of t's parts is (2 b_re w_re - 2 b_im w_im) >> 32
+                 (resp. (2 b_re w_im + 2 b_im w_re) >> 32), a Q31 product rounded down (a bias of half an LSB on
+                 values of up to 2^29), the high word of one 64-bit multiply-accumulate. w = W_N^(2j) from the
+                 twiddle table (Q31, clamped to +-(2^31 - 1)).
   4. real split: for k = 0..M, A = Z[k mod M], B = conj Z[(M - k) mod M]: S = A + B, D = A - B,
                  2X[k] = S + mul_q31(W_N^k, -i D) (no exact case); P[k] = (Re^2 + Im^2) >> 27 (uint32).
   5. mel:        E[j] = sum_k P[k] * mel_weight[j, k] (weights Q15 <= 32768, uint64 accumulation; triangles on the

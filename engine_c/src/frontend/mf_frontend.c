@@ -2,9 +2,9 @@
  * mf_frontend_run: int16 PCM -> int8 log-mel / MFCC features, integer only (see mf_frontend.h and the algorithm in
  * mcuforge/audio/tables.py, which mcuforge/audio/features.py implements in numpy with the same integers).
  *
- * Per frame: window + block normalisation into the complex buffer (bit-reversed), radix-2 DIT FFT of M = N/2 points
- * (Q15 twiddles, round half up), real split to the power spectrum, Q15 mel filter bank (uint64), table log2 (Q16),
- * optional Q15 DCT-II, int8 quantisation by multiplier and shift.
+ * Per frame: window + block normalisation into the complex buffer (bit-reversed), radix-2 DIT FFT of M = N/2
+ * points (Q31 twiddles, products rounded down), real split to the power spectrum, Q15 mel filter bank (uint64),
+ * table log2 (Q16), optional Q15 DCT-II, int8 quantisation by multiplier and shift.
  *
  * Signed right shifts of negative values are arithmetic (as gcc, clang and armcc define them), like numpy's >>.
  */
@@ -33,10 +33,10 @@ static int32_t mf_bit_length64(uint64_t x)
     return high != 0u ? 32 + mf_bit_length32(high) : mf_bit_length32((uint32_t)x);
 }
 
-/* mul_q31 of one part: (2 b0 w0 + 2 b1 w1 + 2^31) >> 32, the high word of a 64-bit multiply-accumulate. */
+/* mul_q31 of one part: (2 b0 w0 + 2 b1 w1) >> 32, the high word of a 64-bit multiply-accumulate. */
 static int32_t mf_mul_q31(int32_t b0, int32_t w0, int32_t b1, int32_t w1)
 {
-    return (int32_t)(((int64_t)(2 * b0) * w0 + (int64_t)(2 * b1) * w1 + (int64_t)0x80000000) >> 32);
+    return (int32_t)(((int64_t)(2 * b0) * w0 + (int64_t)(2 * b1) * w1) >> 32);
 }
 
 int32_t mf_frontend_log2_q16(uint64_t energy, const int32_t *table)
@@ -71,13 +71,26 @@ static int32_t mf_window_frame(const mf_frontend_params *p, const int16_t *pcm, 
     int32_t shift;
     int32_t n;
 
-    for (n = 0; n < window_samples; n++) {
-        const int32_t v = (int32_t)pcm[n] * (int32_t)window[n];
-        ored |= (uint32_t)(v < 0 ? -v : v);
-        z[2 * (int32_t)bitrev[n >> 1] + (n & 1)] = v;
+    for (n = 0; n + 1 < window_samples; n += 2) { /* complex value n / 2 = (x[n], x[n + 1]) */
+        int32_t *out = z + 2 * (int32_t)bitrev[n >> 1];
+        const int32_t re = (int32_t)pcm[n] * (int32_t)window[n];
+        const int32_t im = (int32_t)pcm[n + 1] * (int32_t)window[n + 1];
+        ored |= (uint32_t)(re ^ (re >> 31)) | (uint32_t)(im ^ (im >> 31)); /* |v| or |v| - 1 */
+        out[0] = re;
+        out[1] = im;
     }
-    for (; n < fft_size; n++) {
-        z[2 * (int32_t)bitrev[n >> 1] + (n & 1)] = 0;
+    if (n < window_samples) { /* odd window: the last sample pairs with the zero padding */
+        int32_t *out = z + 2 * (int32_t)bitrev[n >> 1];
+        const int32_t re = (int32_t)pcm[n] * (int32_t)window[n];
+        ored |= (uint32_t)(re ^ (re >> 31));
+        out[0] = re;
+        out[1] = 0;
+        n += 2;
+    }
+    for (; n < fft_size; n += 2) {
+        int32_t *out = z + 2 * (int32_t)bitrev[n >> 1];
+        out[0] = 0;
+        out[1] = 0;
     }
     shift = ored == 0u ? 0 : p->headroom_bits - mf_bit_length32(ored);
     if (shift >= 0) {
@@ -109,65 +122,106 @@ static int32_t mf_window_frame(const mf_frontend_params *p, const int16_t *pcm, 
     return shift;
 }
 
-/* In-place radix-2 DIT FFT stages of size 4 .. points (stage 2 done by mf_window_frame), natural order out. */
+/* a, b = a + t, a - t with t = mul_q31(w, b). */
+static void mf_butterfly(int32_t *a, int32_t *b, int32_t wr, int32_t wi)
+{
+    const int32_t br = b[0];
+    const int32_t bi = b[1];
+    const int32_t tr = mf_mul_q31(br, wr, bi, -wi);
+    const int32_t ti = mf_mul_q31(br, wi, bi, wr);
+    const int32_t ar = a[0];
+    const int32_t ai = a[1];
+    b[0] = ar - tr;
+    b[1] = ai - ti;
+    a[0] = ar + tr;
+    a[1] = ai + ti;
+}
+
+/* One radix-2 stage of `size` (half = size / 2): the pairs (a, a + half) of every group, t = w * b. */
+static void mf_fft_stage(int32_t *z, int32_t points, const int32_t *twiddle, int32_t size, int32_t step)
+{
+    const int32_t half = size >> 1;
+    int32_t *a;
+    int32_t j;
+
+    for (a = z; a < z + 2 * points; a += 2 * size) { /* j = 0: w = 1, t = b exactly */
+        int32_t *b = a + 2 * half;
+        const int32_t ar = a[0];
+        const int32_t ai = a[1];
+        const int32_t tr = b[0];
+        const int32_t ti = b[1];
+        b[0] = ar - tr;
+        b[1] = ai - ti;
+        a[0] = ar + tr;
+        a[1] = ai + ti;
+    }
+    if (points / size >= half) { /* many groups: twiddle outer, groups inner */
+        for (j = 1; j < half; j++) {
+            const int32_t wr = twiddle[j * step];
+            const int32_t wi = twiddle[j * step + 1];
+            for (a = z + 2 * j; a < z + 2 * points; a += 2 * size) {
+                mf_butterfly(a, a + 2 * half, wr, wi);
+            }
+        }
+        return;
+    }
+    for (a = z; a < z + 2 * points; a += 2 * size) { /* few groups: groups outer, twiddles inner */
+        int32_t *pa = a + 2;
+        int32_t *pb = a + 2 * half + 2;
+        const int32_t *w = twiddle + step;
+        for (j = 1; j < half; j++) {
+            mf_butterfly(pa, pb, w[0], w[1]);
+            pa += 2;
+            pb += 2;
+            w += step;
+        }
+    }
+}
+
+/* The FFT stages of size 4 .. points (size 2 is done by mf_window_frame), natural order out. */
 static void mf_fft(int32_t *z, int32_t points, const int32_t *twiddle, int32_t fft_size)
 {
     int32_t size;
 
     for (size = 4; size <= points; size <<= 1) {
-        const int32_t half = size >> 1;
-        const int32_t step = 2 * (fft_size / size);
-        int32_t *a;
-        int32_t j;
-        for (a = z; a < z + 2 * points; a += 2 * size) { /* j = 0: w = 1, t = b exactly */
-            int32_t *b = a + 2 * half;
-            const int32_t tr = b[0];
-            const int32_t ti = b[1];
-            b[0] = a[0] - tr;
-            b[1] = a[1] - ti;
-            a[0] = a[0] + tr;
-            a[1] = a[1] + ti;
-        }
-        for (j = 1; j < half; j++) {
-            const int32_t wr = twiddle[j * step];
-            const int32_t wi = twiddle[j * step + 1];
-            const int32_t neg_wi = -wi;
-            for (a = z + 2 * j; a < z + 2 * points; a += 2 * size) {
-                int32_t *b = a + 2 * half;
-                const int32_t br = b[0];
-                const int32_t bi = b[1];
-                const int32_t tr = mf_mul_q31(br, wr, bi, neg_wi);
-                const int32_t ti = mf_mul_q31(br, wi, bi, wr);
-                const int32_t ar = a[0];
-                const int32_t ai = a[1];
-                b[0] = ar - tr;
-                b[1] = ai - ti;
-                a[0] = ar + tr;
-                a[1] = ai + ti;
-            }
-        }
+        mf_fft_stage(z, points, twiddle, size, 2 * (fft_size / size));
     }
 }
 
-/* Real split of the M-point complex spectrum into the power spectrum P[0..M] of the N-point real frame. */
+/* Bins k and M - k of the real split from A = Z[a], B = Z[b] (a = k, b = M - k mod M); mirror < 0: bin k only. */
+static void mf_power_pair(const int32_t *a, const int32_t *b, const int32_t *w, const int32_t *w_mirror, uint32_t *bin,
+                          uint32_t *bin_mirror)
+{
+    const int32_t sr = a[0] + b[0];
+    const int32_t si = a[1] - b[1];
+    const int32_t dr = a[0] - b[0];
+    const int32_t di = a[1] + b[1];
+    /* t = W_N^k * (-i D) = W_N^k * (di - i dr); for M - k, S and D become conj(S) and -conj(D) */
+    int32_t xr = sr + mf_mul_q31(di, w[0], dr, w[1]);
+    int32_t xi = si + mf_mul_q31(di, w[1], -dr, w[0]);
+    *bin = (uint32_t)(((int64_t)xr * xr + (int64_t)xi * xi) >> MF_FRONTEND_POWER_SHIFT);
+    if (bin_mirror != NULL) {
+        xr = sr + mf_mul_q31(di, w_mirror[0], -dr, w_mirror[1]);
+        xi = mf_mul_q31(di, w_mirror[1], dr, w_mirror[0]) - si;
+        *bin_mirror = (uint32_t)(((int64_t)xr * xr + (int64_t)xi * xi) >> MF_FRONTEND_POWER_SHIFT);
+    }
+}
+
+/*
+ * Real split of the M-point complex spectrum into the power spectrum P[0..M] of the N-point real frame. Bins k and
+ * M - k read the same two values, so they are computed together (each with its own twiddle from the table: the
+ * same integers as the per-bin formula of mcuforge/audio/fft.py).
+ */
 static void mf_power(const int32_t *z, int32_t points, const int32_t *twiddle, uint32_t *power)
 {
     int32_t k;
 
-    for (k = 0; k <= points; k++) {
-        const int32_t a = k == points ? 0 : k;
-        const int32_t b = k == 0 ? 0 : points - k;
-        const int32_t sr = z[2 * a] + z[2 * b];
-        const int32_t si = z[2 * a + 1] - z[2 * b + 1];
-        const int32_t dr = z[2 * a] - z[2 * b];
-        const int32_t di = z[2 * a + 1] + z[2 * b + 1];
-        const int32_t wr = twiddle[2 * k];
-        const int32_t wi = twiddle[2 * k + 1];
-        /* t = W_N^k * (-i D) = W_N^k * (di - i dr) */
-        const int32_t xr = sr + mf_mul_q31(di, wr, dr, wi);
-        const int32_t xi = si + mf_mul_q31(di, wi, -dr, wr);
-        power[k] = (uint32_t)(((int64_t)xr * xr + (int64_t)xi * xi) >> MF_FRONTEND_POWER_SHIFT);
+    mf_power_pair(z, z, twiddle, twiddle + 2 * points, power, power + points); /* bins 0 and M: A = B = Z[0] */
+    for (k = 1; k < points / 2; k++) {
+        mf_power_pair(z + 2 * k, z + 2 * (points - k), twiddle + 2 * k, twiddle + 2 * (points - k), power + k,
+                      power + points - k);
     }
+    mf_power_pair(z + points, z + points, twiddle + points, NULL, power + points / 2, NULL); /* bin M / 2 */
 }
 
 /* Mel energies, log2 in Q16 with the frame's shift, the offset and the floor. */
