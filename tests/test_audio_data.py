@@ -267,6 +267,10 @@ def test_machine_sound_folder(tmp_path):
             for machine in ("id_00", "id_02"):
                 assert int(np.sum((y == label) & (meta["machine_id"] == machine))) == per_group
     assert not set(data.meta_val["file"]) & set(data.meta_test["file"])
+    limited = load_audio(_dataset(kind="machine_sound_folder", path=str(root), val_fraction=0.25, clip_ms=500,
+                                  max_train=3, max_test=5), tmp_path, seed=0)
+    assert (len(limited.y_train), len(limited.y_test), len(limited.meta_test["file"])) == (3, 5, 5)
+    assert set(limited.meta_test["file"]) <= set(data.meta_test["file"])
 
 
 def test_machine_sound_folder_errors(tmp_path):

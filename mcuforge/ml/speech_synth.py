@@ -147,7 +147,9 @@ def generate(dataset: dict, seed: int, workers: int = 2) -> dict:
                                   pitch=int(rng.integers(PITCH[0], PITCH[1] + 1)),
                                   amplitude=int(rng.integers(AMPLITUDE[0], AMPLITUDE[1] + 1)))
             plans.append((split, session, utterance))
+    speak_started = time.monotonic()
     recordings = speak_many([plan[2] for plan in plans], workers)
+    espeak_seconds = time.monotonic() - speak_started
     rows: dict[str, list] = {split: [] for split in SPLITS}
     respoken = 0
     for (split, session, utterance), raw in zip(plans, recordings):
@@ -182,6 +184,7 @@ def generate(dataset: dict, seed: int, workers: int = 2) -> dict:
         "respoken_sessions": respoken,
         "unknown_words": list(UNKNOWN_WORDS),
         "speed_wpm": list(SPEED_WPM), "pitch": list(PITCH), "amplitude": list(AMPLITUDE),
+        "espeak_seconds": round(espeak_seconds, 2),
         "generation_seconds": round(time.monotonic() - started, 2),
     }
     return {"splits": splits, "classes": classes, "info": info}
