@@ -175,6 +175,14 @@ def test_speech_synth_deterministic_held_out_voices(tmp_path):
     assert not np.array_equal(other_seed.x_train, first.x_train)
 
 
+def test_unknown_voice_or_variant_is_refused(tmp_path):
+    """espeak-ng itself ignores an unknown variant (same audio): two 'speakers' would be one."""
+    with pytest.raises(ToolchainError, match=r"dataset.variants: espeak-ng has no variant 'm99' \(known: .*klatt"):
+        load_audio(_dataset(**dict(TINY_SYNTH, variants=["m1", "m99"])), tmp_path, seed=0)
+    with pytest.raises(ToolchainError, match=r"dataset.voices: espeak-ng has no voice 'gmw/en-XX'"):
+        load_audio(_dataset(**dict(TINY_SYNTH, voices=["gmw/en-XX"])), tmp_path, seed=0)
+
+
 def test_missing_espeak_says_how_to_install(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ToolchainError, match=r"install espeak-ng: apt-get install --no-install-recommends espeak-ng"):

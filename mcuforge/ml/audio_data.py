@@ -68,11 +68,9 @@ def check_audio_available(dataset: dict, yaml_dir: Path) -> None:
     """Cheap checks at config time: the folder layout (folder kinds) or espeak-ng on PATH (speech_synth)."""
     kind = dataset["kind"]
     if kind == "speech_synth":
-        from mcuforge.ml.speech_synth import classes_of
-        from mcuforge.toolchain.espeak import require_espeak
+        from mcuforge.ml.speech_synth import check_synth
 
-        classes_of(dataset)
-        require_espeak()
+        check_synth(dataset)
     elif kind == "audio_folder":
         check_audio_folder(_path(dataset, yaml_dir), dataset["classes"])
     elif kind == "machine_sound_folder":

@@ -48,6 +48,29 @@ def espeak_version() -> str:
     return output.splitlines()[0].strip() if output.strip() else "espeak-ng (unknown version)"
 
 
+def data_dir() -> Path:
+    """espeak-ng's data folder (from `espeak-ng --version`: "... Data at: <folder>")."""
+    version = espeak_version()
+    if "Data at:" not in version:
+        raise ToolchainError(f"cannot find espeak-ng's data folder in its version line {version!r}")
+    return Path(version.split("Data at:", 1)[1].strip())
+
+
+def check_voices(voices: list[str], variants: list[str]) -> None:
+    """ToolchainError naming any voice file (`gmw/en-US`, under lang/ or voices/) or variant (`m3`, under voices/!v/)
+    espeak-ng does not have. Needed because espeak-ng ignores an unknown variant silently (same audio, exit code 0),
+    which would make two "different" speakers identical."""
+    folder = data_dir()
+    for voice in voices:
+        if not ((folder / "lang" / voice).is_file() or (folder / "voices" / voice).is_file()):
+            raise ToolchainError(f"dataset.voices: espeak-ng has no voice {voice!r} (voice files under "
+                                 f"{folder / 'lang'}, e.g. gmw/en-US; `espeak-ng --voices=en` lists them)")
+    for variant in variants:
+        if not (folder / "voices" / "!v" / variant).is_file():
+            known = sorted(p.name for p in (folder / "voices" / "!v").glob("*"))
+            raise ToolchainError(f"dataset.variants: espeak-ng has no variant {variant!r} (known: {', '.join(known)})")
+
+
 def speak(utterance: Utterance, executable: str | None = None) -> bytes:
     """The WAV bytes of one utterance (its words as separate sentences: "yes. stop. house.")."""
     executable = executable or require_espeak()
