@@ -358,3 +358,13 @@ def test_schema_audio_kinds(tmp_path):
         _load(tmp_path, PIPELINE.replace("  samples_per_class: 10", "  snr_db: [20, 5]"))
     with pytest.raises(ConfigError, match=r"differ from the frontend's \(16000 Hz, 500 ms\)"):
         _load(tmp_path, PIPELINE + "frontend:\n  clip_ms: 500\n")
+
+
+def test_config_time_check_names_the_yaml_line(tmp_path):
+    """tasks/config.py runs the audio kinds' presence check before any task: a missing folder is a ConfigError."""
+    from tasks.config import resolve
+
+    path = tmp_path / "p.yaml"
+    path.write_text(PIPELINE.replace("speech_synth\n  samples_per_class: 10", "audio_folder\n  path: no/such/sc"))
+    with pytest.raises(ConfigError, match=r"p.yaml:4:3: dataset.path: .*no/such/sc does not exist \(audio_folder needs"):
+        resolve(str(path), {})

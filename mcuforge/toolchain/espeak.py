@@ -1,7 +1,8 @@
 """espeak-ng (Debian's `espeak-ng` package), the offline speech synthesiser behind `dataset.kind: speech_synth`.
 
-`speak` runs one espeak-ng call that says a list of words, each as its own sentence, separated by a long word gap
-(`-g`), and returns the WAV file's bytes (espeak-ng writes 16-bit mono PCM at 22,050 Hz); the caller cuts the words
+`speak` runs one espeak-ng call that says a list of words, each as its own paragraph (so each gets the prosody of a
+word said alone: as "yes. no." espeak-ng shortens every word but the last by about a third), separated by a long
+word gap (`-g`), and returns the WAV file's bytes (espeak-ng writes 16-bit mono PCM at 22,050 Hz); the caller cuts the words
 apart at the pauses. One call per list (rather than per word) keeps the process start-up cost (~60 ms) shared by
 a dozen words. `speak_many` runs several such calls in a small thread pool; results come back in order.
 """
@@ -72,9 +73,9 @@ def check_voices(voices: list[str], variants: list[str]) -> None:
 
 
 def speak(utterance: Utterance, executable: str | None = None) -> bytes:
-    """The WAV bytes of one utterance (its words as separate sentences: "yes. stop. house.")."""
+    """The WAV bytes of one utterance (its words as separate paragraphs: "yes.\n\nstop.\n\nhouse.")."""
     executable = executable or require_espeak()
-    text = " ".join(f"{word}." for word in utterance.words)
+    text = "\n\n".join(f"{word}." for word in utterance.words)  # a paragraph each: every word is said utterance-final
     with tempfile.TemporaryDirectory(prefix="mf_espeak_") as folder:
         out = Path(folder) / "speech.wav"
         run([executable, "-v", utterance.voice, "-s", str(utterance.speed), "-p", str(utterance.pitch),
