@@ -9,6 +9,8 @@ if ! command -v arm-none-eabi-gcc >/dev/null 2>&1 || [ ! -f "$(arm-none-eabi-gcc
 fi
 command -v qemu-system-arm >/dev/null 2>&1 || packages+=(qemu-system-arm)
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || packages+=(dataset-fashion-mnist)
+# offline speech synthesis for dataset.kind speech_synth (the keyword-spotting pipelines)
+command -v espeak-ng >/dev/null 2>&1 || packages+=(espeak-ng)
 # headless Chromium opens the review report in the tests (tests/test_review.py; skipped without it)
 command -v chromium >/dev/null 2>&1 || packages+=(chromium)
 for extra in "$@"; do
@@ -16,7 +18,7 @@ for extra in "$@"; do
 done
 
 if [ ${#packages[@]} -eq 0 ]; then
-    echo "system packages: all present (arm-none-eabi-gcc, newlib, qemu-system-arm, dataset-fashion-mnist, chromium)"
+    echo "system packages: all present (arm-none-eabi-gcc, newlib, qemu-system-arm, dataset-fashion-mnist, espeak-ng, chromium)"
     exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then

@@ -175,6 +175,14 @@ def test_speech_synth_deterministic_held_out_voices(tmp_path):
     assert not np.array_equal(other_seed.x_train, first.x_train)
 
 
+def test_unknown_voice_or_variant_is_refused(tmp_path):
+    """espeak-ng itself ignores an unknown variant (same audio): two 'speakers' would be one."""
+    with pytest.raises(ToolchainError, match=r"dataset.variants: espeak-ng has no variant 'm99' \(known: .*klatt"):
+        load_audio(_dataset(**dict(TINY_SYNTH, variants=["m1", "m99"])), tmp_path, seed=0)
+    with pytest.raises(ToolchainError, match=r"dataset.voices: espeak-ng has no voice 'gmw/en-XX'"):
+        load_audio(_dataset(**dict(TINY_SYNTH, voices=["gmw/en-XX"])), tmp_path, seed=0)
+
+
 def test_missing_espeak_says_how_to_install(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ToolchainError, match=r"install espeak-ng: apt-get install --no-install-recommends espeak-ng"):
@@ -267,6 +275,10 @@ def test_machine_sound_folder(tmp_path):
             for machine in ("id_00", "id_02"):
                 assert int(np.sum((y == label) & (meta["machine_id"] == machine))) == per_group
     assert not set(data.meta_val["file"]) & set(data.meta_test["file"])
+    limited = load_audio(_dataset(kind="machine_sound_folder", path=str(root), val_fraction=0.25, clip_ms=500,
+                                  max_train=3, max_test=5), tmp_path, seed=0)
+    assert (len(limited.y_train), len(limited.y_test), len(limited.meta_test["file"])) == (3, 5, 5)
+    assert set(limited.meta_test["file"]) <= set(data.meta_test["file"])
 
 
 def test_machine_sound_folder_errors(tmp_path):
@@ -346,3 +358,13 @@ def test_schema_audio_kinds(tmp_path):
         _load(tmp_path, PIPELINE.replace("  samples_per_class: 10", "  snr_db: [20, 5]"))
     with pytest.raises(ConfigError, match=r"differ from the frontend's \(16000 Hz, 500 ms\)"):
         _load(tmp_path, PIPELINE + "frontend:\n  clip_ms: 500\n")
+
+
+def test_config_time_check_names_the_yaml_line(tmp_path):
+    """tasks/config.py runs the audio kinds' presence check before any task: a missing folder is a ConfigError."""
+    from tasks.config import resolve
+
+    path = tmp_path / "p.yaml"
+    path.write_text(PIPELINE.replace("speech_synth\n  samples_per_class: 10", "audio_folder\n  path: no/such/sc"))
+    with pytest.raises(ConfigError, match=r"p.yaml:4:3: dataset.path: .*no/such/sc does not exist \(audio_folder needs"):
+        resolve(str(path), {})

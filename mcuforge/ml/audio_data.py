@@ -68,11 +68,9 @@ def check_audio_available(dataset: dict, yaml_dir: Path) -> None:
     """Cheap checks at config time: the folder layout (folder kinds) or espeak-ng on PATH (speech_synth)."""
     kind = dataset["kind"]
     if kind == "speech_synth":
-        from mcuforge.ml.speech_synth import classes_of
-        from mcuforge.toolchain.espeak import require_espeak
+        from mcuforge.ml.speech_synth import check_synth
 
-        classes_of(dataset)
-        require_espeak()
+        check_synth(dataset)
     elif kind == "audio_folder":
         check_audio_folder(_path(dataset, yaml_dir), dataset["classes"])
     elif kind == "machine_sound_folder":
@@ -98,6 +96,11 @@ def load_audio(dataset: dict, yaml_dir: Path, seed: int) -> AudioDataset:
     for split in SPLITS:
         x, y, meta = out["splits"][split]
         arrays.update({f"x_{split}": x, f"y_{split}": y, f"meta_{split}": meta})
+    for split, limit in (("train", dataset["max_train"]), ("test", dataset["max_test"])):
+        if limit and len(arrays[f"y_{split}"]) > limit:  # seeded subsample, order kept (as ml/data.py does)
+            keep = np.sort(np.random.default_rng(seed + 1).permutation(len(arrays[f"y_{split}"]))[:limit])
+            arrays[f"x_{split}"], arrays[f"y_{split}"] = arrays[f"x_{split}"][keep], arrays[f"y_{split}"][keep]
+            arrays[f"meta_{split}"] = {column: values[keep] for column, values in arrays[f"meta_{split}"].items()}
     if len(arrays["y_train"]) == 0 or len(arrays["y_test"]) == 0:
         raise DataError(f"dataset {kind} at {source}: the split leaves no "
                         f"{'training' if len(arrays['y_train']) == 0 else 'test'} clips; add files or change "
@@ -142,7 +145,7 @@ def _card(data: AudioDataset, key: str) -> dict:
                            "per_class": {name: int((data.split(split)[1] == i).sum())
                                          for i, name in enumerate(data.classes)}}
                    for split in SPLITS},
-        "info": {k: v for k, v in data.info.items() if k != "generation_seconds"},
+        "info": {k: v for k, v in data.info.items() if not k.endswith("_seconds")},
         "cache_key": key,
     }
     for column in ("voice", "speaker", "machine_id"):
@@ -181,7 +184,8 @@ def write_audio_cache(data: AudioDataset, out_dir: Path, key: str) -> dict:
     card = _card(data, key)
     card["sha256"] = {CACHE_FILE: sha256_file(out_dir / CACHE_FILE)}
     seconds = float(data.info.get("generation_seconds", 0.0))
-    write_json(out_dir / "timing.json", {"generation_seconds": seconds})  # kept out of the card: reproducible bytes
+    timing = {k: v for k, v in data.info.items() if k.endswith("_seconds")}
+    write_json(out_dir / "timing.json", timing)  # kept out of the card, so the card's bytes are reproducible
     write_text(out_dir / "card.md", _markdown(card, seconds))
     write_json(out_dir / "card.json", card)  # last: its presence marks a complete cache
     return card

@@ -16,6 +16,7 @@ import numpy as np
 
 from mcuforge.core.errors import DataError, McuforgeError
 from mcuforge.core.io import read_json, sha256_file, write_json, write_npy
+from mcuforge.ml.audio_data import AUDIO_KINDS, check_audio_available
 
 FASHION_DEFAULT = Path("/usr/share/datasets/fashion-mnist")
 FASHION_FILES = {
@@ -73,6 +74,8 @@ def check_available(dataset: dict, yaml_dir: Path) -> None:
                 "Point to it with dataset.path=<folder> on the command line or in the YAML."
             )
         _image_folder_classes(path, dataset["classes"])
+    elif kind in AUDIO_KINDS:
+        check_audio_available(dataset, yaml_dir)
 
 
 def _read_idx(path: Path) -> np.ndarray:

@@ -30,7 +30,7 @@ from mcuforge.audio.mix import NOISE_KINDS, active_segments, mix_at_snr, place, 
 from mcuforge.audio.wav import parse_wav, resample, to_int16
 from mcuforge.core.errors import DataError
 from mcuforge.ml.audio_folders import stack_rows
-from mcuforge.toolchain.espeak import Utterance, espeak_version, speak, speak_many
+from mcuforge.toolchain.espeak import Utterance, check_voices, espeak_version, speak, speak_many
 
 KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 UNKNOWN_WORDS = ("bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila", "tree", "wow", "zero", "one",
@@ -55,6 +55,13 @@ def classes_of(dataset: dict) -> list[str]:
         raise DataError(f"dataset.classes {wanted}: speech_synth has the classes {', '.join(CLASSES)} "
                         "(give at least two, each once)")
     return wanted
+
+
+def check_synth(dataset: dict) -> list[str]:
+    """The classes; DataError / ToolchainError for unknown classes, voices or variants, or espeak-ng missing."""
+    classes = classes_of(dataset)
+    check_voices(list(dataset["voices"]) or list(DEFAULT_VOICES), list(dataset["variants"]) or list(DEFAULT_VARIANTS))
+    return classes
 
 
 def split_speakers(dataset: dict, seed: int) -> dict[str, list[str]]:
@@ -130,7 +137,7 @@ def _words(raw: bytes, utterance: Utterance, rate: int) -> list[np.ndarray] | No
 def generate(dataset: dict, seed: int, workers: int = 2) -> dict:
     """{"splits": {split: (x int16 [N, clip], y int64 [N], meta {column: array})}, "classes", "info"}."""
     started = time.monotonic()
-    classes = classes_of(dataset)
+    classes = check_synth(dataset)
     speakers = split_speakers(dataset, seed)
     sizes = _split_sizes(dataset)
     rate, clip = dataset["sample_rate"], round(dataset["clip_ms"] * dataset["sample_rate"] / 1000)
@@ -147,7 +154,9 @@ def generate(dataset: dict, seed: int, workers: int = 2) -> dict:
                                   pitch=int(rng.integers(PITCH[0], PITCH[1] + 1)),
                                   amplitude=int(rng.integers(AMPLITUDE[0], AMPLITUDE[1] + 1)))
             plans.append((split, session, utterance))
+    speak_started = time.monotonic()
     recordings = speak_many([plan[2] for plan in plans], workers)
+    espeak_seconds = time.monotonic() - speak_started
     rows: dict[str, list] = {split: [] for split in SPLITS}
     respoken = 0
     for (split, session, utterance), raw in zip(plans, recordings):
@@ -182,6 +191,7 @@ def generate(dataset: dict, seed: int, workers: int = 2) -> dict:
         "respoken_sessions": respoken,
         "unknown_words": list(UNKNOWN_WORDS),
         "speed_wpm": list(SPEED_WPM), "pitch": list(PITCH), "amplitude": list(AMPLITUDE),
+        "espeak_seconds": round(espeak_seconds, 2),
         "generation_seconds": round(time.monotonic() - started, 2),
     }
     return {"splits": splits, "classes": classes, "info": info}
