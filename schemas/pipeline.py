@@ -67,8 +67,8 @@ class DatasetConfig(Strict):
     samples_per_class: int = Field(
         default=200, ge=1, le=100000,
         description="speech_synth: clips per class over all splits (each synthetic speaker says every keyword once).")
-    snr_db: tuple[float, float] = Field(
-        default=(5.0, 30.0),
+    snr_db: list[float] = Field(
+        default=[5.0, 30.0], min_length=2, max_length=2,
         description="Audio kinds: background noise is mixed in at a signal-to-noise ratio drawn uniformly from "
         "[low, high] dB (speech_synth: synthesised white/pink/brown/hum noise, every split; audio_folder: files of "
         "_background_noise_/, training clips only).")
@@ -329,6 +329,10 @@ class PipelineConfig(Strict):
     def _frontend_shapes_the_input(self) -> "PipelineConfig":
         """The front end's features (frames x values, one channel) are the network's input, as a square map
         (a classifier; an autoencoder takes windows of frames: _anomaly_sections)."""
+        if self.frontend is None and not self.deploy.model and self.autoencoder is None \
+                and self.dataset.kind in AUDIO_KINDS:
+            raise ValueError(f"dataset.kind {self.dataset.kind} needs a frontend: section (kind log_mel or mfcc): its "
+                             "features are the network's input")
         if self.frontend is None or self.autoencoder is not None:
             return self
         if self.deploy.model:

@@ -323,7 +323,7 @@ dataset:
   samples_per_class: 10
 search:
   model:
-    input: {resolution: 16, channels: 1}
+    input: {resolution: 32, channels: 1}
     num_classes: 12
     stem: {channels: 8, kernel: 3, stride: 2}
     stages:
@@ -332,6 +332,8 @@ train:
   epochs: 1
 deploy:
   board: stm32f746
+frontend:
+  kind: log_mel
 """
 
 
@@ -356,8 +358,10 @@ def test_schema_audio_kinds(tmp_path):
         _load(tmp_path, PIPELINE.replace("speech_synth", "audio_folder"))
     with pytest.raises(ConfigError, match=r"snr_db \[20.0, 5.0\]: low must not exceed high"):
         _load(tmp_path, PIPELINE.replace("  samples_per_class: 10", "  snr_db: [20, 5]"))
-    with pytest.raises(ConfigError, match=r"differ from the frontend's \(16000 Hz, 500 ms\)"):
-        _load(tmp_path, PIPELINE + "frontend:\n  clip_ms: 500\n")
+    with pytest.raises(ConfigError, match=r"differ from the frontend's \(8000 Hz, 1000 ms\)"):
+        _load(tmp_path, PIPELINE + "  sample_rate: 8000\n")  # 32 frames x 32 mel bins at 8 kHz too
+    with pytest.raises(ConfigError, match=r"dataset.kind speech_synth needs a frontend: section"):
+        _load(tmp_path, PIPELINE.replace("frontend:\n  kind: log_mel\n", ""))
 
 
 def test_config_time_check_names_the_yaml_line(tmp_path):
