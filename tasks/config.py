@@ -66,7 +66,7 @@ def resolve(pipeline: str, overrides: dict[str, str]) -> dict:
 def _check_fixed_model(cfg: dict, loaded) -> None:
     """A fixed architecture that cannot fit the board whatever the training and the schedule does is refused before
     training: its constants alone over the flash budget, or its input tensor alone over the SRAM budget."""
-    if cfg["deploy"]["model"] or cfg["search"]["model"] is None:
+    if cfg["deploy"]["model"] or not cfg.get("search") or cfg["search"]["model"] is None:
         return
     from mcuforge.ml import archgraph
     from mcuforge.toolchain import budget

@@ -45,16 +45,12 @@ def check_verified(cfg: dict, paths) -> tuple[bool, str]:
     return passed, text
 
 
-def u8_table(paths, graph) -> tuple[int, ...]:
-    """ONNX Runtime's int8 input for every uint8 pixel value (images of one value each), for ONNX models."""
-    if graph.format == "tflite":
+def u8_table(cfg: dict, paths, graph) -> tuple[int, ...]:
+    """ONNX Runtime's int8 input for every uint8 pixel value (onnx_reference.input_table), for ONNX models fed
+    images or audio features; none for .tflite models and autoencoders (their input is not x / 255)."""
+    if graph.format == "tflite" or cfg.get("autoencoder"):
         return ()
-    shape = graph.tensors[graph.input].shape
-    images = np.broadcast_to(np.arange(256, dtype=np.uint8).reshape((256,) + (1,) * len(shape)), (256,) + shape)
-    quantized = onnx_reference.run(paths.int8, graph, np.ascontiguousarray(images))[graph.input].reshape(256, -1)
-    if not (quantized == quantized[:, :1]).all():
-        raise McuforgeError("export: the model's input quantization is not per tensor; no uint8 helper possible")
-    return tuple(int(v) for v in quantized[:, 0])
+    return tuple(int(v) for v in onnx_reference.input_table(paths.int8, graph))
 
 
 def run(cfg: dict, paths) -> dict:
@@ -84,13 +80,13 @@ def run(cfg: dict, paths) -> dict:
         "verify_sha256": sha256_file(paths.verify_report) if paths.verify_report.is_file() else "none",
     }
     src, dst = graph.tensors[graph.input], graph.tensors[graph.output]
-    labels = tuple(read_json(paths.card)["classes"]) if not cfg["deploy"]["model"] else ()
+    labels = tuple(read_json(paths.card).get("classes", ())) if not cfg["deploy"]["model"] else ()
     if labels and len(labels) != dst.bytes:
         labels = ()
     spec = export.ExportSpec(name=name, requant=cfg["resolved"]["requant"], input_shape=tuple(src.shape),
                              input_scale=float(src.scale), input_zero_point=int(src.zp), output_shape=tuple(dst.shape),
                              output_scale=float(dst.scale), output_zero_point=int(dst.zp),
-                             arena_bytes=plan.peak_bytes(), labels=labels, u8_table=u8_table(paths, graph), facts=facts)
+                             arena_bytes=plan.peak_bytes(), labels=labels, u8_table=u8_table(cfg, paths, graph), facts=facts)
     chosen = export.engine_files(ENGINE_DIR, chosen)
     engine_paths = sorted(export.export_path(ENGINE_DIR, s) for s in chosen)
     sources = sorted([*engine_paths, *(f"src/{s}" for s in export.model_sources(paths.codegen)), f"src/{spec.prefix}api.c"])

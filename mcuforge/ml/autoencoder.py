@@ -58,8 +58,12 @@ class Autoencoder(nn.Module):
         self.folded = False
 
     def standardise_on(self, x: np.ndarray) -> None:
+        """Per-value mean and std; the std is floored at 0.3 x the median std, so a value that barely moves
+        (a mel bin at the front end's log floor) does not get a huge weight once folded into the first layer, which
+        would take the whole int8 range of its per-channel weight scale and zero the rest."""
+        std = x.std(axis=0)
         self.mean.copy_(torch.from_numpy(x.mean(axis=0)))
-        self.std.copy_(torch.from_numpy(np.maximum(x.std(axis=0), 1e-3)))
+        self.std.copy_(torch.from_numpy(np.maximum(std, max(1e-3, 0.3 * float(np.median(std)))).astype(np.float32)))
 
     def input_shape(self, batch: int) -> tuple[int, ...]:
         return (batch, self.frames * self.features) if self.kind == "dense" else (batch, 1, self.frames, self.features)

@@ -6,7 +6,7 @@ from mcuforge.report.review import read_artifact
 
 
 def frontend_facts(cfg: dict, paths, verify: dict | None) -> dict | None:
-    if not cfg.get("frontend"):
+    if not paths.frontend:  # no front end chained on the device (none, or an autoencoder fed features)
         return None
     front = cfg["frontend"]
     card = (read_artifact(paths.card) or {}).get("frontend", {})
