@@ -86,7 +86,8 @@ def run(cfg: dict, paths) -> dict:
     spec = export.ExportSpec(name=name, requant=cfg["resolved"]["requant"], input_shape=tuple(src.shape),
                              input_scale=float(src.scale), input_zero_point=int(src.zp), output_shape=tuple(dst.shape),
                              output_scale=float(dst.scale), output_zero_point=int(dst.zp),
-                             arena_bytes=plan.peak_bytes(), labels=labels, u8_table=u8_table(cfg, paths, graph), facts=facts)
+                             arena_bytes=plan.peak_bytes(), labels=labels, u8_table=u8_table(cfg, paths, graph), facts=facts,
+                             pcm_samples=read_json(paths.frontend_json)["pcm_bytes"] // 2 if paths.frontend else 0)
     chosen = export.engine_files(ENGINE_DIR, chosen)
     engine_paths = sorted(export.export_path(ENGINE_DIR, s) for s in chosen)
     sources = sorted([*engine_paths, *(f"src/{s}" for s in export.model_sources(paths.codegen)), f"src/{spec.prefix}api.c"])

@@ -55,3 +55,38 @@ def test_cached_features_are_the_front_end_of_the_cached_clips(kws_build: Path):
                        card["frontend"]["zero_point"])
     assert np.array_equal(features.astype(np.int16) + 128, x[..., 0].astype(np.int16))
     assert set(card["clips"]["info"]["speakers"]["test"]).isdisjoint(card["clips"]["info"]["speakers"]["train"])
+
+
+def test_export_takes_raw_pcm_standalone(kws_build: Path, tmp_path: Path):
+    """The exported library alone (its .mk fragment, -Wall -Wextra -Werror, C99), fed the verify clips' raw PCM through
+    kws_invoke_pcm, gives verify's host output bytes."""
+    import shutil
+    import subprocess
+
+    folder = tmp_path / "kws"
+    shutil.copytree(kws_build / "export" / "kws", folder)
+    (tmp_path / "main.c").write_text(
+        '#include <stdio.h>\n#include "kws.h"\n'
+        "int main(int argc, char **argv) {\n"
+        "    static int16_t pcm[KWS_PCM_SAMPLES];\n"
+        "    FILE *in, *out;\n"
+        "    if (argc != 3 || kws_init() != KWS_OK) return 2;\n"
+        "    in = fopen(argv[1], \"rb\"); out = fopen(argv[2], \"wb\");\n"
+        "    if (!in || !out) return 3;\n"
+        "    while (fread(pcm, 2, KWS_PCM_SAMPLES, in) == KWS_PCM_SAMPLES) {\n"
+        "        if (kws_invoke_pcm(pcm) != KWS_OK) return 4;\n"
+        "        fwrite(kws_output(), 1, KWS_OUTPUT_BYTES, out);\n"
+        "    }\n"
+        "    fclose(in); return fclose(out) != 0;\n}\n")
+    (tmp_path / "Makefile").write_text(
+        "KWS_DIR := kws\ninclude kws/kws.mk\n"
+        "app: main.c $(KWS_SRCS)\n\tgcc -std=c99 -O2 -Wall -Wextra -Werror $(KWS_CFLAGS) -Ikws/include "
+        "main.c $(KWS_SRCS) -o app -lm\n")
+    build = subprocess.run(["make", "-s", "app"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr[-3000:]
+    pcm = np.load(kws_build / "data" / "pcm_test.npy")[:12]
+    pcm.astype("<i2").tofile(tmp_path / "pcm.bin")
+    run = subprocess.run(["./app", "pcm.bin", "out.bin"], cwd=tmp_path, capture_output=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    expected = (kws_build / "verify" / "work" / "host_outputs.bin").read_bytes()
+    assert (tmp_path / "out.bin").read_bytes() == expected

@@ -56,6 +56,7 @@ class ExportSpec:
     arena_bytes: int
     labels: tuple[str, ...] = ()
     u8_table: tuple[int, ...] = ()  # 256 int8 values: the pipeline's uint8 pixel -> the model's input (ORT)
+    pcm_samples: int = 0  # an audio front end chained in front of the network: invoke_pcm takes this many int16
     facts: Mapping = field(default_factory=dict)  # README figures: flash, stack, verification, hashes, flags
 
     @property
@@ -158,6 +159,8 @@ def layout(spec: ExportSpec, engine_dir: Path, codegen_dir: Path, chosen: list[P
         files[relative] = with_prefix(source.read_text(), relative, spec)
     for source in model_sources(codegen_dir):
         files[f"src/{source}"] = with_prefix((codegen_dir / source).read_text(), f"src/{source}", spec)
+    if "src/frontend/mf_frontend.c" in files:  # it includes its public header from its own folder (no -I src/)
+        files["src/frontend/mf_frontend.h"] = files["src/mf_frontend.h"].replace('#include "mcuforge.h"', '#include "../mcuforge.h"')
     files[f"src/{spec.prefix}prefix.h"] = prefix_header(spec, renames)
     files.update(texts)
     return dict(sorted(files.items()))

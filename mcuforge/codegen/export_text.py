@@ -107,6 +107,18 @@ def public_header(spec: ExportSpec) -> str:
         " */",
         f"void {p}quantize_float(const float *values, int8_t *input, size_t count);", "",
     ]
+    if spec.pcm_samples:
+        lines += [
+            f"/** Raw input of {p}invoke_pcm(): int16 PCM samples of one clip. */",
+            f"#define {u}PCM_SAMPLES {spec.pcm_samples}",
+            "/**",
+            " * Run the audio front end on one clip of raw int16 PCM (into the model's input, integer arithmetic, the",
+            f" * verified bytes), then the network; the result is at {p}output().",
+            f" * @param pcm  {u}PCM_SAMPLES int16 samples at the pipeline's sample rate",
+            f" * @return {u}OK, or a negative engine status",
+            " */",
+            f"int {p}invoke_pcm(const int16_t *pcm);", "",
+        ]
     if spec.u8_table:
         lines += [
             "/**",
