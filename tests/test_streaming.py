@@ -8,15 +8,20 @@ reference (mcuforge/audio/streaming.py) and the posterior-smoothing detector.
 from __future__ import annotations
 
 import ctypes as C
+import shutil
 
 import numpy as np
 import pytest
 
 from frontend_c import MF_ARG_ERROR, Frontend, StreamState, build
+from mcuforge import toolchain
 from mcuforge.audio import features, streaming
 from mcuforge.audio.streaming import Detector, DetectorConfig, detect, stream_features
 from mcuforge.audio.tables import FrontendError, build_tables
+from mcuforge.codegen import frontend as codegen_frontend
 from schemas.frontend import FrontendConfig
+
+HAVE_QEMU = shutil.which("qemu-system-arm") is not None and shutil.which("arm-none-eabi-gcc") is not None
 
 KWS = FrontendConfig(kind="log_mel", window_ms=32, hop_ms=31, fft_size=512, mel_bins=32, lower_hz=20,
                      upper_hz=7600)  # pipelines/kws.yaml: 32 frames x 32 bins, window 512, hop 496
@@ -97,6 +102,75 @@ def test_stream_features_rejects_non_int16():
         stream_features(np.zeros(20000, np.float32), KWS, 0.055, 127)
     with pytest.raises(FrontendError, match="threshold"):
         DetectorConfig(threshold=1.5)
+
+
+# ---- the generated build: host (ASan/UBSan) and QEMU ----------------------------------------------------------
+
+def streaming_model(frontend: FrontendConfig, scale: float, zero_point: int) -> dict[str, str]:
+    """A runner-ABI model streaming one clip: init with its first window - hop samples, one push per hop; the output
+    is the rolling map after the last push (= the batch front end of the clip when the pushes fill the map)."""
+    tables = build_tables(frontend, scale, zero_point)
+    keep = streaming.stream_keep(frontend)
+    pushes = (frontend.clip_samples - keep) // frontend.hop_samples
+    out = frontend.num_frames * frontend.num_features
+    header = "\n".join([
+        "#ifndef MF_MODEL_H", "#define MF_MODEL_H", "#include <stddef.h>", "#include <stdint.h>",
+        f"#define MF_MODEL_INPUT_BYTES {2 * frontend.clip_samples}", f"#define MF_MODEL_OUTPUT_BYTES {out}",
+        f"#define MF_MODEL_ARENA_BYTES {tables.scratch_bytes()}", "#define MF_MODEL_NUM_LAYERS 1",
+        "int8_t *mf_model_input(void);", "const int8_t *mf_model_output(void);", "int mf_model_invoke(void);",
+        "#ifdef MF_LAYER_DUMP", "void mf_layer_dump(int layer_index, const int8_t *data, size_t bytes);", "#endif",
+        "#endif", ""])
+    source = "\n".join([
+        '#include "model.h"', '#include "st_frontend.h"', "",
+        f"static int16_t mf_pcm[{frontend.clip_samples}] __attribute__((aligned(4)));",
+        f"static int8_t mf_features[{out}] __attribute__((aligned(4)));",
+        f"static int32_t mf_scratch[{tables.scratch_bytes() // 4}];",
+        f"static int16_t mf_window[MF_FRONTEND_STREAM_BUFFER_SAMPLES({frontend.window_samples})];",
+        "int8_t *mf_model_input(void) { return (int8_t *)mf_pcm; }",
+        "const int8_t *mf_model_output(void) { return mf_features; }",
+        "int mf_model_invoke(void)", "{", "    mf_frontend_stream stream;", "    int32_t k;",
+        "    if (mf_frontend_stream_init(&stream, &st_frontend_params, mf_window, mf_pcm) != MF_OK) return -1;",
+        f"    for (k = 0; k < {pushes}; k++) {{",
+        f"        if (mf_frontend_stream_push(&stream, &st_frontend_params, mf_pcm + {keep} + k * "
+        f"{frontend.hop_samples}, mf_features, mf_scratch) != MF_OK) return -1;",
+        "    }",
+        f"    return stream.frames == {pushes} ? 0 : -1;", "}", ""])
+    return {"model.h": header, "model.c": source, **codegen_frontend.sources(tables, "st")}
+
+
+@pytest.fixture(scope="module")
+def stream_build(tmp_path_factory):
+    frontend, scale, zero_point = CONFIGS["kws"]
+    work = tmp_path_factory.mktemp("stream_model")
+    (work / "model").mkdir()
+    for name, text in streaming_model(frontend, scale, zero_point).items():
+        (work / "model" / name).write_text(text)
+    pcm = np.stack([long_signal(1.0, 16000), np.roll(long_signal(1.0, 16000), 5000)])
+    pcm.tofile(work / "inputs.bin")
+    return work, features.extract(pcm, frontend, scale, zero_point).reshape(len(pcm), -1)
+
+
+def test_generated_stream_on_the_host_with_sanitizers(stream_build):
+    """32 pushes of 496 samples after a 16-sample history fill the map with the batch front end's bytes."""
+    work, expected = stream_build
+    exe = toolchain.cmake_build(work / "model", work / "build_host", sanitize=True)
+    result = toolchain.run_host(exe, work / "inputs.bin", work / "out_host.bin")
+    assert "runtime error" not in result.stderr and "Sanitizer" not in result.stderr
+    assert np.array_equal(np.fromfile(work / "out_host.bin", np.int8).reshape(expected.shape), expected)
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_QEMU, reason="qemu-system-arm or arm-none-eabi-gcc is not installed")
+@pytest.mark.parametrize("board", ["stm32l4r5", "lpc1768"], ids=["m4f_an386", "m3_an385"])
+def test_generated_stream_under_qemu(stream_build, board):
+    from schemas.loader import load_board
+
+    work, expected = stream_build
+    spec = load_board(board).model_dump(mode="json")
+    elf = toolchain.cmake_build(work / "model", work / f"build_{board}", spec)
+    toolchain.run_qemu(elf, spec["qemu"]["machine"], work / "inputs.bin", work / f"out_{board}.bin", timeout=120)
+    assert np.array_equal(np.fromfile(work / f"out_{board}.bin", np.int8).reshape(expected.shape), expected)
 
 
 # ---- the detector ---------------------------------------------------------------------------------------------
