@@ -173,6 +173,40 @@ def test_generated_stream_under_qemu(stream_build, board):
     assert np.array_equal(np.fromfile(work / f"out_{board}.bin", np.int8).reshape(expected.shape), expected)
 
 
+@pytest.mark.slow
+def test_pipeline_model_streaming_entry_points_give_invoke_pcm_bytes(tmp_path):
+    """codegen.chain with -DMF_MODEL_STREAM (the MLPerf KWS DS-CNN behind an MFCC 49 x 10 front end, through a
+    non-identity input table): the runner streaming every clip (reset, 49 pushes, invoke) writes the same class
+    scores as the runner calling mf_model_invoke_pcm on the clip, with ASan/UBSan."""
+    from helpers import MLPERF
+    from mcuforge import frontends
+    from mcuforge.codegen import chain
+    from mcuforge.codegen import generate as codegen
+    from mcuforge.schedule import planner
+
+    mfcc, _, _ = CONFIGS["mfcc"]
+    graph = frontends.load(MLPERF / "kws_ref_model.tflite")
+    plan = planner.plan(graph)
+    source = graph.tensors[graph.input]
+    tables = build_tables(mfcc, float(source.scale), int(source.zp))
+    table = np.clip(np.arange(-128, 128) + 3, -128, 127).astype(np.int8)
+    sources = codegen.generate(graph, plan, "kws", frontend=(tables, table))
+    assert "mf_model_stream_push" in sources["model.c"] and f"#define MF_MODEL_STREAM_RAM_BYTES " \
+        f"{chain.stream_ram_bytes(tables)}" in sources["model.h"]
+    codegen.write(sources, tmp_path / "codegen")
+    pcm = np.stack([long_signal(1.0, 16000), np.roll(long_signal(1.0, 16000), 7000)])
+    pcm.tofile(tmp_path / "pcm.bin")
+    scores = {}
+    for name, defines in (("pcm", ()), ("stream", ("MF_MODEL_STREAM",))):
+        exe = toolchain.cmake_build(tmp_path / "codegen", tmp_path / name, None, "fixed", sanitize=bool(defines),
+                                    defines=defines)
+        result = toolchain.run_host(exe, tmp_path / "pcm.bin", tmp_path / f"scores_{name}.bin")
+        assert "runtime error" not in result.stderr and "Sanitizer" not in result.stderr
+        scores[name] = np.fromfile(tmp_path / f"scores_{name}.bin", np.int8)
+    assert scores["pcm"].size == 2 * 12 and not np.array_equal(scores["pcm"][:12], scores["pcm"][12:])
+    assert np.array_equal(scores["stream"], scores["pcm"])
+
+
 # ---- the detector ---------------------------------------------------------------------------------------------
 
 def test_detector_hand_worked_sequence():
