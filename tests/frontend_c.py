@@ -36,6 +36,10 @@ def build(out_dir: Path, sanitize: bool = False) -> Path:
     return out
 
 
+class StreamState(C.Structure):
+    _fields_ = [("buffer", C.POINTER(C.c_int16)), ("frames", C.c_int32)]
+
+
 class Frontend:
     """mf_frontend_run through ctypes."""
 
@@ -84,3 +88,32 @@ class Frontend:
             assert status == MF_OK, f"mf_frontend_run returned {status}"
         del keep
         return out
+
+    def stream(self, tables: FrontendTables, signal: np.ndarray, keep: int) -> tuple[np.ndarray, np.ndarray]:
+        """mf_frontend_stream_init with history signal[:keep], then one mf_frontend_stream_push per hop of the rest:
+        (the new frame of every push [K, features], the rolling map after every push [K, frames, features])."""
+        params, arrays = self.params(tables)
+        scratch = np.zeros(self.scratch_bytes(params) // 4, dtype=np.int32)
+        buffer = np.zeros(tables.window_samples, dtype=np.int16)
+        state = StreamState()
+        signal = np.ascontiguousarray(signal, dtype=np.int16)
+        history = signal[:keep].copy()
+        status = self.lib.mf_frontend_stream_init(C.byref(state), C.byref(params),
+                                                  buffer.ctypes.data_as(C.POINTER(C.c_int16)),
+                                                  history.ctypes.data_as(C.POINTER(C.c_int16)) if keep else None)
+        assert status == MF_OK, f"mf_frontend_stream_init returned {status}"
+        hop = tables.hop_samples
+        pushes = (signal.size - keep) // hop
+        features = np.zeros((tables.num_frames, tables.num_features), dtype=np.int8)
+        maps = np.zeros((pushes, tables.num_frames, tables.num_features), dtype=np.int8)
+        for k in range(pushes):
+            chunk = np.ascontiguousarray(signal[keep + k * hop:keep + (k + 1) * hop])
+            status = self.lib.mf_frontend_stream_push(C.byref(state), C.byref(params),
+                                                      chunk.ctypes.data_as(C.POINTER(C.c_int16)),
+                                                      features.ctypes.data_as(C.POINTER(C.c_int8)),
+                                                      scratch.ctypes.data_as(C.c_void_p))
+            assert status == MF_OK, f"mf_frontend_stream_push returned {status}"
+            maps[k] = features
+        assert state.frames == pushes
+        del arrays
+        return maps[:, -1].copy(), maps

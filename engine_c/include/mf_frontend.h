@@ -68,6 +68,65 @@ size_t mf_frontend_get_buffer_size(const mf_frontend_params *p);
  */
 mf_status mf_frontend_run(const mf_frontend_params *p, const int16_t *pcm, int8_t *features, void *scratch);
 
+/**
+ * Computes the features of ONE frame (the frames of the front end are independent: block floating point per frame).
+ *
+ * @param p              parameters and tables (checked)
+ * @param window_pcm     Format [window_samples], int16 PCM of the frame
+ * @param frame_features Format [num_features], int8
+ * @param scratch        mf_frontend_get_buffer_size(p) bytes, 4-byte aligned
+ * @return MF_OK or MF_ARG_ERROR (nothing written)
+ */
+mf_status mf_frontend_frame(const mf_frontend_params *p, const int16_t *window_pcm, int8_t *frame_features,
+                            void *scratch);
+
+/**
+ * Streaming: the caller pushes hop_samples new samples at a time; each push computes one new frame, shifts the
+ * rolling feature map [num_frames, num_features] up by one frame (oldest dropped) and writes the new frame into the
+ * last row, so the map is always in time order and is the network's input. Only the new frame is computed.
+ *
+ * Frame k (k-th push, from 0) covers the samples [k hop, k hop + window_samples) of the signal
+ * history ++ pushed samples, where history is the MF_FRONTEND_STREAM_KEEP(window, hop) samples given to init
+ * (or zeros): after num_frames pushes the map equals mf_frontend_run of that signal's first clip, and after
+ * num_frames + j pushes that of the clip starting at sample j hop.
+ */
+typedef struct {
+    int16_t *buffer; /**< Format [window_samples] (caller memory, MF_FRONTEND_STREAM_BUFFER_SAMPLES) */
+    int32_t frames;  /**< frames computed since init (saturates at INT32_MAX); the map is full once >= num_frames */
+} mf_frontend_stream;
+
+/** Samples kept between pushes: max(window - hop, 0). */
+#define MF_FRONTEND_STREAM_KEEP(window_samples, hop_samples) \
+    ((window_samples) > (hop_samples) ? (window_samples) - (hop_samples) : 0)
+/** int16 samples of the stream buffer: window_samples. */
+#define MF_FRONTEND_STREAM_BUFFER_SAMPLES(window_samples) (window_samples)
+
+/**
+ * Starts a stream.
+ *
+ * @param state   the stream
+ * @param p       parameters and tables (checked)
+ * @param buffer  Format [window_samples] int16, owned by the caller for the stream's life
+ * @param history Format [MF_FRONTEND_STREAM_KEEP(window_samples, hop_samples)], the samples before the first push,
+ *                or NULL for zeros (silence)
+ * @return MF_OK or MF_ARG_ERROR
+ */
+mf_status mf_frontend_stream_init(mf_frontend_stream *state, const mf_frontend_params *p, int16_t *buffer,
+                                  const int16_t *history);
+
+/**
+ * Pushes hop_samples new samples: computes one frame and rolls the feature map by one frame.
+ *
+ * @param state       a stream started by mf_frontend_stream_init with the same `p`
+ * @param p           parameters and tables (checked)
+ * @param hop_samples Format [hop_samples], int16 PCM, the next samples of the signal
+ * @param features    Format [num_frames, num_features], int8, the rolling map (not overlapping the others)
+ * @param scratch     mf_frontend_get_buffer_size(p) bytes, 4-byte aligned
+ * @return MF_OK or MF_ARG_ERROR (state and features then unchanged)
+ */
+mf_status mf_frontend_stream_push(mf_frontend_stream *state, const mf_frontend_params *p, const int16_t *hop_samples,
+                                  int8_t *features, void *scratch);
+
 #ifdef __cplusplus
 }
 #endif

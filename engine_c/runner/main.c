@@ -19,7 +19,10 @@
  *
  * Built with MF_MODEL_PCM (a model generated with the audio front end chained: model_pcm.h), the samples of
  * inputs.bin are clips of MF_MODEL_PCM_SAMPLES raw int16 PCM values (little-endian) and each runs through
- * mf_model_invoke_pcm (front end, then network); the outputs are the network's.
+ * mf_model_invoke_pcm (front end, then network); the outputs are the network's. Built also with MF_MODEL_STREAM
+ * (a pipeline model, mcuforge/codegen/chain.py), each clip goes through the streaming entry points instead
+ * (mf_model_stream_reset with its first samples, one mf_model_stream_push per frame, mf_model_stream_invoke): the
+ * same outputs, by the streaming front end.
  *
  * Anomaly models (model.h defines MF_MODEL_ANOMALY) also run whole clips:
  *
@@ -171,7 +174,24 @@ static int mf_read_exact(FILE *file, void *buffer, size_t bytes)
 #define MF_SAMPLE_BYTES (2ul * (unsigned long)MF_MODEL_PCM_SAMPLES)
 static int16_t mf_pcm[MF_MODEL_PCM_SAMPLES];
 #define MF_SAMPLE_BUFFER ((void *)mf_pcm)
+#if defined(MF_MODEL_STREAM) /* the streaming entry points: reset, one push per hop of the clip, invoke */
+#if MF_MODEL_STREAM_KEEP_SAMPLES + MF_MODEL_STREAM_FRAMES * MF_MODEL_STREAM_HOP_SAMPLES > MF_MODEL_PCM_SAMPLES
+#error "MF_MODEL_STREAM: the clip is shorter than the history plus one hop per frame"
+#endif
+static int mf_stream_clip(const int16_t *pcm)
+{
+    int status = mf_model_stream_reset(pcm);
+    int k;
+
+    for (k = 0; k < MF_MODEL_STREAM_FRAMES && status == 0; k++) {
+        status = mf_model_stream_push(pcm + MF_MODEL_STREAM_KEEP_SAMPLES + k * MF_MODEL_STREAM_HOP_SAMPLES);
+    }
+    return status != 0 ? status : mf_model_stream_invoke();
+}
+#define MF_INVOKE() mf_stream_clip(mf_pcm)
+#else
 #define MF_INVOKE() mf_model_invoke_pcm(mf_pcm)
+#endif
 #else
 #define MF_SAMPLE_BYTES ((unsigned long)MF_MODEL_INPUT_BYTES)
 #define MF_SAMPLE_BUFFER ((void *)mf_model_input())

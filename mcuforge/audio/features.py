@@ -106,6 +106,21 @@ def extract(pcm: np.ndarray, frontend: "FrontendConfig", scale: float, zero_poin
     return quantize(integer_values(pcm, frontend, tables), tables)
 
 
+def extract_frames(frames: np.ndarray, frontend: "FrontendConfig", scale: float, zero_point: int) -> np.ndarray:
+    """int16 windows [F, window_samples] -> int8 features [F, num_features], each frame on its own (the front end's
+    frames are independent): the bytes `extract` gives for a frame with those samples."""
+    frames = np.asarray(frames)
+    if frames.ndim != 2 or frames.dtype != np.int16 or frames.shape[1] != frontend.window_samples:
+        raise FrontendError(f"frontend: frames must be int16 [frames, {frontend.window_samples}], got {frames.dtype} "
+                            f"{list(frames.shape)}")
+    tables = build_tables(frontend, scale, zero_point)
+    mel = tables.mel_matrix().T.astype(np.float64)
+    out = np.empty((frames.shape[0], tables.num_features), dtype=np.int64)
+    for start in range(0, frames.shape[0], CHUNK_FRAMES):
+        out[start:start + CHUNK_FRAMES] = _log_values(frames[start:start + CHUNK_FRAMES], tables, mel)
+    return quantize(out, tables)
+
+
 def feature_range(pcm: np.ndarray, frontend: "FrontendConfig") -> tuple[float, float]:
     """(low, high) of the real-valued features (natural-log units) of the integer front end over `pcm`."""
     values = integer_values(pcm, frontend)

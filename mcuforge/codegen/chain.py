@@ -8,7 +8,12 @@ does not fit around the input. The map (`table[q + 128]`, 256 bytes of flash) is
 point -128, as MinMax calibration gives for features spanning the full int8 range) no table is emitted.
 
 With MF_LAYER_DUMP the front end's int8 output is dumped as layer MF_MODEL_NUM_LAYERS (after the network's layers
-in file numbering, first in time), so verify checks it byte for byte and counts its instructions apart."""
+in file numbering, first in time), so verify checks it byte for byte and counts its instructions apart.
+
+Streaming (compiled only with -DMF_MODEL_STREAM, so other builds keep their RAM): mf_model_stream_reset(history),
+mf_model_stream_push(hop) computes one new frame into a rolling feature map kept outside the arena
+(mf_frontend_stream_push; its scratch in the arena, free between inferences) and mf_model_stream_invoke() maps the
+map into the network's input and runs the network. Static RAM: MF_MODEL_STREAM_RAM_BYTES (2 window_samples + num_frames x num_features + 8 when hop < window)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -59,7 +64,26 @@ def header_lines(tables: FrontendTables) -> list[str]:
         f"#define MF_MODEL_PCM_SAMPLES {tables.clip_samples}",
         f"#define MF_MODEL_RAW_INPUT_BYTES {2 * tables.clip_samples}",
         "int mf_model_invoke_pcm(const int16_t *pcm);",
+        "/* Streaming (build with -DMF_MODEL_STREAM): reset with MF_MODEL_STREAM_KEEP_SAMPLES samples of history",
+        " * (or NULL: silence), push MF_MODEL_STREAM_HOP_SAMPLES samples at a time (one new frame each), invoke the",
+        " * network on the last MF_MODEL_STREAM_FRAMES frames whenever wanted. */",
+        f"#define MF_MODEL_STREAM_HOP_SAMPLES {tables.hop_samples}",
+        f"#define MF_MODEL_STREAM_KEEP_SAMPLES {max(tables.window_samples - tables.hop_samples, 0)}",
+        f"#define MF_MODEL_STREAM_FRAMES {tables.num_frames}",
+        f"#define MF_MODEL_STREAM_RAM_BYTES {stream_ram_bytes(tables)}",
+        "#ifdef MF_MODEL_STREAM",
+        "int mf_model_stream_reset(const int16_t *history);",
+        "int mf_model_stream_push(const int16_t *hop_samples);",
+        "int mf_model_stream_invoke(void);",
+        "#endif",
     ]
+
+
+def stream_ram_bytes(tables: FrontendTables) -> int:
+    """Static RAM of the streaming entry points: the window buffer (keep + hop int16 >= window) and the rolling int8
+    feature map (+ the 8-byte stream state)."""
+    keep = max(tables.window_samples - tables.hop_samples, 0)
+    return 2 * (keep + tables.hop_samples) + tables.num_frames * tables.num_features + 8
 
 
 def model_code(graph: Graph, placement: FrontendPlacement, table: np.ndarray, input_address: str) -> str:
@@ -80,6 +104,27 @@ def model_code(graph: Graph, placement: FrontendPlacement, table: np.ndarray, in
             with w.block("for (size_t i = 0; i < (size_t)MF_MODEL_INPUT_BYTES; i++) {"):
                 w.line("features[i] = mf_model_input_table[(uint8_t)(features[i] + 128)];")
         w.line("return mf_model_invoke();")
+    w.lines(["", "#ifdef MF_MODEL_STREAM",
+             "static int16_t mf_model_stream_window[MF_MODEL_STREAM_KEEP_SAMPLES + MF_MODEL_STREAM_HOP_SAMPLES];",
+             "static int8_t mf_model_stream_map[MF_MODEL_INPUT_BYTES];",
+             "static mf_frontend_stream mf_model_stream_state;", ""])
+    with w.block("int mf_model_stream_reset(const int16_t *history) {"):
+        with w.block("for (size_t i = 0; i < (size_t)MF_MODEL_INPUT_BYTES; i++) {"):
+            w.line("mf_model_stream_map[i] = 0;")
+        w.line(f"return mf_frontend_stream_init(&mf_model_stream_state, &{PREFIX}_frontend_params, "
+               "mf_model_stream_window, history);")
+    w.line()
+    with w.block("int mf_model_stream_push(const int16_t *hop_samples) {"):
+        w.line(f"return mf_frontend_stream_push(&mf_model_stream_state, &{PREFIX}_frontend_params, hop_samples, "
+               f"mf_model_stream_map, mf_arena + {placement.scratch_offset});")
+    w.line()
+    with w.block("int mf_model_stream_invoke(void) {"):
+        w.line(f"int8_t *features = {input_address};")
+        with w.block("for (size_t i = 0; i < (size_t)MF_MODEL_INPUT_BYTES; i++) {"):
+            w.line("features[i] = mf_model_stream_map[i];" if identity else
+                   "features[i] = mf_model_input_table[(uint8_t)(mf_model_stream_map[i] + 128)];")
+        w.line("return mf_model_invoke();")
+    w.line("#endif")
     return w.text()
 
 

@@ -10,6 +10,8 @@
  */
 #include "mf_frontend.h"
 
+#include <string.h>
+
 #include "mf_frontend_internal.h"
 
 /* Number of significant bits of x (0 for 0). */
@@ -309,48 +311,123 @@ size_t mf_frontend_get_buffer_size(const mf_frontend_params *p)
     return (size_t)MF_FRONTEND_SCRATCH_BYTES(p->fft_size, p->mel_bins);
 }
 
+/* One frame from `pcm` [window_samples] into `out` [num_features]; `p` already checked. */
+static void mf_frontend_frame_unchecked(const mf_frontend_params *p, const int16_t *pcm, int8_t *out, void *scratch)
+{
+    const int32_t points = p->fft_size / 2;
+    int32_t *z = (int32_t *)scratch;
+    uint32_t *power = (uint32_t *)(z + p->fft_size);
+    int32_t *logs = (int32_t *)(power + points + 1);
+    const int32_t shift = mf_window_frame(p, pcm, z);
+    int32_t i;
+
+    mf_fft(z, points, p->twiddle, p->fft_size);
+    mf_power(z, points, p->twiddle, power);
+    mf_log_mel(p, power, shift, logs);
+    if (p->kind == MF_FRONTEND_MFCC) {
+        for (i = 0; i < p->num_coeffs; i++) {
+            const int16_t *row = p->dct + i * p->mel_bins;
+            int64_t acc = 0;
+            int32_t j;
+            for (j = 0; j < p->mel_bins; j++) {
+                acc += (int64_t)row[j] * logs[j];
+            }
+            out[i] = mf_quantize((int32_t)((acc + (1 << 14)) >> 15), p);
+        }
+    } else {
+        for (i = 0; i < p->mel_bins; i++) {
+            out[i] = mf_quantize(logs[i], p);
+        }
+    }
+}
+
+static int mf_frontend_pointers_ok(const void *a, const void *b, const void *scratch)
+{
+    return a != NULL && b != NULL && scratch != NULL && ((uintptr_t)scratch & 3u) == 0u;
+}
+
+static int32_t mf_frontend_num_features(const mf_frontend_params *p)
+{
+    return p->kind == MF_FRONTEND_MFCC ? p->num_coeffs : p->mel_bins;
+}
+
 mf_status mf_frontend_run(const mf_frontend_params *p, const int16_t *pcm, int8_t *features, void *scratch)
 {
-    int32_t *z;
-    uint32_t *power;
-    int32_t *logs;
-    int32_t points;
     int32_t features_per_frame;
     int32_t frame;
 
-    if (pcm == NULL || features == NULL || scratch == NULL || ((uintptr_t)scratch & 3u) != 0u ||
+    if (!mf_frontend_pointers_ok(pcm, features, scratch) || !mf_frontend_params_ok(p)) {
+        return MF_ARG_ERROR;
+    }
+    features_per_frame = mf_frontend_num_features(p);
+    for (frame = 0; frame < p->num_frames; frame++) {
+        mf_frontend_frame_unchecked(p, pcm + frame * p->hop_samples, features + frame * features_per_frame, scratch);
+    }
+    return MF_OK;
+}
+
+mf_status mf_frontend_frame(const mf_frontend_params *p, const int16_t *window_pcm, int8_t *frame_features,
+                            void *scratch)
+{
+    if (!mf_frontend_pointers_ok(window_pcm, frame_features, scratch) || !mf_frontend_params_ok(p)) {
+        return MF_ARG_ERROR;
+    }
+    mf_frontend_frame_unchecked(p, window_pcm, frame_features, scratch);
+    return MF_OK;
+}
+
+/* ---- streaming -------------------------------------------------------------------------------------------------- */
+
+static int32_t mf_frontend_stream_keep(const mf_frontend_params *p)
+{
+    return p->window_samples > p->hop_samples ? p->window_samples - p->hop_samples : 0;
+}
+
+mf_status mf_frontend_stream_init(mf_frontend_stream *state, const mf_frontend_params *p, int16_t *buffer,
+                                  const int16_t *history)
+{
+    int32_t keep;
+    int32_t n;
+
+    if (state == NULL || buffer == NULL || !mf_frontend_params_ok(p)) {
+        return MF_ARG_ERROR;
+    }
+    keep = mf_frontend_stream_keep(p);
+    for (n = 0; n < keep; n++) {
+        buffer[n] = history != NULL ? history[n] : (int16_t)0;
+    }
+    state->buffer = buffer;
+    state->frames = 0;
+    return MF_OK;
+}
+
+mf_status mf_frontend_stream_push(mf_frontend_stream *state, const mf_frontend_params *p, const int16_t *hop_samples,
+                                  int8_t *features, void *scratch)
+{
+    int16_t *buffer;
+    int32_t keep;
+    int32_t features_per_frame;
+    int32_t n;
+
+    if (state == NULL || state->buffer == NULL || !mf_frontend_pointers_ok(hop_samples, features, scratch) ||
         !mf_frontend_params_ok(p)) {
         return MF_ARG_ERROR;
     }
-    points = p->fft_size / 2;
-    z = (int32_t *)scratch;
-    power = (uint32_t *)(z + p->fft_size);
-    logs = (int32_t *)(power + points + 1);
-    features_per_frame = p->kind == MF_FRONTEND_MFCC ? p->num_coeffs : p->mel_bins;
-
-    for (frame = 0; frame < p->num_frames; frame++) {
-        const int32_t shift = mf_window_frame(p, pcm + frame * p->hop_samples, z);
-        int8_t *out = features + frame * features_per_frame;
-        int32_t i;
-
-        mf_fft(z, points, p->twiddle, p->fft_size);
-        mf_power(z, points, p->twiddle, power);
-        mf_log_mel(p, power, shift, logs);
-        if (p->kind == MF_FRONTEND_MFCC) {
-            for (i = 0; i < p->num_coeffs; i++) {
-                const int16_t *row = p->dct + i * p->mel_bins;
-                int64_t acc = 0;
-                int32_t j;
-                for (j = 0; j < p->mel_bins; j++) {
-                    acc += (int64_t)row[j] * logs[j];
-                }
-                out[i] = mf_quantize((int32_t)((acc + (1 << 14)) >> 15), p);
-            }
-        } else {
-            for (i = 0; i < p->mel_bins; i++) {
-                out[i] = mf_quantize(logs[i], p);
-            }
-        }
+    buffer = state->buffer;
+    keep = mf_frontend_stream_keep(p);
+    /* buffer = the kept samples then the new ones; the frame is its first window_samples samples */
+    for (n = 0; n < p->window_samples - keep; n++) {
+        buffer[keep + n] = hop_samples[n];
+    }
+    features_per_frame = mf_frontend_num_features(p);
+    memmove(features, features + features_per_frame, (size_t)(p->num_frames - 1) * (size_t)features_per_frame);
+    mf_frontend_frame_unchecked(p, buffer, features + (p->num_frames - 1) * features_per_frame, scratch);
+    /* keep the last `keep` samples of the window (they start the next one) */
+    for (n = 0; n < keep; n++) {
+        buffer[n] = buffer[p->hop_samples + n];
+    }
+    if (state->frames < INT32_MAX) {
+        state->frames++;
     }
     return MF_OK;
 }
