@@ -8,6 +8,13 @@ first alone ("idle": the machine may be shared, its load average is recorded), t
 at the same niceness ("loaded"); it records wall time, threads, ATen's CPU capability and the sha256 of the trained
 weights (to show which settings change the weights). `--tests` also times a slice of the test suite under xdist
 (-n 2) idle and loaded.
+
+    .venv/bin/python benchmarks/loaded_bench.py --demo [--pipeline fashion] [--out benchmarks/results/demo_loaded.json]
+
+`--demo` times what `make demo` runs (`doit run pipeline=fashion`, from scratch, in a fresh build directory) alone
+and then beside one competing CPU-bound process at the same niceness (issue 18's target: loaded <= 2.2x idle); it
+records each task's wall time (from doit's ". task" lines), the load average before each run and the manifest's
+artifact hashes (to show the loaded run built the same bytes).
 """
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = ROOT / "benchmarks" / "results" / "loaded_bench.json"
 
 TRAIN = r"""
 import hashlib, json, sys, time
@@ -78,13 +86,79 @@ def time_tests() -> float:
     return round(time.monotonic() - started, 1)
 
 
+def busy_same_niceness() -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+def demo_once(pipeline: str, build: Path) -> dict:
+    """`doit run pipeline=<pipeline> build=<build>` from scratch: wall time, per-task wall times, manifest hashes."""
+    import shutil
+    import threading
+
+    shutil.rmtree(build, ignore_errors=True)
+    loadavg = os.getloadavg()[0]
+    started = time.monotonic()
+    process = subprocess.Popen([str(ROOT / ".venv" / "bin" / "doit"), "run", f"pipeline={pipeline}", f"build={build}"],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    marks: list[tuple[float, str]] = []
+
+    def read() -> None:
+        for line in process.stdout:
+            if line.startswith(". "):
+                marks.append((time.monotonic() - started, line[2:].split(":")[0].strip()))
+    reader = threading.Thread(target=read)
+    reader.start()
+    code = process.wait()
+    reader.join()
+    seconds = time.monotonic() - started
+    if code != 0:
+        raise SystemExit(f"doit run pipeline={pipeline} failed with exit code {code}")
+    tasks: dict[str, float] = {}
+    for (at, name), (until, _) in zip(marks, marks[1:] + [(seconds, "")]):
+        tasks[name] = round(tasks.get(name, 0.0) + until - at, 1)
+    manifest = json.loads((build / "manifest.json").read_text())
+    hashes = {path: entry["sha256"] for path, entry in sorted(manifest["artifacts"].items())}
+    return {"seconds": round(seconds, 1), "loadavg_before": round(loadavg, 2), "tasks": tasks, "sha256": hashes}
+
+
+def demo(pipeline: str, out: Path) -> int:
+    scratch = ROOT / "build" / "loaded_bench"
+    idle = demo_once(pipeline, scratch / "idle")
+    print(json.dumps({"idle": idle}), flush=True)
+    competitor = busy_same_niceness()
+    try:
+        loaded = demo_once(pipeline, scratch / "loaded")
+    finally:
+        competitor.kill()
+        competitor.wait()
+    print(json.dumps({"loaded": loaded}), flush=True)
+    result = {"pipeline": pipeline, "cpus": os.cpu_count(), "idle": idle, "loaded": loaded,
+              "slowdown": round(loaded["seconds"] / idle["seconds"], 2),
+              "task_slowdown": {name: round(loaded["tasks"][name] / max(idle["tasks"][name], 0.1), 2)
+                                for name in idle["tasks"] if name in loaded["tasks"]},
+              "artifacts": len(idle["sha256"]),
+              "artifacts_differing": sorted(p for p in idle["sha256"] if loaded["sha256"].get(p) != idle["sha256"][p]),
+              "competitor": "one Python busy loop (`while True: pass`) at the same niceness as doit"}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"idle {idle['seconds']} s, loaded {loaded['seconds']} s: {result['slowdown']}x", flush=True)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--build", type=Path, required=True)
+    parser.add_argument("--build", type=Path)
+    parser.add_argument("--demo", action="store_true")
+    parser.add_argument("--pipeline", default="fashion")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--tests", action="store_true")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "loaded_bench.json")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
+    if args.demo:
+        return demo(args.pipeline, args.out if args.out != DEFAULT_OUT else ROOT / "benchmarks" / "results" /
+                    "demo_loaded.json")
+    if args.build is None:
+        parser.error("--build is required without --demo")
     rows = []
     for name, (env, threads_cfg) in VARIANTS.items():
         row = {"variant": name, "env": env, "train.threads": threads_cfg, "loadavg_before": os.getloadavg()[0]}

@@ -144,8 +144,10 @@ class TrainConfig(Strict):
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0, description="Label smoothing of the cross-entropy.")
     augment: bool = Field(default=False, description="Random horizontal flips and 2-pixel shifts.")
     threads: int = Field(
-        default=0, ge=0, le=256,
-        description="torch CPU threads (0 = torch's default). Bit-identical weights across machines need the same value.",
+        default=2, ge=0, le=256,
+        description=("torch CPU threads. Fixed (2) by default so machines with other core counts train the same weights "
+                     "(1 and 2 threads train different ones); 0 = torch's default, one per core. The environment "
+                     "variable MCUFORGE_THREADS overrides it (the test suite runs one thread per xdist worker)."),
     )
 
 

@@ -161,6 +161,28 @@ def test_a_child_dies_with_the_process_that_started_it(tmp_path: Path):
     assert not _running(child)
 
 
+def test_a_grandchild_dies_when_only_the_parent_is_killed(tmp_path: Path):
+    """make's compilers, a shell's background job: children of the tool, not of us, outlive the tool's
+    PR_SET_PDEATHSIG; the guardian's process group takes them down with a parent killed alone (kill -9 <pid>)."""
+    pid_file = tmp_path / "grandchild.pid"
+    script = ("import sys; sys.path.insert(0, %r)\n"
+              "from mcuforge.toolchain.process import run\n"
+              "run(['sh', '-c', 'sleep 60 & echo $! > %s; wait'], 120, 'sleep')\n") % (str(ROOT), pid_file)
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 30
+    while not (pid_file.is_file() and pid_file.read_text().strip()):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    grandchild = int(pid_file.read_text())
+    assert _running(grandchild)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while _running(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(grandchild)
+
+
 def _running(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]

@@ -265,3 +265,58 @@ def test_static_bound_recursion_is_still_an_error():
     with pytest.raises(McuforgeError, match="recursion"):
         budget.worst_stack({"Reset_Handler": {"main"}, "main": {"main2"}, "main2": {"main"}},
                            {"Reset_Handler": 8, "main": 1, "main2": 1}, "Reset_Handler")
+
+
+# ---- the static bound follows pointers stored only in initialised data ------------------------------------------
+POINTER_TABLE_C = """\
+typedef int (*handler)(int);
+
+__attribute__((noinline)) int mf_deep_handler(int x)
+{
+    volatile char buffer[1536];
+    buffer[x] = (char)x;
+    return buffer[x & 7];
+}
+
+__attribute__((noinline)) int mf_shallow_handler(int x)
+{
+    return x + 1;
+}
+
+handler mf_handlers[2] = {mf_shallow_handler, mf_deep_handler};  /* .data: the only place mf_deep_handler is named */
+
+int main(void)
+{
+    volatile int which = 1;
+    return mf_handlers[which](3);
+}
+
+void _start(void)
+{
+    main();
+    for (;;) {
+    }
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="arm-none-eabi-gcc is not installed")
+def test_static_bound_follows_function_pointers_stored_only_in_data(tmp_path):
+    import subprocess
+
+    source = tmp_path / "table.c"
+    source.write_text(POINTER_TABLE_C)
+    elf = tmp_path / "table.elf"
+    subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-O2", "-fstack-usage", "-nostdlib",
+                    "-Wl,-e,_start", "-o", str(elf), str(source)], cwd=tmp_path, check=True)
+    disassembly = subprocess.run(["arm-none-eabi-objdump", "-d", str(elf)], capture_output=True, text=True,
+                                 check=True).stdout
+    main_body = disassembly.split("<main>:")[1].split("\n\n")[0]
+    assert "mf_deep_handler" not in main_body  # main reaches it only through the table in .data
+    bound = budget.measure(elf, tmp_path)
+    # GCC's own frame of the deep handler (its .su file), independent of the disassembly's reading
+    deep_frame = int(next(line.split()[1] for line in (tmp_path.glob("*.su").__next__()).read_text().splitlines()
+                          if "mf_deep_handler" in line))
+    assert deep_frame >= 1536
+    assert "(via pointer) mf_deep_handler" in bound["stack_chain"]
+    assert bound["stack_bytes"] >= deep_frame + budget.EXCEPTION_FRAME_BYTES

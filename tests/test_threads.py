@@ -51,3 +51,19 @@ def test_dodo_settings_wait_passively_pin_avx2_kernels_and_record_the_cpu():
 def test_an_xdist_worker_runs_one_thread():
     worker = probe("import conftest", PYTEST_XDIST_WORKER="gw1")
     assert worker["torch_threads"] == 1
+
+
+def test_training_threads_are_fixed_by_default_and_overridden_by_the_environment(monkeypatch):
+    from mcuforge.core.errors import ConfigError
+    from mcuforge.ml.threads import training_threads
+    from schemas.pipeline import TrainConfig
+
+    default = TrainConfig(epochs=1).threads
+    assert default == 2  # not 0 (one per core): another core count would train other weights
+    monkeypatch.delenv("MCUFORGE_THREADS", raising=False)
+    assert training_threads(default) == 2
+    monkeypatch.setenv("MCUFORGE_THREADS", "1")
+    assert training_threads(default) == 1
+    monkeypatch.setenv("MCUFORGE_THREADS", "many")
+    with pytest.raises(ConfigError, match="MCUFORGE_THREADS"):
+        training_threads(default)

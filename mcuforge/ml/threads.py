@@ -8,13 +8,16 @@ before torch is imported: dodo.py calls `configure_environment` first thing. Tes
 one thread each (tests/conftest.py), so two workers never oversubscribe two cores.
 
 `configure_training(threads)` is for the process that trains: threads > 0 pins torch's intra-op threads (the
-pipeline's train.threads), 0 keeps torch's default (one per core, or OMP_NUM_THREADS).
+pipeline's train.threads, default 2 so that machines with other core counts train the same weights; the environment
+variable MCUFORGE_THREADS overrides it), 0 keeps torch's default (one per core, or OMP_NUM_THREADS).
 """
 from __future__ import annotations
 
 import os
 import platform
 from pathlib import Path
+
+from mcuforge.core.errors import ConfigError
 
 WAIT_POLICY = "PASSIVE"
 # The x86-64 kernel paths training is pinned to (MCUFORGE_KERNELS=portable, the default): AVX2 is on every x86-64
@@ -33,10 +36,22 @@ def configure_environment() -> None:
             os.environ.setdefault(name, value)
 
 
+def training_threads(threads: int) -> int:
+    """The thread count training uses: MCUFORGE_THREADS when set (the test suite: one per xdist worker), else the
+    pipeline's train.threads (default 2, fixed so other core counts train the same weights; 0 = torch's default)."""
+    override = os.environ.get("MCUFORGE_THREADS", "").strip()
+    if override:
+        if not override.isdigit() or not 0 <= int(override) <= 256:
+            raise ConfigError(f"environment: MCUFORGE_THREADS={override!r}: expected an integer 0..256")
+        return int(override)
+    return threads
+
+
 def configure_training(threads: int) -> None:
-    """Pin torch's intra-op threads when threads > 0."""
+    """Pin torch's intra-op threads when threads > 0 (after MCUFORGE_THREADS, see training_threads)."""
     import torch
 
+    threads = training_threads(threads)
     if threads:
         torch.set_num_threads(threads)
 

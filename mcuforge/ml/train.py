@@ -17,6 +17,7 @@ from schemas.arch import ArchSpec
 
 from mcuforge.ml.allocator import keep_freed_memory
 from mcuforge.ml.data import Dataset, to_float_nchw
+from mcuforge.ml.threads import training_threads
 from mcuforge.core.io import atomic_path
 from mcuforge.ml.model import build, count_macs_params, fold_batchnorm
 
@@ -35,6 +36,7 @@ def seed_everything(seed: int, threads: int = 0) -> None:
     # Deterministic mode also fills every new tensor with NaN to expose reads of uninitialised memory: a debugging aid
     # that costs ~20-25 % of a training step here (aten::fill_ on every allocation) and changes no result.
     torch.utils.deterministic.fill_uninitialized_memory = False
+    threads = training_threads(threads)
     if threads:
         torch.set_num_threads(threads)
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import struct
 from pathlib import Path
+
+import numpy as np
 
 from mcuforge.toolchain.process import TOOL_TIMEOUT_S, ToolchainError, require_tool, run
 
@@ -18,6 +21,7 @@ _FUNCTION = re.compile(r"^([0-9a-f]+) <([^>]+)>:$")
 _CALL = re.compile(r"^\s*[0-9a-f]+:\s+(bl|blx|b|b\.w|b\.n)\s+([0-9a-f]+) <([^>+]+)>")
 _INSN = re.compile(r"^\s*[0-9a-f]+:\s+(\S+)\s*(.*)$")
 _REGISTER = re.compile(r"r\d+|sl|fp|ip|lr")
+_SHT_PROGBITS, _SHF_ALLOC, _SHF_EXECINSTR = 1, 0x2, 0x4
 
 
 def _elf_machine(path: Path) -> int:
@@ -103,7 +107,9 @@ def disassembly(elf: Path) -> dict:
     moves the stack pointer down (every push/vpush/stmdb sp!/sub sp, #n/str ..., [sp, #-n]! in its body, summed: an
     upper bound for the library functions compiled without -fstack-usage); "dynamic": functions that move sp by a
     register (alloca, VLAs: no static bound); "indirect": functions calling through a register (blx rN, bx rN);
-    "address_taken": functions whose address is in a literal pool (the possible targets of indirect calls).
+    "address_taken": functions whose address is in a literal pool or, as a Thumb code pointer (bit 0 set), in a data
+    section (.data, .rodata, the init/fini arrays: a function pointer stored only in an initialised table); the
+    vector table is left out (its handlers are entered by exceptions, counted as the exception frame).
     """
     objdump = require_tool("arm-none-eabi-objdump", "measure the stack of the board build")
     text = run([objdump, "-d", "--no-show-raw-insn", elf], DISASSEMBLY_TIMEOUT_S, "arm-none-eabi-objdump").stdout
@@ -149,10 +155,39 @@ def disassembly(elf: Path) -> dict:
             else:
                 instance[current] += drop
                 frames[current] = max(frames.get(current, 0), instance[current])
+    words |= data_pointers(elf)
     address_taken = {starts[address] for address in words if address in starts}
     frames.update({name: 0 for name in calls if name not in frames})
     return {"calls": calls, "frames": frames, "dynamic": dynamic, "indirect": indirect,
             "address_taken": address_taken}
+
+
+def data_pointers(elf: Path) -> set[int]:
+    """Addresses (bit 0 cleared) of the Thumb code pointers that may sit in the ELF's initialised data: every aligned
+    32-bit little-endian word with bit 0 set in an allocated, non-executable PROGBITS section other than the vector
+    table. Words of weights that happen to look like a pointer to a function's first instruction only add that
+    function as a possible target of indirect calls: the bound stays an upper bound."""
+    data = Path(elf).read_bytes()
+    if data[:4] != b"\x7fELF" or data[4] != 1 or data[5] != 1:
+        raise ToolchainError(f"{elf}: not a 32-bit little-endian ELF")
+    shoff, = struct.unpack_from("<I", data, 0x20)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x2E)
+
+    def header(index: int) -> tuple:  # name, type, flags, addr, offset, size
+        return struct.unpack_from("<IIIIII", data, shoff + index * shentsize)
+
+    names = header(shstrndx)[4]
+    found: set[int] = set()
+    for index in range(shnum):
+        name_at, kind, flags, address, offset, size = header(index)
+        name = data[names + name_at:data.index(b"\0", names + name_at)].decode("ascii", "replace")
+        if kind != _SHT_PROGBITS or not flags & _SHF_ALLOC or flags & _SHF_EXECINSTR or name == ".vectors":
+            continue
+        skip = -address % 4  # the words aligned in the address space
+        words = np.frombuffer(data, "<u4", count=(size - skip) // 4, offset=offset + skip) if size > skip else ()
+        if len(words):
+            found.update(int(w) & ~1 for w in np.unique(words[(words & 1) == 1]))
+    return found
 
 
 def _register_count(registers: str) -> tuple[int, int]:

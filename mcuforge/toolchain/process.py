@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,10 +91,32 @@ _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True) if sy
 
 def _die_with_parent() -> None:
     """preexec_fn: the child gets SIGKILL when the thread that started it dies (Linux PR_SET_PDEATHSIG), so a
-    killed `doit run` leaves no CMake or QEMU running; its own children die with the process group when a whole
-    group is killed (kill -9 -<pgid>, Ctrl-C)."""
+    killed `doit run` leaves no CMake or QEMU running; the children's own children (make, the compilers) are in
+    the guardian's process group (`_guardian_group`) and die with it."""
     if _LIBC is not None:
         _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+# The guardian: one small process per Python process that runs tools, leader of the process group every tool and
+# its descendants join. It blocks reading a pipe only this process holds; when this process ends in any way (exit,
+# an exception, kill -9 of it alone) the pipe closes and the guardian kills the whole group: no make or compiler
+# outlives a killed `doit run`, even when only doit's own pid was killed.
+_GUARDIAN_SOURCE = "import os, signal, sys\nsys.stdin.buffer.read()\nos.killpg(os.getpgrp(), signal.SIGKILL)\n"
+_guardian: subprocess.Popen | None = None
+_guardian_lock = threading.Lock()
+
+
+def _guardian_group() -> int | None:
+    """The process group tools join, starting the guardian on first use (or again, if it was killed); None where
+    process groups are not available."""
+    global _guardian
+    if sys.platform != "linux":
+        return None
+    with _guardian_lock:
+        if _guardian is None or _guardian.poll() is not None:
+            _guardian = subprocess.Popen([sys.executable, "-S", "-c", _GUARDIAN_SOURCE], stdin=subprocess.PIPE,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, process_group=0)
+        return _guardian.pid
 
 
 def run(command: Sequence[str | os.PathLike[str]], timeout: float, what: str, cwd: Path | None = None) -> RunResult:
@@ -107,7 +130,8 @@ def run(command: Sequence[str | os.PathLike[str]], timeout: float, what: str, cw
     try:
         completed = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                    errors="replace", timeout=timeout, cwd=cwd, check=False,
-                                   preexec_fn=_die_with_parent if _LIBC is not None else None)
+                                   preexec_fn=_die_with_parent if _LIBC is not None else None,
+                                   process_group=_guardian_group())
     except subprocess.TimeoutExpired as error:
         output = error.stderr or error.stdout or b""
         if isinstance(output, bytes):

@@ -160,6 +160,53 @@ static int run(const char *kernel, int nulls, const int64_t *v, int count)
         return mf_depthwise_conv2d_s8(p_null ? NULL : &params, &quant, &in, input, &filter_dims, filter, bias, &out,
                                       output);
     }
+    if (!strcmp(kernel, "mbconv")) {
+        /* ih iw ic  c_mid  kh kw  oh ow oc  sh sw dh dw  pt pl pb pr  izp ozp amin amax  expand_stride  scratch */
+        NEED(23);
+        mf_dims in = {(int32_t)v[0], (int32_t)v[1], (int32_t)v[2]};
+        mf_dims out = {(int32_t)v[6], (int32_t)v[7], (int32_t)v[8]};
+        int32_t mid = (int32_t)v[3];
+        if (v[3] > MAX_BYTES || v[8] > MAX_BYTES) {
+            return 101;
+        }
+        int64_t mid_count = mid > 0 ? mid : 0, out_count = out.c > 0 ? out.c : 0;
+        BYTES(in_bytes, in.h, in.w, in.c);
+        BYTES(out_bytes, out.h, out.w, out.c);
+        BYTES(expand_bytes, mid > 0 ? mid : 1, 1, in.c);
+        BYTES(depthwise_bytes, v[4], v[5], mid);
+        BYTES(project_bytes, out.c > 0 ? out.c : 1, 1, mid);
+        int32_t es = (int32_t)v[21];
+        mf_mbconv_params params;
+        memset(&params, 0, sizeof params);
+        params.expand.params = (mf_conv_params){(int32_t)v[17], 3, {es, es}, {1, 1}, {0, 0, 0, 0}, -128, 127};
+        params.expand.quant = quant_for(mid_count, q_null);
+        params.expand.filter_dims = (mf_dims){1, 1, in.c};
+        params.expand.filter = buffer(expand_bytes, f_null);
+        params.expand.bias = multipliers(mid_count, 0, 7);
+        params.depthwise.params = (mf_conv_params){3, -2, {(int32_t)v[9], (int32_t)v[10]},
+                                                   {(int32_t)v[11], (int32_t)v[12]},
+                                                   {(int32_t)v[13], (int32_t)v[14], (int32_t)v[15], (int32_t)v[16]},
+                                                   -128, 127};
+        params.depthwise.quant = quant_for(mid_count, q_null);
+        params.depthwise.filter_dims = (mf_dims){(int32_t)v[4], (int32_t)v[5], mid};
+        params.depthwise.filter = buffer(depthwise_bytes, f_null);
+        params.depthwise.bias = multipliers(mid_count, 0, -3);
+        params.project.params = (mf_conv_params){-2, (int32_t)v[18], {1, 1}, {1, 1}, {0, 0, 0, 0}, (int32_t)v[19],
+                                                 (int32_t)v[20]};
+        params.project.quant = quant_for(out_count, q_null);
+        params.project.filter_dims = (mf_dims){1, 1, mid};
+        params.project.filter = buffer(project_bytes, f_null);
+        params.project.bias = multipliers(out_count, 0, 5);
+        int8_t *input = buffer(in_bytes, in_null);
+        int8_t *output = buffer(out_bytes, out_null);
+        int32_t scratch_bytes = (int32_t)v[22];
+        (void)mf_mbconv_fused_s8_get_buffer_size(p_null ? NULL : &params, &in, &out);
+        if (v[22] < 0 || v[22] > MAX_BYTES) {
+            return mf_mbconv_fused_s8(p_null ? NULL : &params, &in, input, &out, output, NULL, scratch_bytes);
+        }
+        int8_t *scratch = buffer(scratch_bytes > 0 ? scratch_bytes : 1, 0);
+        return mf_mbconv_fused_s8(p_null ? NULL : &params, &in, input, &out, output, scratch, scratch_bytes);
+    }
     if (!strcmp(kernel, "fc")) {
         /* ih iw ic  fh fw fc  oh ow oc  izp ozp amin amax */
         NEED(13);

@@ -76,6 +76,33 @@ def conv_case(draw):
 
 
 @st.composite
+def mbconv_case(draw):
+    """The fused inverted bottleneck: expansion 1x1, depthwise, projection 1x1, often with a consistent output shape
+    and the scratch mf_mbconv_fused_s8_get_buffer_size asks for (ring of expanded rows + one depthwise row)."""
+    ih, iw, ic, mid = draw(dim), draw(dim), draw(dim), draw(dim)
+    kh, kw = draw(st.sampled_from([1, 3, 5])), draw(st.one_of(st.sampled_from([1, 3, 5]), dim))
+    sh, sw = draw(st.one_of(st.integers(1, 2), st.sampled_from([0, -1]))), draw(st.integers(1, 2))
+    dh, dw = draw(st.one_of(st.just(1), st.integers(1, 2), st.just(0))), 1
+    pads = [draw(st.one_of(small, st.just(-1))) for _ in range(4)]
+    if draw(st.booleans()) and min(ih, iw, kh, kw, sh, sw, dh) > 0:
+        oh = (ih + pads[0] + pads[2] - dh * (kh - 1) - 1) // sh + 1
+        ow = (iw + pads[1] + pads[3] - dw * (kw - 1) - 1) // sw + 1
+    else:
+        oh, ow = draw(dim), draw(dim)
+    oc = draw(dim)
+    lo, hi = draw(activation)
+    expand_stride = draw(st.sampled_from([1, 1, 1, 2]))  # a 1x1 stage with a stride is MF_UNSUPPORTED
+    if draw(st.booleans()) and min(ih, iw, mid, kh, oh, ow) > 0:
+        ring = min(ih, dh * (kh - 1) + 1)
+        scratch = (ring * iw + ow) * mid - draw(st.sampled_from([0, 0, 0, 1]))
+    else:
+        scratch = draw(st.one_of(st.integers(0, 4096), st.just(-1)))
+    values = [ih, iw, ic, mid, kh, kw, oh, ow, oc, sh, sw, dh, dw, *pads, draw(zero_point), draw(zero_point), lo, hi,
+              expand_stride, scratch]
+    return "mbconv", draw(nulls), values, [ih, iw, ic, mid, kh, kw, oc]
+
+
+@st.composite
 def other_case(draw):
     kernel = draw(st.sampled_from(["fc", "add", "avgpool", "maxpool", "avgpool_tflm", "gavgpool", "softmax",
                                    "softmax_tflm", "argmax", "copy_rows", "pad", "mean", "concat"]))
@@ -142,7 +169,7 @@ def _must_refuse(kernel: str, mask: int) -> bool:
     """A NULL params struct, input, output, filter or second input (the harness's mask bits 1, 2, 4, 8)."""
     return bool((mask & 1 and kernel not in ("argmax", "copy_rows")) or mask & 2
                 or (mask & 4 and kernel != "dwinplace")  # dwinplace: bit 4 is its scratch
-                or (mask & 8 and kernel in ("conv", "conv1x1", "dwconv", "dwinplace", "fc", "add", "concat")))
+                or (mask & 8 and kernel in ("conv", "conv1x1", "dwconv", "dwinplace", "fc", "add", "concat", "mbconv")))
 
 
 def _check(harness: Path, cases) -> None:
@@ -162,6 +189,22 @@ def test_convolution_argument_checks_never_crash(harness: Path, cases):
 
 
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=SLOW_AND_LARGE)
+@given(cases=st.lists(mbconv_case(), min_size=BATCH, max_size=BATCH))
+def test_fused_mbconv_argument_checks_never_crash(harness: Path, cases):
+    _check(harness, cases)
+
+
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=SLOW_AND_LARGE)
 @given(cases=st.lists(other_case(), min_size=BATCH, max_size=BATCH))
 def test_other_kernels_argument_checks_never_crash(harness: Path, cases):
     _check(harness, cases)
+
+
+def test_fused_mbconv_hand_cases(harness: Path):
+    """6x6x4 -> expand 8 -> dw 3x3 pad 1 (stride 1: 6x6, stride 2: 3x3) -> 5: the scratch is (3 rows x 6 + W_out) x 8."""
+    def line(stride: int, out: int, expand_stride: int, scratch: int) -> str:
+        return (f"mbconv 0 6 6 4 8 3 3 {out} {out} 5 {stride} {stride} 1 1 1 1 1 1 0 0 -128 127 "
+                f"{expand_stride} {scratch}")
+    lines = [line(1, 6, 1, (3 * 6 + 6) * 8), line(2, 3, 1, (3 * 6 + 3) * 8), line(1, 6, 2, 400),
+             line(1, 6, 1, (3 * 6 + 6) * 8 - 1), line(1, 5, 1, 400)]
+    assert run_batch(harness, lines) == [str(OK), str(OK), str(UNSUPPORTED), str(ARG_ERROR), str(ARG_ERROR)]
