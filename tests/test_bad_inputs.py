@@ -157,6 +157,45 @@ def idx_truncated(root: Path):
 
 FASHION = sub("  kind: sklearn_digits\n", "  kind: fashion_mnist\n  path: fm\n")
 
+# audio: an audio_folder pipeline (pipelines/kws_speech_commands.yaml with two words in sc/) and the WAV files in it
+SPEECH = (ROOT / "pipelines" / "kws_speech_commands.yaml").read_text()
+AUDIO = sub("num_classes: 10", "num_classes: 2",
+            sub('classes: ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]', 'classes: ["yes", "no"]',
+                sub("path: data/speech_commands", "path: sc", SPEECH)))
+
+
+def wav(rate: int = 16000, channels: int = 1, bits: int = 16, frames: int = 1600, tag: int = 1,
+        data_bytes: int | None = None, cut: int = 0) -> bytes:
+    """A RIFF/WAVE file written by hand (so that its header can say anything); `cut` bytes removed from its end."""
+    block = channels * bits // 8
+    data = bytes((i * 37) & 0xFF for i in range(frames * block))
+    fmt = struct.pack("<HHIIHH", tag, channels, rate, rate * block, block, bits)
+    size = len(data) if data_bytes is None else data_bytes
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", size) + data
+    out = b"RIFF" + struct.pack("<I", len(body)) + body
+    return out[:len(out) - cut] if cut else out
+
+
+def speech_tree(extra: dict | None = None, classes=("yes", "no")):
+    """A callable writing sc/<word>/spk<i>_nohash_0.wav (4 speakers) for each word, then `extra`."""
+
+    def make(root: Path):
+        for word in classes:
+            (root / "sc" / word).mkdir(parents=True, exist_ok=True)
+            for speaker in range(4):
+                (root / "sc" / word / f"spk{speaker}_nohash_0.wav").write_bytes(wav())
+        for rel, content in (extra or {}).items():
+            path = root / "sc" / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, tuple):
+                os.symlink(content[1], path)
+            elif content is None:
+                path.mkdir()
+            else:
+                path.write_bytes(content)
+
+    return make
+
 # ---- the corpus ---------------------------------------------------------------------------------------------------
 C, I, B = EXIT_CONFIG, EXIT_INPUT, EXIT_BUDGET
 CASES = [
@@ -387,6 +426,56 @@ CASES = [
          ["train-images-idx3-ubyte.gz", "not a readable gzip file"], stage="data"),
     Case("fashion-truncated-idx", "data", {"bad.yaml": FASHION, "tree": idx_truncated}, I,
          ["train-images-idx3-ubyte.gz", "truncated or padded idx file"], stage="data"),
+    # audio: WAV files and folders of an audio_folder dataset, the front end's fields
+    Case("audio-folder-missing", "audio", {"bad.yaml": AUDIO}, I, ["dataset.path", "sc does not exist"], stage="data"),
+    Case("audio-class-missing", "audio", {"bad.yaml": AUDIO, "tree": speech_tree(classes=("yes",))}, I,
+         ["dataset.path", "missing no"], stage="data"),
+    Case("audio-class-empty", "audio", {"bad.yaml": AUDIO, "tree": speech_tree({"no/notes.txt": b"x"}, ("yes",))}, I,
+         ["dataset.path", "no holds no WAV files"], stage="data"),
+    Case("wav-not-riff", "audio", {"bad.yaml": AUDIO, "tree": speech_tree({"no/bad.wav": b"hello, not audio"})}, I,
+         ["bad.wav", "not a WAV file"], stage="data"),
+    Case("wav-truncated", "audio", {"bad.yaml": AUDIO, "tree": speech_tree({"no/cut.wav": wav(cut=1000)})}, I,
+         ["cut.wav", "truncated WAV"], stage="data"),
+    Case("wav-header-only", "audio", {"bad.yaml": AUDIO, "tree": speech_tree({"no/h.wav": wav()[:20]})}, I,
+         ["h.wav", "WAV"], stage="data"),
+    Case("wav-empty-file", "audio", {"bad.yaml": AUDIO, "tree": speech_tree({"no/e.wav": b""})}, I,
+         ["e.wav", "not a WAV file"], stage="data"),
+    Case("wav-no-samples", "audio", {"bad.yaml": AUDIO, "tree": speech_tree({"no/z.wav": wav(frames=0)})}, I,
+         ["z.wav", "empty WAV"], stage="data"),
+    Case("wav-stereo", "audio", {"bad.yaml": AUDIO, "tree": speech_tree({"no/st.wav": wav(channels=2)})}, I,
+         ["st.wav", "mono"], stage="data"),
+    Case("wav-8bit", "audio", {"bad.yaml": AUDIO, "tree": speech_tree({"no/b8.wav": wav(bits=8)})}, I,
+         ["b8.wav", "8-bit WAV is not supported"], stage="data"),
+    Case("wav-24bit", "audio", {"bad.yaml": AUDIO, "tree": speech_tree({"no/b24.wav": wav(bits=24)})}, I,
+         ["b24.wav", "24-bit PCM WAV is not supported"], stage="data"),
+    Case("wav-adpcm", "audio", {"bad.yaml": AUDIO, "tree": speech_tree({"no/ad.wav": wav(tag=2)})}, I,
+         ["ad.wav", "compressed WAV"], stage="data"),
+    Case("wav-zero-rate", "audio", {"bad.yaml": AUDIO, "tree": speech_tree({"no/r0.wav": wav(rate=0)})}, I,
+         ["r0.wav", "sample rate 0"], stage="data"),
+    Case("wav-data-size-lies", "audio", {"bad.yaml": AUDIO, "tree": speech_tree({"no/big.wav": wav(data_bytes=10**9)})}, I,
+         ["big.wav", "truncated WAV"], stage="data"),
+    Case("wav-directory", "audio", {"bad.yaml": AUDIO, "tree": speech_tree({"no/dir.wav": None})}, I,
+         ["dir.wav", "is a directory"], stage="data"),
+    Case("wav-symlink-loop", "audio", {"bad.yaml": AUDIO, "tree": speech_tree({"no/self.wav": ("link", "self.wav")})}, I,
+         ["self.wav", "broken or looping symbolic link"], stage="data"),
+    Case("wav-symlink-broken", "audio", {"bad.yaml": AUDIO, "tree": speech_tree({"no/gone.wav": ("link", "nowhere.wav")})},
+         I, ["gone.wav", "broken or looping symbolic link"], stage="data"),
+    Case("frontend-fft-not-power-of-2", "audio", {"bad.yaml": sub("fft_size: 512", "fft_size: 500", AUDIO)}, C,
+         ["bad.yaml:", "frontend.fft_size"]),
+    Case("frontend-window-over-fft", "audio", {"bad.yaml": sub("window_ms: 32", "window_ms: 64", AUDIO)}, C,
+         ["bad.yaml:", "frontend", "window"]),
+    Case("frontend-mel-over-bins", "audio", {"bad.yaml": sub("mel_bins: 32", "mel_bins: 300", AUDIO)}, C,
+         ["bad.yaml:", "frontend.mel_bins"]),
+    Case("frontend-upper-over-nyquist", "audio", {"bad.yaml": sub("upper_hz: 7600", "upper_hz: 9000", AUDIO)}, C,
+         ["bad.yaml:", "frontend", "upper_hz"]),
+    Case("frontend-hop-zero", "audio", {"bad.yaml": sub("hop_ms: 31", "hop_ms: 0", AUDIO)}, C,
+         ["bad.yaml:", "frontend.hop_ms"]),
+    Case("frontend-unknown-kind", "audio", {"bad.yaml": sub("kind: log_mel", "kind: wavelet", AUDIO)}, C,
+         ["bad.yaml:", "frontend.kind"]),
+    Case("frontend-not-square", "audio", {"bad.yaml": sub("mel_bins: 32", "mel_bins: 40", AUDIO)}, C,
+         ["bad.yaml:", "frontend"]),
+    Case("frontend-rate-nan", "audio", {"bad.yaml": sub("sample_rate: 16000", "sample_rate: .nan", AUDIO)}, C,
+         ["bad.yaml:", "dataset.sample_rate"]),
     # model files (deploy.model)
     Case("onnx-random-bytes", "model", {"bad.yaml": model_pipeline("m.onnx"), "m.onnx": os.urandom(4096)}, I,
          ["bad.yaml:", "deploy.model", "m.onnx", "not a valid ONNX model"]),
@@ -500,7 +589,7 @@ def test_bad_input(case: Case, tmp_path: Path, monkeypatch):
 def test_corpus_size_and_categories():
     categories = {case.category for case in CASES}
     assert len(CASES) >= 100, len(CASES)
-    assert categories >= {"yaml", "schema", "override", "board", "data", "model", "budget", "path", "manifest"}
+    assert categories >= {"yaml", "schema", "override", "board", "data", "model", "budget", "path", "manifest", "audio"}
     assert len({case.id for case in CASES}) == len(CASES)
 
 

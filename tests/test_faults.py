@@ -183,6 +183,33 @@ def test_a_grandchild_dies_when_only_the_parent_is_killed(tmp_path: Path):
     assert not _running(grandchild)
 
 
+def test_search_workers_die_when_the_parent_is_killed(tmp_path: Path):
+    """The search's process pool (mcuforge/ml/executor.py): a killed `doit run` left its two spawned workers
+    training on (found in session 7: orphans of a killed fashion run held a core for minutes)."""
+    pid_file = tmp_path / "workers.pid"
+    script = ("import sys, os, time; sys.path.insert(0, %r)\n"
+              "from mcuforge.ml.executor import make\n"
+              "pool = make('local', 2, os.getpid, ())._pool\n"
+              "futures = [pool.submit(time.sleep, 120) for _ in range(2)]\n"
+              "while len(pool._processes) < 2: time.sleep(0.05)\n"
+              "time.sleep(3)\n"  # the workers are up and sleeping
+              "open(%r, 'w').write(' '.join(map(str, pool._processes)))\n"
+              "time.sleep(120)\n") % (str(ROOT), str(pid_file))
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 60
+    while not (pid_file.is_file() and pid_file.read_text().strip()):
+        assert time.monotonic() < deadline and parent.poll() is None
+        time.sleep(0.05)
+    workers = [int(pid) for pid in pid_file.read_text().split()]
+    assert len(workers) == 2 and all(map(_running, workers))
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while any(map(_running, workers)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(map(_running, workers))
+
+
 def _running(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]

@@ -32,7 +32,18 @@ MACHINE_CLASSES = ["normal", "anomaly"]
 
 
 def wav_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".wav")
+    """The .wav files of a folder, sorted; a .wav entry that is a broken or looping symbolic link, or a folder, is a
+    DataError naming it (never skipped without a word)."""
+    files = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() != ".wav":
+            continue
+        if path.is_symlink() and not path.exists():
+            raise DataError(f"dataset.path: {path}: broken or looping symbolic link")
+        if path.is_dir():
+            raise DataError(f"dataset.path: {path} is a directory, not a WAV file")
+        files.append(path)
+    return files
 
 
 def speaker_of(path: Path) -> str:

@@ -7,10 +7,12 @@ Results never depend on which worker ran what, so the search stays deterministic
 from __future__ import annotations
 
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterable, Protocol
 
 from mcuforge.core.errors import McuforgeError
+from mcuforge.toolchain.process import die_with_parent
 
 
 class Executor(Protocol):
@@ -20,11 +22,12 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """`workers` spawned processes (spawn, not fork: torch's thread pools do not survive a fork)."""
+    """`workers` spawned processes (spawn, not fork: torch's thread pools do not survive a fork), each killed when
+    the process that started it dies (a killed `doit run` leaves no worker training on)."""
 
     def __init__(self, workers: int, initializer: Callable, initargs: tuple):
         self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=initializer, initargs=initargs)
+                                         initializer=_start_worker, initargs=(os.getpid(), initializer, initargs))
 
     def map(self, function: Callable, items: Iterable) -> list:
         return list(self._pool.map(function, items))
@@ -57,6 +60,11 @@ class RayExecutor:
 
     def close(self) -> None:
         self._ray.shutdown()
+
+
+def _start_worker(parent: int, initializer: Callable, initargs: tuple) -> None:
+    die_with_parent(parent)
+    initializer(*initargs)
 
 
 _INITIALIZED: set = set()

@@ -97,6 +97,15 @@ def _die_with_parent() -> None:
         _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
+def die_with_parent(parent: int) -> None:
+    """In a worker process started by `parent` (a multiprocessing pool): SIGKILL when the parent dies, and exit now if
+    it already has (it may die before this call)."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 # The guardian: one small process per Python process that runs tools, leader of the process group every tool and
 # its descendants join. It blocks reading a pipe only this process holds; when this process ends in any way (exit,
 # an exception, kill -9 of it alone) the pipe closes and the guardian kills the whole group: no make or compiler
