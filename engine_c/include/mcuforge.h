@@ -527,6 +527,8 @@ mf_status mf_mbconv_fused_s8(const mf_mbconv_params *params, const mf_dims *inpu
 
 /** Largest grid multiplier of mf_anomaly_params (2^12). */
 #define MF_ANOMALY_MAX_MULTIPLIER 4096
+/** Most values one mf_anomaly_accumulate_s8 call takes (2^19). */
+#define MF_ANOMALY_MAX_VALUES 524288
 
 /**
  * Parameters of mf_anomaly_accumulate_s8: the input and output tensors' zero points, and their scales expressed on
@@ -545,11 +547,12 @@ typedef struct {
  * d_i = (output[i] - output_zp) * output_multiplier - (input[i] - input_zp) * input_multiplier,
  * i.e. the reconstruction error on the grid g, exactly in integers (no rounding, so the host, QEMU and the Python
  * reference agree byte for byte). The mean squared error in real units is acc * g^2 / (number of values).
- * Each term is below 2^44, so 2^19 values (e.g. 819 vectors of 640) cannot overflow the int64.
- * @param size   Values in input and output, >= 0.
+ * Each term is below 2^44, so one call of at most MF_ANOMALY_MAX_VALUES (2^19) values adds less than 2^63; a size
+ * above that, or a total that would pass INT64_MAX, returns MF_UNSUPPORTED with *acc unchanged.
+ * @param size   Values in input and output, [0, MF_ANOMALY_MAX_VALUES].
  * @param input  The network's int8 input (the features). Format [size]. Range [-128, 127].
  * @param output The network's int8 reconstruction. Format [size]. Range [-128, 127].
- * @param acc    Accumulator, read and written.
+ * @param acc    Accumulator, >= 0 (MF_ARG_ERROR otherwise), read and written.
  */
 mf_status mf_anomaly_accumulate_s8(const mf_anomaly_params *params, int32_t size, const int8_t *input,
                                    const int8_t *output, int64_t *acc);

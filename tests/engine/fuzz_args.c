@@ -207,6 +207,19 @@ static int run(const char *kernel, int nulls, const int64_t *v, int count)
         int8_t *scratch = buffer(scratch_bytes > 0 ? scratch_bytes : 1, 0);
         return mf_mbconv_fused_s8(p_null ? NULL : &params, &in, input, &out, output, scratch, scratch_bytes);
     }
+    if (!strcmp(kernel, "anomaly")) {
+        /* size  izp ozp  input_multiplier output_multiplier  acc */
+        NEED(6);
+        if (v[0] > MAX_BYTES) {
+            return 101;
+        }
+        BYTES(bytes, v[0], 1, 1);
+        mf_anomaly_params params = {(int32_t)v[1], (int32_t)v[2], (int32_t)v[3], (int32_t)v[4]};
+        int64_t acc = v[5];
+        int64_t *acc_pointer = out_null ? NULL : &acc;
+        return mf_anomaly_accumulate_s8(p_null ? NULL : &params, (int32_t)v[0], buffer(bytes, in_null),
+                                        buffer(bytes, f_null), acc_pointer);
+    }
     if (!strcmp(kernel, "fc")) {
         /* ih iw ic  fh fw fc  oh ow oc  izp ozp amin amax */
         NEED(13);

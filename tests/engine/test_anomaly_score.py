@@ -49,6 +49,20 @@ def test_extremes_do_not_overflow(float_engine):
     assert _accumulate(float_engine.lib, params, q_in, q_out) == expected
 
 
+def test_a_total_past_int64_is_refused_not_wrapped(float_engine):
+    """The largest term (510 x 4096)^2 = 2^42 x 255^2 x 4 from an accumulator 1 below INT64_MAX would overflow:
+    MF_UNSUPPORTED (-2) with the accumulator unchanged; a negative accumulator is MF_ARG_ERROR (-1)."""
+    params = anomaly.grid(1.0, -128, 1.0, 127)
+    c_params = AnomalyParams(params.input_zp, params.output_zp, params.input_multiplier, params.output_multiplier)
+    q_in, q_out = np.full(1, 127, np.int8), np.full(1, -128, np.int8)
+    for start, status in ((2**63 - 2, -2), (-1, -1), (2**63 - 1 - (510 * 4096) ** 2, 0)):
+        acc = C.c_int64(start)
+        got = float_engine.lib.mf_anomaly_accumulate_s8(C.byref(c_params), C.c_int32(1),
+                                                        q_in.ctypes.data_as(C.c_void_p),
+                                                        q_out.ctypes.data_as(C.c_void_p), C.byref(acc))
+        assert (got, acc.value) == (status, start + (510 * 4096) ** 2 if status == 0 else start)
+
+
 def test_score_of_ort_output(float_engine, tmp_path):
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(40, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4), torch.nn.ReLU(),

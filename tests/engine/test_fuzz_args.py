@@ -105,7 +105,7 @@ def mbconv_case(draw):
 @st.composite
 def other_case(draw):
     kernel = draw(st.sampled_from(["fc", "add", "avgpool", "maxpool", "avgpool_tflm", "gavgpool", "softmax",
-                                   "softmax_tflm", "argmax", "copy_rows", "pad", "mean", "concat"]))
+                                   "softmax_tflm", "argmax", "copy_rows", "pad", "mean", "concat", "anomaly"]))
     lo, hi = draw(activation)
     if kernel == "fc":
         batches, features, outs = draw(dim), draw(dim), draw(dim)
@@ -154,6 +154,12 @@ def other_case(draw):
         values = [ih, iw, ic, draw(st.integers(0, 1)), draw(st.integers(0, 1)), draw(st.integers(0, 1)),
                   draw(zero_point), draw(zero_point), draw(st.integers(0, 2**31 - 1)), draw(st.integers(-31, 30))]
         positive = [ih, iw, ic]
+    elif kernel == "anomaly":
+        size = draw(st.one_of(st.integers(0, 2000), st.sampled_from([-1, 2**19, 2**19 + 1])))
+        multiplier = st.one_of(st.integers(1, 4096), st.sampled_from([0, -1, 4097]))
+        acc = draw(st.one_of(st.just(0), st.integers(0, 2**40), st.sampled_from([-1, 2**63 - 1, 2**63 - 2**40])))
+        values = [size, draw(zero_point), draw(zero_point), draw(multiplier), draw(multiplier), acc]
+        positive = [size + 1, acc + 1]  # an empty accumulation is a valid no-op; a negative accumulator is refused
     else:  # concat
         h, w = draw(dim), draw(dim)
         channels = [draw(dim) for _ in range(3)]
@@ -169,7 +175,7 @@ def _must_refuse(kernel: str, mask: int) -> bool:
     """A NULL params struct, input, output, filter or second input (the harness's mask bits 1, 2, 4, 8)."""
     return bool((mask & 1 and kernel not in ("argmax", "copy_rows")) or mask & 2
                 or (mask & 4 and kernel != "dwinplace")  # dwinplace: bit 4 is its scratch
-                or (mask & 8 and kernel in ("conv", "conv1x1", "dwconv", "dwinplace", "fc", "add", "concat", "mbconv")))
+                or (mask & 8 and kernel in ("conv", "conv1x1", "dwconv", "dwinplace", "fc", "add", "concat", "mbconv", "anomaly")))
 
 
 def _check(harness: Path, cases) -> None:
