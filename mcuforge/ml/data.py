@@ -28,7 +28,6 @@ FASHION_FILES = {
 FASHION_CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot"]
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".gif", ".webp"}
 SPLITS = ("x_train", "y_train", "x_test", "y_test")
-AUDIO_KINDS = ("audio_folder", "speech_synth", "machine_sound_folder")  # through a front end: mcuforge/ml/audio_features
 
 
 @dataclass
