@@ -142,72 +142,53 @@ def test_a_full_disk_is_named_not_a_traceback(tmp_path: Path, monkeypatch):
         io.write_json(tmp_path / "plan.json", {})
 
 
-def test_a_child_dies_with_the_process_that_started_it(tmp_path: Path):
-    pid_file = tmp_path / "child.pid"
-    script = ("import sys; sys.path.insert(0, %r)\n"
-              "from mcuforge.toolchain.process import run\n"
-              "run(['sh', '-c', 'echo $$ > %s; exec sleep 60'], 120, 'sleep')\n") % (str(ROOT), pid_file)
-    parent = subprocess.Popen([sys.executable, "-c", script])
-    deadline = time.monotonic() + 30
+def _kill_parent_alone(script: str, pid_file: Path) -> list[int]:
+    """Runs `script` in a Python process until it writes the pids to watch into pid_file, kills that process alone
+    (SIGKILL, not its group) and returns the pids, which must all be gone within 10 s."""
+    parent = subprocess.Popen([sys.executable, "-c", "import sys; sys.path.insert(0, %r)\n" % str(ROOT) + script])
+    deadline = time.monotonic() + 60
     while not (pid_file.is_file() and pid_file.read_text().strip()):
-        assert time.monotonic() < deadline
+        assert time.monotonic() < deadline and parent.poll() is None
         time.sleep(0.05)
-    child = int(pid_file.read_text())
-    parent.send_signal(signal.SIGKILL)  # the parent alone, not its group
+    pids = [int(pid) for pid in pid_file.read_text().split()]
+    assert pids and all(map(_running, pids))
+    parent.send_signal(signal.SIGKILL)
     parent.wait()
     deadline = time.monotonic() + 10
-    while _running(child) and time.monotonic() < deadline:
+    while any(map(_running, pids)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _running(child)
+    return [pid for pid in pids if _running(pid)]
+
+
+def test_a_child_dies_with_the_process_that_started_it(tmp_path: Path):
+    pid_file = tmp_path / "child.pid"
+    script = ("from mcuforge.toolchain.process import run\n"
+              "run(['sh', '-c', 'echo $$ > %s; exec sleep 60'], 120, 'sleep')\n") % pid_file
+    assert _kill_parent_alone(script, pid_file) == []
 
 
 def test_a_grandchild_dies_when_only_the_parent_is_killed(tmp_path: Path):
     """make's compilers, a shell's background job: children of the tool, not of us, outlive the tool's
     PR_SET_PDEATHSIG; the guardian's process group takes them down with a parent killed alone (kill -9 <pid>)."""
     pid_file = tmp_path / "grandchild.pid"
-    script = ("import sys; sys.path.insert(0, %r)\n"
-              "from mcuforge.toolchain.process import run\n"
-              "run(['sh', '-c', 'sleep 60 & echo $! > %s; wait'], 120, 'sleep')\n") % (str(ROOT), pid_file)
-    parent = subprocess.Popen([sys.executable, "-c", script])
-    deadline = time.monotonic() + 30
-    while not (pid_file.is_file() and pid_file.read_text().strip()):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    grandchild = int(pid_file.read_text())
-    assert _running(grandchild)
-    parent.send_signal(signal.SIGKILL)
-    parent.wait()
-    deadline = time.monotonic() + 10
-    while _running(grandchild) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _running(grandchild)
+    script = ("from mcuforge.toolchain.process import run\n"
+              "run(['sh', '-c', 'sleep 60 & echo $! > %s; wait'], 120, 'sleep')\n") % pid_file
+    assert _kill_parent_alone(script, pid_file) == []
 
 
 def test_search_workers_die_when_the_parent_is_killed(tmp_path: Path):
     """The search's process pool (mcuforge/ml/executor.py): a killed `doit run` left its two spawned workers
-    training on (found in session 7: orphans of a killed fashion run held a core for minutes)."""
+    training on (found in session 7: orphans of a killed fashion run)."""
     pid_file = tmp_path / "workers.pid"
-    script = ("import sys, os, time; sys.path.insert(0, %r)\n"
+    script = ("import os, time\n"
               "from mcuforge.ml.executor import make\n"
               "pool = make('local', 2, os.getpid, ())._pool\n"
               "futures = [pool.submit(time.sleep, 120) for _ in range(2)]\n"
               "while len(pool._processes) < 2: time.sleep(0.05)\n"
               "time.sleep(3)\n"  # the workers are up and sleeping
               "open(%r, 'w').write(' '.join(map(str, pool._processes)))\n"
-              "time.sleep(120)\n") % (str(ROOT), str(pid_file))
-    parent = subprocess.Popen([sys.executable, "-c", script])
-    deadline = time.monotonic() + 60
-    while not (pid_file.is_file() and pid_file.read_text().strip()):
-        assert time.monotonic() < deadline and parent.poll() is None
-        time.sleep(0.05)
-    workers = [int(pid) for pid in pid_file.read_text().split()]
-    assert len(workers) == 2 and all(map(_running, workers))
-    parent.send_signal(signal.SIGKILL)
-    parent.wait()
-    deadline = time.monotonic() + 10
-    while any(map(_running, workers)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(map(_running, workers))
+              "time.sleep(120)\n") % str(pid_file)
+    assert _kill_parent_alone(script, pid_file) == []
 
 
 def _running(pid: int) -> bool:
