@@ -13,12 +13,14 @@ path on DSP cores). M4 (boards/stm32l4r5.yaml, mps2-an386), M7 (stm32f746, mps2-
 no DSP: `plain` only). Both variants must give the same output bytes (checked: a difference fails the run).
 
 The CMSIS-NN column is issue 15's measurement (instructions per MAC, Cortex-M4, -O3, fixed requantization; see
-../shared/DESIGN.md section 7). `--models` adds the MLPerf Tiny VWW and KWS models (read in place from
+../shared/DESIGN.md section 7); for ADD, pooling and softmax (no measurement) an estimate counted from CMSIS-NN's
+sources, marked "(est.)", its derivation in the JSON (`cmsis_nn_source`). `--before DIR` adds the variant `before`:
+the default build of another checkout's engine (DIR/engine_c), on the same models in the same run. `--models` adds the MLPerf Tiny VWW and KWS models (read in place from
 ../shared/models/mlperf-tiny) and the default pipeline's fashion model when it has been built.
 
     .venv/bin/python benchmarks/kernel_bench.py [--cores m4 m7 m3] [--shapes conv1x1 dw_s1 ...] [--quick]
         [--requant fixed|float] [--models [--mlperf DIR] [--fashion INT8.onnx]]
-        [--out benchmarks/results/kernel_bench.json] [--work DIR]
+        [--before OTHER_CHECKOUT] [--out benchmarks/results/kernel_bench.json] [--work DIR]
 
 A Markdown table on stdout, progress on stderr, the figures as JSON (--out).
 """
@@ -42,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.planner_bench import export  # noqa: E402
 from mcuforge import frontends, toolchain  # noqa: E402
+from mcuforge.toolchain import cmake as cmake_module  # noqa: E402
 from mcuforge.codegen import generate as codegen  # noqa: E402
 from mcuforge.core.io import write_json  # noqa: E402
 from mcuforge.ir.graph import Graph, OpKind  # noqa: E402
@@ -53,6 +56,9 @@ from schemas.pipeline import ScheduleConfig  # noqa: E402
 CORES = {"m4": "stm32l4r5", "m7": "stm32f746", "m3": "lpc1768"}  # boards/<name>.yaml
 DSP_CORES = ("m4", "m7")
 VARIANTS = {"dsp": (), "plain": ("MF_NO_DSP",)}  # extra C defines of each engine variant
+# --before DIR: the variant "before", the default build (DSP path where the core has it) of DIR/engine_c, another
+# checkout's engine (e.g. main's), so that before and after are counted in the same run on the same models
+BEFORE_ENGINE: list[Path] = []
 # compiler flag sets (issue 15, point 6), appended to the board's compiler.flags (after the engine's -O2, so an -O
 # flag replaces it; the flags reach the compile and the link, so -flto is link-time optimization)
 OPTS = {"O2": (), "O3": ("-O3",), "Os": ("-Os",), "O2-lto": ("-flto",), "O3-lto": ("-O3", "-flto"),
@@ -106,6 +112,24 @@ class Shape:
     unit: str = "MAC"  # "MAC", or "element" (of the output for ADD and softmax, of the input for pooling)
     cmsis_nn: float | None = None  # CMSIS-NN instructions per MAC, issue 15 (M4, -O3, fixed requantization)
     fuse_mbconv: bool = True
+    cmsis_source: str = "measured"  # "measured" (issue 15's QEMU count) or how the figure was estimated
+
+
+# CMSIS-NN per element where issue 15 has no measurement: counted from its sources (ARM-software/CMSIS-NN,
+# Source/BasicMathFunctions/arm_elementwise_add_s8.c, Source/PoolingFunctions/arm_avgpool_s8.c,
+# Source/NNSupportFunctions/arm_nn_softmax_common_s8.c with arm_nnsupportfunctions.h), the DSP (non-MVE) path, as
+# instructions of its inner loop per element; not run here (no CMSIS-NN build on this machine), so estimates.
+CMSIS_ADD_ESTIMATE = ("~55 per element, counted: 3 arm_nn_requantize per element (each: the left-shift multiply, "
+                      "SMLAL with its two constant moves and the 64-bit >> 31 (5), arm_nn_divide_by_power_of_two (~7)), "
+                      "2 lane extractions and shifts per input, the sum, offset, MAX/MIN; per 4 elements 2 word loads, "
+                      "4 SXTB16, 4 SADD16, the PACK_S8x4 and its store")
+CMSIS_AVGPOOL_ESTIMATE = ("~5 per input element, counted (a lower bound): the DSP path adds each pixel's channels into "
+                          "an int32 scratch buffer, buffer[i] = QADD(start[i], buffer[i]): LDRSB, LDR, QADD, STR and "
+                          "the loop step, then one division per channel (arm_avgpool_s8, window = the whole input)")
+CMSIS_SOFTMAX_ESTIMATE = ("~200 per element, a lower bound counted from arm_nn_softmax_common_s8: two "
+                          "arm_nn_exp_on_negative_values per element (sum pass and output pass), each 12 "
+                          "arm_nn_doubling_high_mult (SMLAL, sign-dependent rounding, 64-bit division by 2^31, "
+                          "saturation check: >= 8 instructions each), plus 3 more MUL_SAT and 2 DIV_POW2")
 
 
 SHAPES = [
@@ -125,11 +149,12 @@ SHAPES = [
           ("mbconv_fused",), cmsis_nn=4.17),
     Shape("mbconv_layers", "MBConv 24x24x16, expand 6, DW 3x3, -> 16 (3 layers)", lambda: mbconv(16, 6),
           (16, 24, 24), ("conv1x1", "depthwise"), cmsis_nn=4.17, fuse_mbconv=False),
-    Shape("add", "ADD 16x16x32 (two inputs)", Add, (32, 16, 16), ("add",), unit="element"),
+    Shape("add", "ADD 16x16x32 (two inputs)", Add, (32, 16, 16), ("add",), unit="element", cmsis_nn=55.0,
+          cmsis_source=CMSIS_ADD_ESTIMATE),
     Shape("avgpool", "avg pool (global, 8x8x64)", lambda: AfterAdd(nn.AdaptiveAvgPool2d(1)), (64, 8, 8),
-          ("global_avgpool",), unit="element"),
+          ("global_avgpool",), unit="element", cmsis_nn=5.0, cmsis_source=CMSIS_AVGPOOL_ESTIMATE),
     Shape("softmax", "softmax 10", lambda: AfterAdd(nn.Softmax(dim=1), flatten=True), (10, 1, 1), ("softmax",),
-          unit="element"),
+          unit="element", cmsis_nn=200.0, cmsis_source=CMSIS_SOFTMAX_ESTIMATE),
 ]
 QUICK_SHAPES = ("conv1x1", "dw_s1", "dw_s2")
 
@@ -184,8 +209,14 @@ def run_variant(prepared: Prepared, core: str, variant: str, requant: str, work:
     board["compiler"]["flags"] = list(board["compiler"]["flags"]) + list(OPTS[opt])
     layer_dump = bool(prepared.measured)
     build_dir = work / (f"build_{core}_{variant}" if opt == DEFAULT_OPT else f"build_{core}_{variant}_{opt}")
-    elf = toolchain.cmake_build(prepared.codegen_dir, build_dir, board, requant, layer_dump=layer_dump,
-                                defines=VARIANTS[variant])
+    engine_dir = cmake_module.ENGINE_DIR
+    if variant == "before":
+        cmake_module.ENGINE_DIR = BEFORE_ENGINE[0] / "engine_c"
+    try:
+        elf = toolchain.cmake_build(prepared.codegen_dir, build_dir, board, requant, layer_dump=layer_dump,
+                                    defines=VARIANTS.get(variant, ()))
+    finally:
+        cmake_module.ENGINE_DIR = engine_dir
     outputs = build_dir / "outputs.bin"
     layer_dir = build_dir / "layers" if layer_dump else None
     if layer_dir is not None:
@@ -205,7 +236,8 @@ SELECTED_VARIANTS = list(VARIANTS)  # --variants
 
 
 def variants_of(core: str) -> list[str]:
-    return [variant for variant in SELECTED_VARIANTS if core in DSP_CORES or variant == "plain"]
+    variants = [variant for variant in SELECTED_VARIANTS if core in DSP_CORES or variant == "plain"]
+    return variants + (["before"] if BEFORE_ENGINE else [])
 
 
 def run_key(core: str, variant: str, opt: str = DEFAULT_OPT) -> str:
@@ -236,7 +268,8 @@ def bench_shape(shape: Shape, cores: list[str], requant: str, work: Path,
     if "mbconv_fused" in shape.measured and not prepared.fused:
         raise SystemExit(f"{shape.key}: the schedule did not fuse the block")
     row = {"key": shape.key, "title": shape.title, "unit": shape.unit, "units": prepared.units,
-           "cmsis_nn_per_mac": shape.cmsis_nn, "scratch_bytes": prepared.scratch_bytes,
+           "cmsis_nn_per_mac": shape.cmsis_nn, "cmsis_nn_source": shape.cmsis_source,
+           "scratch_bytes": prepared.scratch_bytes,
            "arena_bytes": prepared.arena_bytes, "counted": "layers" if prepared.measured else "whole inference"}
     row.update(measure(prepared, cores, requant, folder, opts))
     for run in row["runs"].values():
@@ -290,6 +323,8 @@ def markdown(results: dict) -> str:
         for core, variant, opt in columns:
             run = row["runs"][run_key(core, variant, opt)]
             cmsis = "—" if row["cmsis_nn_per_mac"] is None else f"{row['cmsis_nn_per_mac']:.2f}"
+            if row.get("cmsis_nn_source", "measured") != "measured":
+                cmsis += " (est.)"
             lines.append(f"| {row['title']} | {core.upper()} | {_variant(variant, opt)} | "
                          f"{row['units']:,} {row['unit']}s | "
                          f"{run['instructions']:,} | {run['per_unit']:.2f} | {cmsis} | "
@@ -320,6 +355,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                         help="engine variants to build (default: all; the M3 builds plain only)")
     parser.add_argument("--opts", nargs="+", choices=list(OPTS), default=[DEFAULT_OPT],
                         help="compiler flag sets to compare (issue 15, point 6); default: the engine's -O2")
+    parser.add_argument("--before", type=Path, default=None, help="also the variant 'before': the default build of "
+                        "DIR/engine_c (another checkout, e.g. main), counted in the same run")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--work", type=Path, default=None, help="keep the models and builds here")
     args = parser.parse_args(argv)
@@ -333,9 +370,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="mf_kernel_bench_"))
     SELECTED_VARIANTS[:] = args.variants
+    if args.before is not None:
+        if not (args.before / "engine_c" / "CMakeLists.txt").is_file():
+            raise SystemExit(f"--before {args.before}: no engine_c/CMakeLists.txt there")
+        BEFORE_ENGINE[:] = [args.before.resolve()]
     shapes = [shape for shape in SHAPES if args.shapes is None or shape.key in args.shapes]
     results = {"requant": args.requant, "cores": args.cores, "boards": {core: CORES[core] for core in args.cores},
                "variants": {name: list(VARIANTS[name]) for name in args.variants}, "samples": SAMPLES,
+               "before": None if args.before is None else str(args.before),
                "seed": SEED, "opts": args.opts, "opt_flags": {opt: list(OPTS[opt]) for opt in args.opts},
                "shapes": [], "models": []}
     for shape in shapes:

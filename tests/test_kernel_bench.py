@@ -54,3 +54,33 @@ def test_extra_defines_reach_the_compiler_and_only_when_given(tmp_path: Path):
     assert "MF_NO_DSP" not in (tmp_path / "default" / "CMakeFiles" / "mf_engine.dir" / "flags.make").read_text()
     with pytest.raises(ToolchainError, match="defines"):
         toolchain.cmake_build(model, tmp_path / "bad", defines=["A;B"])
+
+
+# The DSP path's register loops under QEMU on the shapes where they split: 5 x 5 = 25 pixels (12 pairs and a last
+# pixel), 7 output channels (3 pairs and an odd one; the last pixel 3 + 3 + 1 rows), 12 input channels (one 8-channel
+# pass and one word); a fully connected layer 42 -> 11 (rows 3 + 3 + 3 + 2, a 2-channel tail after the words).
+REMAINDERS = [
+    kernel_bench.Shape("odd_conv1x1", "1x1 conv 5x5x12 -> 7", lambda: nn.Conv2d(12, 7, 1), (12, 5, 5), ("conv1x1",)),
+    kernel_bench.Shape("odd_fc", "fully connected 42 -> 11",
+                       lambda: kernel_bench.AfterAdd(nn.Linear(42, 11), flatten=True), (42, 1, 1), ("fc",)),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.qemu
+@pytest.mark.skipif(not have_cross_tools(), reason="needs arm-none-eabi-gcc and qemu")
+@pytest.mark.parametrize("shape", REMAINDERS, ids=[shape.key for shape in REMAINDERS])
+def test_dsp_loops_equal_the_plain_path_on_every_remainder(tmp_path: Path, shape):
+    row = kernel_bench.bench_shape(shape, ["m4"], "fixed", tmp_path)
+    assert set(row["runs"]) == {"m4/dsp", "m4/plain"}
+    assert row["outputs_identical"], row["runs"]
+
+
+def test_before_variant_is_added_on_every_core(tmp_path: Path):
+    assert kernel_bench.variants_of("m3") == ["plain"]
+    kernel_bench.BEFORE_ENGINE[:] = [tmp_path]
+    try:
+        assert kernel_bench.variants_of("m4") == ["dsp", "plain", "before"]
+        assert kernel_bench.variants_of("m3") == ["plain", "before"]
+    finally:
+        kernel_bench.BEFORE_ENGINE[:] = []

@@ -65,6 +65,17 @@ static inline int32_t mf_mbqm_right(int32_t x, int32_t multiplier, int32_t e)
     return mf_mbqm_right_with(x, multiplier, mf_mbqm_round(e), e - 1);
 }
 
+/* mf_mbqm_right(x, multiplier, e) for e >= 2 and multiplier >= 0 (then the sign of x ^ multiplier is that of x), with
+ * r = e - 1 and c = 2^(e-2) given: the 64-bit sum starts at hi = c - s, lo = 2^30 + s * 2^31 (s = [x < 0]; together
+ * mf_mbqm_round(e) - s * 2^31), one SMLAL adds x * multiplier, the high word is shifted right by r. */
+static inline int32_t mf_mbqm_right_fast(int32_t x, int32_t multiplier, uint32_t c, int32_t r)
+{
+    const uint32_t hi = c + (uint32_t)(x >> 31);
+    const uint32_t lo = ((uint32_t)x & 0x80000000u) | 0x40000000u;
+    const uint64_t sum = (((uint64_t)hi << 32) | lo) + (uint64_t)((int64_t)x * (int64_t)multiplier);
+    return (int32_t)(uint32_t)(sum >> 32) >> r;
+}
+
 static inline int32_t mf_mbqm(int32_t x, int32_t multiplier, int32_t shift)
 {
     if (shift < 0) {
@@ -83,6 +94,21 @@ static inline int32_t mf_clamp32(int32_t v, int32_t lo, int32_t hi)
 {
     return v < lo ? lo : (v > hi ? hi : v);
 }
+
+/* v saturated to [-128, 127]: one SSAT where the core has it (Armv7-M and later; GCC does not find it in the
+ * compares) */
+#if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT
+#include <arm_acle.h>
+static inline int32_t mf_sat8(int32_t v)
+{
+    return __ssat(v, 8);
+}
+#else
+static inline int32_t mf_sat8(int32_t v)
+{
+    return v < -128 ? -128 : (v > 127 ? 127 : v);
+}
+#endif
 
 static inline int32_t mf_requant_fixed(int32_t acc, int32_t multiplier, int32_t shift, int32_t zp, int32_t qmin,
                                        int32_t qmax)

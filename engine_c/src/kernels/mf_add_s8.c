@@ -99,6 +99,170 @@ static inline uint32_t mf_add_fixed_one(const mf_add_fixed *k, int32_t q1, int32
     }
     return (uint32_t)out & 0xFFu;
 }
+
+/* The usual case in 32-bit arithmetic (TFLite's parameters: left shift 20, input exponents <= 0, output exponent <=
+ * -2, multipliers >= 0). An input's rescale is mf_mbqm(d * 2^ls, m, -e) for d = q - zp in [-255, 255]:
+ * SRDHM(d * 2^ls, m) = floor((d * m + 2^(k-1)) / 2^k) with k = 31 - ls (mf_srdhm is floor((ab + 2^30) / 2^31);
+ * |d * 2^ls| < 2^31, so never INT32_MIN), and with m = m_hi * 2^k + m_lo that is d * m_hi + floor((d * m_lo +
+ * 2^(k-1)) / 2^k), both products below 2^31 for 8 <= ls <= 22; RoundingDivideByPOT by 2^e is
+ * floor((x + 2^(e-1) - [x < 0]) / 2^e) (x itself for e = 0: half and sign mask 0). The input whose multiplier is
+ * 2^30 with exponent 0 (the larger scale, in TFLite's preparation) is exactly d * 2^(ls-1). The output's rescale is
+ * mf_pointwise_s8's: one SMLAL on a sum started at its rounding and sign terms (mf_mbqm_right_fast). */
+typedef struct {
+    int32_t m_hi;
+    int32_t m_lo;
+    int32_t half_k; /* 2^(k-1) */
+    int32_t k;
+    int32_t half_e; /* 2^(e-1), 0 for e = 0 */
+    uint32_t sign_mask; /* 1, 0 for e = 0 */
+    int32_t e;
+} mf_add_in_fast;
+
+static inline int mf_add_in_fast_ok(const mf_requant *r)
+{
+    return r->multiplier >= 0 && r->shift <= 0 && r->shift >= -31;
+}
+
+static inline mf_add_in_fast mf_add_in_fast_make(const mf_requant *r, int32_t left_shift)
+{
+    mf_add_in_fast k;
+    k.k = 31 - left_shift;
+    k.m_hi = r->multiplier >> k.k;
+    k.m_lo = r->multiplier & (int32_t)(((uint32_t)1 << k.k) - 1u);
+    k.half_k = (int32_t)((uint32_t)1 << (k.k - 1));
+    k.e = -r->shift;
+    k.half_e = k.e > 0 ? (int32_t)((uint32_t)1 << (k.e - 1)) : 0;
+    k.sign_mask = k.e > 0 ? 1u : 0u;
+    return k;
+}
+
+static inline int32_t mf_add_in_fast_apply(int32_t d, const mf_add_in_fast *k)
+{
+    const int32_t x = d * k->m_hi + ((d * k->m_lo + k->half_k) >> k->k);
+    return (x + k->half_e - (int32_t)(((uint32_t)x >> 31) & k->sign_mask)) >> k->e;
+}
+
+static inline uint32_t mf_add_word(const int8_t *p)
+{
+    uint32_t word;
+    memcpy(&word, p, sizeof(word));
+    return word;
+}
+
+/* The even (0, 2) and odd (1, 3) int8 values of a word minus the zero point, as int16 lanes */
+static inline void mf_add_lanes(uint32_t word, int32_t zp, uint32_t *even, uint32_t *odd)
+{
+#if MF_DSP
+    const uint32_t neg_zp = mf_dup16(-zp);
+    *even = mf_sxtab16(neg_zp, word);
+    *odd = mf_sxtab16_ror8(neg_zp, word);
+#else
+    const uint32_t b0 = (uint32_t)((int32_t)(int8_t)(uint8_t)word - zp) & 0xFFFFu;
+    const uint32_t b1 = (uint32_t)((int32_t)(int8_t)(uint8_t)(word >> 8) - zp) & 0xFFFFu;
+    const uint32_t b2 = (uint32_t)((int32_t)(int8_t)(uint8_t)(word >> 16) - zp) & 0xFFFFu;
+    const uint32_t b3 = (uint32_t)((int32_t)(int8_t)(uint8_t)(word >> 24) - zp) & 0xFFFFu;
+    *even = b0 | (b2 << 16);
+    *odd = b1 | (b3 << 16);
+#endif
+}
+
+/* the low and high int16 lanes */
+#define MF_LANE_LO(x) ((int32_t)(int16_t)(uint16_t)(x))
+#define MF_LANE_HI(x) ((int32_t)(int16_t)(uint16_t)((x) >> 16))
+
+#if defined(__GNUC__)
+#define MF_ADD_INLINE static inline __attribute__((always_inline))
+#else
+#define MF_ADD_INLINE static inline
+#endif
+
+/* The add of `size` elements on the fast path; a_shift: input a's rescale is d * 2^(left_shift - 1); full: the clamp
+ * is the int8 range (one SSAT). Both flags are constants where it is inlined. */
+MF_ADD_INLINE void mf_add_fast_loop(const int8_t *in_a, int32_t zp_a, const int8_t *in_b, int32_t zp_b,
+                                    const mf_add_in_fast *kb, int32_t left_shift, const mf_requant *out_rq,
+                                    int32_t output_zp, int32_t act_min, int32_t act_max, int32_t size,
+                                    int8_t *output, int a_shift, int full, const mf_add_in_fast *ka)
+{
+    const int32_t m = out_rq->multiplier;
+    const int32_t r = -out_rq->shift - 1;
+    const uint32_t c = ((uint32_t)1 << r) >> 1;
+    const int32_t a_left = left_shift - 1;
+    const int32_t lo = act_min;
+    const int32_t hi = act_max;
+    int32_t i = 0;
+#define MF_ADD_FAST_ONE(da, db)                                                                                       \
+    mf_mbqm_right_fast(mf_wrapping_add(a_shift ? (da) * (1 << a_left) : mf_add_in_fast_apply((da), ka),           \
+                                       mf_add_in_fast_apply((db), kb)),                                               \
+                       m, c, r) +                                                                                     \
+        output_zp
+#define MF_ADD_FAST_CLAMP(v) ((int8_t)(full ? mf_sat8(v) : ((v) < lo ? lo : ((v) > hi ? hi : (v)))))
+    for (; i + 4 <= size; i += 4) { /* 4 elements: one word of each input, the zero points off in int16 lanes */
+        uint32_t a_even;
+        uint32_t a_odd;
+        uint32_t b_even;
+        uint32_t b_odd;
+        int32_t v0;
+        int32_t v1;
+        int32_t v2;
+        int32_t v3;
+        mf_add_lanes(mf_add_word(in_a + i), zp_a, &a_even, &a_odd);
+        mf_add_lanes(mf_add_word(in_b + i), zp_b, &b_even, &b_odd);
+        v0 = MF_ADD_FAST_ONE(MF_LANE_LO(a_even), MF_LANE_LO(b_even));
+        v1 = MF_ADD_FAST_ONE(MF_LANE_LO(a_odd), MF_LANE_LO(b_odd));
+        v2 = MF_ADD_FAST_ONE(MF_LANE_HI(a_even), MF_LANE_HI(b_even));
+        v3 = MF_ADD_FAST_ONE(MF_LANE_HI(a_odd), MF_LANE_HI(b_odd));
+        output[i] = MF_ADD_FAST_CLAMP(v0);
+        output[i + 1] = MF_ADD_FAST_CLAMP(v1);
+        output[i + 2] = MF_ADD_FAST_CLAMP(v2);
+        output[i + 3] = MF_ADD_FAST_CLAMP(v3);
+    }
+    for (; i < size; i++) {
+        const int32_t v = MF_ADD_FAST_ONE((int32_t)in_a[i] - zp_a, (int32_t)in_b[i] - zp_b);
+        output[i] = MF_ADD_FAST_CLAMP(v);
+    }
+#undef MF_ADD_FAST_ONE
+#undef MF_ADD_FAST_CLAMP
+}
+
+/* Whether the fast path computes this add: see above */
+static int mf_add_fast_ok(const mf_add_params *p)
+{
+    return p->left_shift >= 8 && p->left_shift <= 22 && mf_add_in_fast_ok(&p->input1) &&
+           mf_add_in_fast_ok(&p->input2) && p->output.multiplier >= 0 && p->output.shift <= -2 &&
+           p->output.shift >= -31;
+}
+
+static void mf_add_fast(const mf_add_params *p, int32_t size, const int8_t *input1, const int8_t *input2,
+                        int8_t *output)
+{
+    const mf_add_in_fast k1 = mf_add_in_fast_make(&p->input1, p->left_shift);
+    const mf_add_in_fast k2 = mf_add_in_fast_make(&p->input2, p->left_shift);
+    const int full = p->act_min == MF_INT8_MIN && p->act_max == MF_INT8_MAX;
+    const int shift1 = p->input1.multiplier == 0x40000000 && p->input1.shift == 0;
+    const int shift2 = p->input2.multiplier == 0x40000000 && p->input2.shift == 0;
+    /* input a: the exact shift when one of them is (the add commutes: same int32 sum) */
+    const int8_t *in_a = shift2 && !shift1 ? input2 : input1;
+    const int8_t *in_b = shift2 && !shift1 ? input1 : input2;
+    const int32_t zp_a = shift2 && !shift1 ? p->input2_zp : p->input1_zp;
+    const int32_t zp_b = shift2 && !shift1 ? p->input1_zp : p->input2_zp;
+    const mf_add_in_fast *ka = shift2 && !shift1 ? &k2 : &k1;
+    const mf_add_in_fast *kb = shift2 && !shift1 ? &k1 : &k2;
+    if (shift1 || shift2) {
+        if (full) {
+            mf_add_fast_loop(in_a, zp_a, in_b, zp_b, kb, p->left_shift, &p->output, p->output_zp, p->act_min,
+                             p->act_max, size, output, 1, 1, ka);
+        } else {
+            mf_add_fast_loop(in_a, zp_a, in_b, zp_b, kb, p->left_shift, &p->output, p->output_zp, p->act_min,
+                             p->act_max, size, output, 1, 0, ka);
+        }
+    } else if (full) {
+        mf_add_fast_loop(in_a, zp_a, in_b, zp_b, kb, p->left_shift, &p->output, p->output_zp, p->act_min,
+                         p->act_max, size, output, 0, 1, ka);
+    } else {
+        mf_add_fast_loop(in_a, zp_a, in_b, zp_b, kb, p->left_shift, &p->output, p->output_zp, p->act_min,
+                         p->act_max, size, output, 0, 0, ka);
+    }
+}
 #endif
 
 mf_status mf_add_s8(const mf_add_params *params, int32_t size, const int8_t *input1, const int8_t *input2,
@@ -143,6 +307,10 @@ mf_status mf_add_s8(const mf_add_params *params, int32_t size, const int8_t *inp
                 output[i] = (int8_t)mf_requant_fixed(mf_wrapping_add(a_scaled, b_scaled), params->output.multiplier,
                                                      params->output.shift, output_zp, act_min, act_max);
             }
+            return MF_OK;
+        }
+        if (mf_add_fast_ok(params)) {
+            mf_add_fast(params, size, input1, input2, output);
             return MF_OK;
         }
         k.in1 = mf_add_rescale_make(&params->input1, left_shift);
