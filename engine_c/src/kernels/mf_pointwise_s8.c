@@ -254,6 +254,26 @@ MF_PAIRS_INLINE void mf_dot_2x2(const int8_t *in0, const int8_t *in1, const int8
     "sxtab16 %[t0], %[off], %[t0], ror #8\n\t"                                                                        \
     "sxtb16 %[t2], %[t2], ror #8\n\t"                                                                                 \
     "smlad %[a0], %[t0], %[t2], %[a0]\n\t"
+/* 1 pixel x 4 rows (w, w + n, w2 = w + 2 n, w2 + n): 5 loads, 10 extensions and 8 SMLAD for 16 MACs; with the
+ * zero point word, 13 registers, so the loop's end is read from memory (one load per 2 words) */
+#define MF_1X4_ROWS_ASM(ptr, acc_lo, acc_hi)                                                                          \
+    "ldr %[t2], [%[" ptr "], %[n]]\n\t"                                                                             \
+    "sxtb16 %[t3], %[t2]\n\t"                                                                                       \
+    "smlad %[" acc_hi "], %[t1], %[t3], %[" acc_hi "]\n\t"                                                          \
+    "sxtb16 %[t2], %[t2], ror #8\n\t"                                                                               \
+    "smlad %[" acc_hi "], %[t0], %[t2], %[" acc_hi "]\n\t"                                                          \
+    "ldr %[t2], [%[" ptr "]], #4\n\t"                                                                               \
+    "sxtb16 %[t3], %[t2]\n\t"                                                                                       \
+    "smlad %[" acc_lo "], %[t1], %[t3], %[" acc_lo "]\n\t"                                                          \
+    "sxtb16 %[t2], %[t2], ror #8\n\t"                                                                               \
+    "smlad %[" acc_lo "], %[t0], %[t2], %[" acc_lo "]\n\t"
+#define MF_1X4_WORD_ASM                                                                                               \
+    "ldr %[t0], [%[in]], #4\n\t"                                                                                    \
+    "sxtab16 %[t1], %[off], %[t0]\n\t"                                                                              \
+    "sxtab16 %[t0], %[off], %[t0], ror #8\n\t" MF_1X4_ROWS_ASM("w", "a0", "a1") MF_1X4_ROWS_ASM("w2", "a2", "a3")
+#define MF_1X4_OPERANDS                                                                                               \
+    [a0] "+r"(acc0), [a1] "+r"(acc1), [a2] "+r"(acc2), [a3] "+r"(acc3), [in] "+r"(in), [w] "+r"(w0), [w2] "+r"(w2), \
+        [t0] "=&r"(t0_), [t1] "=&r"(t1_), [t2] "=&r"(t2_), [t3] "=&r"(t3_)
 #define MF_1XR_OPERANDS(in_ptr, w_ptr, sum0, sum1, sum2)                                                              \
     [a0] "+r"(sum0), [a1] "+r"(sum1), [a2] "+r"(sum2), [in] "+r"(in_ptr), [w] "+r"(w_ptr), [t0] "=&r"(t0_),          \
         [t1] "=&r"(t1_), [t2] "=&r"(t2_), [t3] "=&r"(t3_)
@@ -275,14 +295,16 @@ MF_PAIRS_INLINE void mf_dot_2x2(const int8_t *in0, const int8_t *in1, const int8
     } while (0)
 #endif
 
-/* acc[c] = pixel in . filter row c (rows w0 + c * in_c, c < rows, rows 1, 2 or 3) over the in_c channels */
+/* acc[c] = pixel in . filter row c (rows w0 + c * in_c, c < rows, rows 1 to 4) over the in_c channels */
 MF_PAIRS_INLINE void mf_dot_1xr(const int8_t *in, const int8_t *w0, int32_t in_c, uint32_t offset, int rows,
-                                int32_t acc[3])
+                                int32_t acc[4])
 {
     const int8_t *const words_end = in + (in_c & ~3);
+    const int8_t *w2 = w0 + 2 * in_c;
     int32_t acc0 = 0;
     int32_t acc1 = 0;
     int32_t acc2 = 0;
+    int32_t acc3 = 0;
     int32_t k;
 #if MF_PW_ASM
     if (in != words_end) {
@@ -291,13 +313,25 @@ MF_PAIRS_INLINE void mf_dot_1xr(const int8_t *in, const int8_t *w0, int32_t in_c
         uint32_t t1_;
         uint32_t t2_;
         uint32_t t3_;
-        if (rows == 3) {
+        if (rows == 4) {
+            if (in != end8) {
+                __asm__ volatile("1:\n\t" MF_1X4_WORD_ASM MF_1X4_WORD_ASM "ldr %[t0], %[end]\n\tcmp %[in], %[t0]\n\t"
+                                 "bne 1b"
+                                 : MF_1X4_OPERANDS
+                                 : [end] "m"(end8), [n] "r"(in_c), [off] "r"(offset)
+                                 : "cc", "memory");
+            }
+            if (in_c & 4) {
+                __asm__ volatile(MF_1X4_WORD_ASM : MF_1X4_OPERANDS : [n] "r"(in_c), [off] "r"(offset) : "memory");
+            }
+        } else if (rows == 3) {
             MF_1XR_LOOP(MF_1X3_WORD_ASM);
         } else if (rows == 2) {
             MF_1XR_LOOP(MF_1X2_WORD_ASM);
         } else {
             MF_1XR_LOOP(MF_1X1_WORD_ASM);
         }
+        w2 = w0 + 2 * in_c;
     }
 #endif
     while (in != words_end) {
@@ -312,10 +346,15 @@ MF_PAIRS_INLINE void mf_dot_1xr(const int8_t *in, const int8_t *w0, int32_t in_c
             acc1 = mf_smlad(odd, mf_sxtb16_ror8(wb), mf_smlad(even, mf_sxtb16(wb), acc1));
         }
         if (rows > 2) {
-            const uint32_t wc = mf_read_s8x4(w0 + 2 * in_c);
+            const uint32_t wc = mf_read_s8x4(w2);
             acc2 = mf_smlad(odd, mf_sxtb16_ror8(wc), mf_smlad(even, mf_sxtb16(wc), acc2));
         }
+        if (rows > 3) {
+            const uint32_t wd = mf_read_s8x4(w2 + in_c);
+            acc3 = mf_smlad(odd, mf_sxtb16_ror8(wd), mf_smlad(even, mf_sxtb16(wd), acc3));
+        }
         w0 += 4;
+        w2 += 4;
     }
     for (k = 0; k < (in_c & 3); k++) {
         const int32_t x = (int32_t)(int16_t)(uint16_t)offset + (int32_t)in[k];
@@ -324,12 +363,16 @@ MF_PAIRS_INLINE void mf_dot_1xr(const int8_t *in, const int8_t *w0, int32_t in_c
             acc1 += x * (int32_t)w0[in_c + k];
         }
         if (rows > 2) {
-            acc2 += x * (int32_t)w0[2 * in_c + k];
+            acc2 += x * (int32_t)w2[k];
+        }
+        if (rows > 3) {
+            acc3 += x * (int32_t)w2[in_c + k];
         }
     }
     acc[0] = acc0;
     acc[1] = acc1;
     acc[2] = acc2;
+    acc[3] = acc3;
 }
 
 /* one pixel, one filter row */
@@ -350,28 +393,39 @@ static inline int32_t mf_dot_1x1(const int8_t *in, const int8_t *w, int32_t in_c
     return acc;
 }
 
-/* The last pixel of an odd run (or a fully connected row): 3 output channels per pass, then the 1 or 2 left. */
-static void mf_pointwise_last(const mf_pointwise_args *a, const int8_t *in, int8_t *out, int fast)
+/* The last pixel of an odd run (or a fully connected row): 4 output channels per pass, then the 1 to 3 left; inlined
+ * once per value of fast */
+MF_PAIRS_INLINE void mf_pointwise_last(const mf_pointwise_args *a, const int8_t *in, int8_t *out, int fast)
 {
     const int32_t in_c = a->in_c;
     const int32_t out_c = a->out_c;
     const uint32_t offset = mf_dup16(-a->input_zp);
+    const int8_t *w = a->filter;
     int32_t out_ch = 0;
-    int32_t acc[3];
+    int32_t acc[4];
     int32_t j;
-    for (; out_ch + 3 <= out_c; out_ch += 3) {
-        mf_dot_1xr(in, a->filter + (size_t)out_ch * (size_t)in_c, in_c, offset, 3, acc);
-        for (j = 0; j < 3; j++) {
+    for (; out_ch + 4 <= out_c; out_ch += 4) {
+        mf_dot_1xr(in, w, in_c, offset, 4, acc);
+        w += 4 * (size_t)in_c;
+        for (j = 0; j < 4; j++) {
             out[out_ch + j] = mf_pointwise_out1(a, acc[j], out_ch + j, fast);
         }
     }
-    if (out_c - out_ch == 2) {
-        mf_dot_1xr(in, a->filter + (size_t)out_ch * (size_t)in_c, in_c, offset, 2, acc);
-        out[out_ch] = mf_pointwise_out1(a, acc[0], out_ch, fast);
-        out[out_ch + 1] = mf_pointwise_out1(a, acc[1], out_ch + 1, fast);
-    } else if (out_c - out_ch == 1) {
-        mf_dot_1xr(in, a->filter + (size_t)out_ch * (size_t)in_c, in_c, offset, 1, acc);
-        out[out_ch] = mf_pointwise_out1(a, acc[0], out_ch, fast);
+    switch (out_c - out_ch) {
+    case 3:
+        mf_dot_1xr(in, w, in_c, offset, 3, acc);
+        break;
+    case 2:
+        mf_dot_1xr(in, w, in_c, offset, 2, acc);
+        break;
+    case 1:
+        mf_dot_1xr(in, w, in_c, offset, 1, acc);
+        break;
+    default:
+        return;
+    }
+    for (j = 0; out_ch + j < out_c; j++) {
+        out[out_ch + j] = mf_pointwise_out1(a, acc[j], out_ch + j, fast);
     }
 }
 
@@ -478,8 +532,13 @@ void mf_pointwise_s8(const mf_pointwise_args *args, const int8_t *input, int32_t
         }
     }
     if (pixels % 2 != 0) {
-        mf_pointwise_last(&local, input + (size_t)(pixels - 1) * (size_t)in_step,
-                          output + (size_t)(pixels - 1) * (size_t)local.out_c, fast);
+        const int8_t *last_in = input + (size_t)(pixels - 1) * (size_t)in_step;
+        int8_t *last_out = output + (size_t)(pixels - 1) * (size_t)local.out_c;
+        if (fast) {
+            mf_pointwise_last(&local, last_in, last_out, 1);
+        } else {
+            mf_pointwise_last(&local, last_in, last_out, 0);
+        }
     }
 }
 
