@@ -150,7 +150,7 @@ static inline int8_t mf_pointwise_out1(const mf_pointwise_args *a, int32_t acc, 
 MF_PAIRS_INLINE void mf_dot_2x2(const int8_t *in0, const int8_t *in1, const int8_t *w0, int32_t in_c,
                                 uint32_t offset, int contiguous, int32_t init0, int32_t init1, int32_t acc[4])
 {
-    const int8_t *w1 = w0 + in_c;
+    const ptrdiff_t step = in1 - in0; /* pixel 1 is `step` bytes after pixel 0, row b in_c bytes after row a */
     const int8_t *const words_end = in0 + (in_c & ~3);
     int32_t acc00 = init0;
     int32_t acc01 = init1;
@@ -159,7 +159,7 @@ MF_PAIRS_INLINE void mf_dot_2x2(const int8_t *in0, const int8_t *in1, const int8
     int32_t k;
     (void)contiguous;
 #if MF_PW_ASM
-    if (contiguous && in0 != words_end) { /* in1 == in0 + in_c */
+    if (contiguous) { /* step == in_c */
         const int8_t *const end8 = in0 + (in_c & ~7);
         uint32_t t0_;
         uint32_t t1_;
@@ -177,28 +177,28 @@ MF_PAIRS_INLINE void mf_dot_2x2(const int8_t *in0, const int8_t *in1, const int8
                              : [n] "r"(in_c), [off] "r"(offset)
                              : "memory");
         }
-        in1 = in0 + in_c;
-        w1 = w0 + in_c;
-    }
+    } else
 #endif
-    while (in0 != words_end) {
-        const uint32_t x0 = mf_read_s8x4(in0);
-        const uint32_t x1 = mf_read_s8x4(in1);
-        const uint32_t wa = mf_read_s8x4(w0);
-        const uint32_t wb = mf_read_s8x4(w1);
-        in0 += 4;
-        in1 += 4;
-        w0 += 4;
-        w1 += 4;
-        mf_smlad_2x2(x0, x1, wa, wb, offset, &acc00, &acc01, &acc10, &acc11);
+    {
+        while (in0 != words_end) {
+            const uint32_t x0 = mf_read_s8x4(in0);
+            const uint32_t x1 = mf_read_s8x4(in0 + step);
+            const uint32_t wa = mf_read_s8x4(w0);
+            const uint32_t wb = mf_read_s8x4(w0 + in_c);
+            in0 += 4;
+            w0 += 4;
+            mf_smlad_2x2(x0, x1, wa, wb, offset, &acc00, &acc01, &acc10, &acc11);
+        }
     }
     for (k = 0; k < (in_c & 3); k++) { /* unsigned: the sums wrap like the SMLAD ones (the bias may be any int32) */
         const int32_t x0 = (int32_t)(int16_t)(uint16_t)offset + (int32_t)in0[k];
-        const int32_t x1 = (int32_t)(int16_t)(uint16_t)offset + (int32_t)in1[k];
-        acc00 = (int32_t)((uint32_t)acc00 + (uint32_t)(x0 * (int32_t)w0[k]));
-        acc01 = (int32_t)((uint32_t)acc01 + (uint32_t)(x0 * (int32_t)w1[k]));
-        acc10 = (int32_t)((uint32_t)acc10 + (uint32_t)(x1 * (int32_t)w0[k]));
-        acc11 = (int32_t)((uint32_t)acc11 + (uint32_t)(x1 * (int32_t)w1[k]));
+        const int32_t x1 = (int32_t)(int16_t)(uint16_t)offset + (int32_t)in0[step + k];
+        const int32_t wa = (int32_t)w0[k];
+        const int32_t wb = (int32_t)w0[in_c + k];
+        acc00 = (int32_t)((uint32_t)acc00 + (uint32_t)(x0 * wa));
+        acc01 = (int32_t)((uint32_t)acc01 + (uint32_t)(x0 * wb));
+        acc10 = (int32_t)((uint32_t)acc10 + (uint32_t)(x1 * wa));
+        acc11 = (int32_t)((uint32_t)acc11 + (uint32_t)(x1 * wb));
     }
     acc[0] = acc00;
     acc[1] = acc01;
