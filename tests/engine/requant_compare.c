@@ -1,5 +1,6 @@
 /*
- * Compares the inline fixed-point requantization of engine_c/src/mf_arith.h (mf_mbqm, mf_requant_fixed) with
+ * Compares the inline fixed-point requantization of engine_c/src/mf_arith.h (mf_mbqm, mf_requant_fixed, and
+ * mf_mbqm_right_fast for right shifts of 2 or more and multipliers >= 0) with
  * TFLite's two-step arithmetic as the engine computed it before (copied below: the reference), over edge values
  * and `count` pseudo-random inputs. Built and run by tests/engine/test_requant.py (also under UBSan).
  * Usage: requant_compare COUNT SEED; prints the first difference and exits 1, or prints "ok N" and exits 0.
@@ -68,6 +69,15 @@ static int check(int32_t x, int32_t m, int32_t shift, int32_t zp, int32_t qmin, 
     const int32_t got = mf_mbqm(x, m, shift);
     const int32_t want_q = ref_requant(x, m, shift, zp, qmin, qmax);
     const int32_t got_q = mf_requant_fixed(x, m, shift, zp, qmin, qmax);
+    if (shift <= -2 && m >= 0) { /* the pointwise and ADD kernels' one-SMLAL form (mf_mbqm_right_fast) */
+        const int32_t r = -shift - 1;
+        const int32_t fast = mf_mbqm_right_fast(x, m, ((uint32_t)1 << r) >> 1, r);
+        if (fast != want) {
+            printf("diff x=%" PRId32 " m=%" PRId32 " shift=%" PRId32 ": mbqm_right_fast %" PRId32 " vs %" PRId32 "\n",
+                   x, m, shift, fast, want);
+            return 1;
+        }
+    }
     if (want != got || want_q != got_q) {
         printf("diff x=%" PRId32 " m=%" PRId32 " shift=%" PRId32 " zp=%" PRId32 " [%" PRId32 ", %" PRId32
                "]: mbqm %" PRId32 " vs %" PRId32 ", requant %" PRId32 " vs %" PRId32 "\n",

@@ -393,9 +393,8 @@ static inline int32_t mf_dot_1x1(const int8_t *in, const int8_t *w, int32_t in_c
     return acc;
 }
 
-/* The last pixel of an odd run (or a fully connected row): 4 output channels per pass, then the 1 to 3 left; inlined
- * once per value of fast */
-MF_PAIRS_INLINE void mf_pointwise_last(const mf_pointwise_args *a, const int8_t *in, int8_t *out, int fast)
+/* The last pixel of an odd run (or a fully connected row): 4 output channels per pass, then the 1 to 3 left */
+static void mf_pointwise_last(const mf_pointwise_args *a, const int8_t *in, int8_t *out, int fast)
 {
     const int32_t in_c = a->in_c;
     const int32_t out_c = a->out_c;
@@ -525,20 +524,14 @@ void mf_pointwise_s8(const mf_pointwise_args *args, const int8_t *input, int32_t
             } else {
                 mf_pointwise_pairs(&local, input, in_step, pairs, output, 1, 0);
             }
-        } else if (fast) {
-            mf_pointwise_pairs(&local, input, in_step, pairs, output, 0, 1);
-        } else {
+        } else { /* strided 1x1 convolutions (rare): one copy, the general requantization */
             mf_pointwise_pairs(&local, input, in_step, pairs, output, 0, 0);
         }
     }
     if (pixels % 2 != 0) {
         const int8_t *last_in = input + (size_t)(pixels - 1) * (size_t)in_step;
         int8_t *last_out = output + (size_t)(pixels - 1) * (size_t)local.out_c;
-        if (fast) {
-            mf_pointwise_last(&local, last_in, last_out, 1);
-        } else {
-            mf_pointwise_last(&local, last_in, last_out, 0);
-        }
+        mf_pointwise_last(&local, last_in, last_out, fast);
     }
 }
 
