@@ -29,77 +29,6 @@ static inline uint32_t mf_add_float_one(const mf_add_float *k, int32_t q1, int32
 }
 #else
 
-/* TFLite's add when the input exponents are <= 0 and the output's < 0 (always so with TFLite's parameters: the
- * larger input scale gives 0.5 = 2^30 * 2^(0-31), the other less, the output about 2^-20): mf_mbqm_right with its
- * rounding constants computed once. An exponent e of 0 (SRDHM alone: floor((ab + 2^30) / 2^31)) takes the same
- * instructions on 2 * a, whose product with the multiplier then needs 2^32 as divisor: the high word of
- * 2ab + 2^31, no sign term (2 * a fits: |a| <= 255 * 2^22). */
-typedef struct {
-    uint64_t round;     /* 2^30 + 2^(30+e); 2^31 for e = 0 */
-    int32_t multiplier;
-    int32_t e_minus_1;  /* e - 1; 0 for e = 0 */
-    uint32_t neg_mask;  /* all ones; 0 for e = 0 */
-    int32_t left_shift; /* the input's headroom shift, + 1 for e = 0 */
-} mf_add_rescale;
-
-static inline mf_add_rescale mf_add_rescale_make(const mf_requant *r, int32_t left_shift)
-{
-    mf_add_rescale k;
-    k.multiplier = r->multiplier;
-    if (r->shift == 0) {
-        k.round = (uint64_t)1 << 31;
-        k.e_minus_1 = 0;
-        k.neg_mask = 0;
-        k.left_shift = left_shift + 1;
-    } else {
-        const uint32_t pow2 = (uint32_t)1 << -r->shift;
-        k.round = ((uint64_t)(pow2 >> 2) << 32) | ((pow2 << 30) | 0x40000000u);
-        k.e_minus_1 = -r->shift - 1;
-        k.neg_mask = 0xFFFFFFFFu;
-        k.left_shift = left_shift;
-    }
-    return k;
-}
-
-/* mf_mbqm(x, multiplier, -e), bit for bit (for e = 0: x already doubled, and not INT32_MIN) */
-static inline int32_t mf_add_rescale_apply(int32_t x, const mf_add_rescale *k)
-{
-    const uint32_t neg = (uint32_t)((x ^ k->multiplier) >> 31) & k->neg_mask;
-    const uint64_t sum = k->round + (((uint64_t)neg << 32) | (uint64_t)(neg << 31)) +
-                         (uint64_t)((int64_t)x * (int64_t)k->multiplier);
-    return (int32_t)(uint32_t)(sum >> 32) >> k->e_minus_1;
-}
-
-typedef struct {
-    mf_add_rescale in1;
-    mf_add_rescale in2;
-    mf_add_rescale out;
-    int32_t zp1;
-    int32_t zp2;
-    int32_t output_zp;
-    int32_t scaled_min; /* act_min - output_zp */
-    int32_t scaled_max; /* act_max - output_zp */
-    int32_t act_min;
-    int32_t act_max;
-} mf_add_fixed;
-
-static inline uint32_t mf_add_fixed_one(const mf_add_fixed *k, int32_t q1, int32_t q2)
-{
-    const int32_t a = (q1 - k->zp1) * (1 << k->in1.left_shift);
-    const int32_t b = (q2 - k->zp2) * (1 << k->in2.left_shift);
-    const int32_t sum = mf_wrapping_add(mf_add_rescale_apply(a, &k->in1), mf_add_rescale_apply(b, &k->in2));
-    const int32_t scaled = mf_add_rescale_apply(sum, &k->out);
-    int32_t out;
-    if (scaled > k->scaled_max) {
-        out = k->act_max;
-    } else if (scaled < k->scaled_min) {
-        out = k->act_min;
-    } else {
-        out = scaled + k->output_zp;
-    }
-    return (uint32_t)out & 0xFFu;
-}
-
 /* The usual case in 32-bit arithmetic (TFLite's parameters: left shift 20, input exponents <= 0, output exponent <=
  * -2, multipliers >= 0). An input's rescale is mf_mbqm(d * 2^ls, m, -e) for d = q - zp in [-255, 255]:
  * SRDHM(d * 2^ls, m) = floor((d * m + 2^(k-1)) / 2^k) with k = 31 - ls (mf_srdhm is floor((ab + 2^30) / 2^31);
@@ -172,8 +101,10 @@ static inline void mf_add_lanes(uint32_t word, int32_t zp, uint32_t *even, uint3
 
 #if defined(__GNUC__)
 #define MF_ADD_INLINE static inline __attribute__((always_inline))
+#define MF_ADD_NOINLINE static __attribute__((noinline))
 #else
 #define MF_ADD_INLINE static inline
+#define MF_ADD_NOINLINE static
 #endif
 
 /* The add of `size` elements on the fast path; a_shift: input a's rescale is d * 2^(left_shift - 1); full: the clamp
@@ -232,7 +163,7 @@ static int mf_add_fast_ok(const mf_add_params *p)
            p->output.shift >= -31;
 }
 
-static void mf_add_fast(const mf_add_params *p, int32_t size, const int8_t *input1, const int8_t *input2,
+MF_ADD_NOINLINE void mf_add_fast(const mf_add_params *p, int32_t size, const int8_t *input1, const int8_t *input2,
                         int8_t *output)
 {
     const mf_add_in_fast k1 = mf_add_in_fast_make(&p->input1, p->left_shift);
@@ -292,39 +223,25 @@ mf_status mf_add_s8(const mf_add_params *params, int32_t size, const int8_t *inp
 #else
         /* TFLite: both inputs shifted left for headroom, rescaled to a common scale, summed, requantized. */
         const int32_t left_shift = params->left_shift;
-        mf_add_fixed k;
         if (left_shift < 0 || left_shift > 22) {
             return MF_ARG_ERROR;
         }
-        if (params->input1.shift > 0 || params->input2.shift > 0 || params->output.shift >= 0 ||
-            params->input1.shift < -31 || params->input2.shift < -31 || params->output.shift < -31) {
-            /* a left shift somewhere: the general arithmetic, element by element */
-            for (i = 0; i < size; i++) {
-                const int32_t a = ((int32_t)input1[i] - zp1) * (1 << left_shift);
-                const int32_t b = ((int32_t)input2[i] - zp2) * (1 << left_shift);
-                const int32_t a_scaled = mf_mbqm(a, params->input1.multiplier, params->input1.shift);
-                const int32_t b_scaled = mf_mbqm(b, params->input2.multiplier, params->input2.shift);
-                output[i] = (int8_t)mf_requant_fixed(mf_wrapping_add(a_scaled, b_scaled), params->output.multiplier,
-                                                     params->output.shift, output_zp, act_min, act_max);
-            }
-            return MF_OK;
-        }
-        if (mf_add_fast_ok(params)) {
+        if (mf_add_fast_ok(params)) { /* TFLite's parameters */
             mf_add_fast(params, size, input1, input2, output);
             return MF_OK;
         }
-        k.in1 = mf_add_rescale_make(&params->input1, left_shift);
-        k.in2 = mf_add_rescale_make(&params->input2, left_shift);
-        k.out = mf_add_rescale_make(&params->output, 0);
-        k.zp1 = zp1;
-        k.zp2 = zp2;
-        k.output_zp = output_zp;
-        k.scaled_min = act_min - output_zp;
-        k.scaled_max = act_max - output_zp;
-        k.act_min = act_min;
-        k.act_max = act_max;
-#define MF_ADD_ONE(q1, q2) mf_add_fixed_one(&k, (q1), (q2))
+        /* other parameters (a left shift, a small headroom, negative multipliers): the general arithmetic */
+        for (i = 0; i < size; i++) {
+            const int32_t a = ((int32_t)input1[i] - zp1) * (1 << left_shift);
+            const int32_t b = ((int32_t)input2[i] - zp2) * (1 << left_shift);
+            const int32_t a_scaled = mf_mbqm(a, params->input1.multiplier, params->input1.shift);
+            const int32_t b_scaled = mf_mbqm(b, params->input2.multiplier, params->input2.shift);
+            output[i] = (int8_t)mf_requant_fixed(mf_wrapping_add(a_scaled, b_scaled), params->output.multiplier,
+                                                 params->output.shift, output_zp, act_min, act_max);
+        }
+        return MF_OK;
 #endif
+#if MF_REQUANT_MODE == MF_REQUANT_FLOAT
         /* four elements per iteration: one word load per input, one word store */
         for (; i + 4 <= size; i += 4) {
             uint32_t w1;
@@ -342,6 +259,7 @@ mf_status mf_add_s8(const mf_add_params *params, int32_t size, const int8_t *inp
             output[i] = (int8_t)MF_ADD_ONE(input1[i], input2[i]);
         }
 #undef MF_ADD_ONE
+#endif
     }
     return MF_OK;
 }
