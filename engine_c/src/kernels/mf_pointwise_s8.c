@@ -4,9 +4,12 @@
  *
  * DSP path: 2 pixels x 2 output channels per step, 4 input channels per 32-bit load. The input bytes minus the
  * zero point go to int16 lanes with SXTAB16 (bytes 0 and 2, then 1 and 3), the weights with SXTB16, and SMLAD adds
- * two products per instruction into each of the 4 accumulators. Channels beyond a multiple of 4, an odd last
- * output channel and an odd last pixel take the same sums one product at a time. The int32 sums are the plain
- * path's (two's complement addition does not depend on the order), so both paths give the same bytes.
+ * two products per instruction into each of the 4 accumulators, which start at the channels' biases. An odd last
+ * pixel (and a fully connected row) takes 4 filter rows per pass, then 3, 2 or 1; channels beyond a multiple of 4
+ * and an odd last output channel of a pair of pixels take the same sums one product at a time. The int32 sums are
+ * the plain path's modulo 2^32 (two's complement addition does not depend on the order), so both paths give the
+ * same bytes. Fixed mode: when every channel has a right shift of at least 2 and a multiplier >= 0 (checked once
+ * per call), the requantization is mf_mbqm_right_fast (one SMLAL) and, without activation, one SSAT.
  */
 #include "../mf_internal.h"
 
