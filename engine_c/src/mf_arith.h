@@ -76,6 +76,46 @@ static inline int32_t mf_mbqm_right_fast(int32_t x, int32_t multiplier, uint32_t
     return (int32_t)(uint32_t)(sum >> 32) >> r;
 }
 
+/* ADD's input rescale mf_mbqm(d * 2^ls, m, -e) for d = q - zp in [-255, 255], 8 <= ls <= 22, 0 <= e <= 31 and
+ * m >= 0 (mf_add_in_fast_ok), exactly in 32-bit arithmetic (mf_add_s8.c; checked against TFLite's two-step arithmetic
+ * by tests/engine/requant_compare.c for every d): SRDHM(d * 2^ls, m) = floor((d * m + 2^(k-1)) / 2^k) with k = 31 - ls (mf_srdhm is floor((ab + 2^30) / 2^31);
+ * |d * 2^ls| < 2^31, so never INT32_MIN), and with m = m_hi * 2^k + m_lo that is d * m_hi + floor((d * m_lo +
+ * 2^(k-1)) / 2^k), both products below 2^31 for 8 <= ls <= 22; RoundingDivideByPOT by 2^e is
+ * floor((x + 2^(e-1) - [x < 0]) / 2^e) (x itself for e = 0: half and sign mask 0). */
+typedef struct {
+    int32_t m_hi;
+    int32_t m_lo;
+    int32_t half_k; /* 2^(k-1) */
+    int32_t k;
+    int32_t half_e; /* 2^(e-1), 0 for e = 0 */
+    uint32_t sign_mask; /* 1, 0 for e = 0 */
+    int32_t e;
+} mf_add_in_fast;
+
+static inline int mf_add_in_fast_ok(const mf_requant *r)
+{
+    return r->multiplier >= 0 && r->shift <= 0 && r->shift >= -31;
+}
+
+static inline mf_add_in_fast mf_add_in_fast_make(const mf_requant *r, int32_t left_shift)
+{
+    mf_add_in_fast k;
+    k.k = 31 - left_shift;
+    k.m_hi = r->multiplier >> k.k;
+    k.m_lo = r->multiplier & (int32_t)(((uint32_t)1 << k.k) - 1u);
+    k.half_k = (int32_t)((uint32_t)1 << (k.k - 1));
+    k.e = -r->shift;
+    k.half_e = k.e > 0 ? (int32_t)((uint32_t)1 << (k.e - 1)) : 0;
+    k.sign_mask = k.e > 0 ? 1u : 0u;
+    return k;
+}
+
+static inline int32_t mf_add_in_fast_apply(int32_t d, const mf_add_in_fast *k)
+{
+    const int32_t x = d * k->m_hi + ((d * k->m_lo + k->half_k) >> k->k);
+    return (x + k->half_e - (int32_t)(((uint32_t)x >> 31) & k->sign_mask)) >> k->e;
+}
+
 static inline int32_t mf_mbqm(int32_t x, int32_t multiplier, int32_t shift)
 {
     if (shift < 0) {

@@ -1,6 +1,7 @@
 /*
- * Compares the inline fixed-point requantization of engine_c/src/mf_arith.h (mf_mbqm, mf_requant_fixed, and
- * mf_mbqm_right_fast for right shifts of 2 or more and multipliers >= 0) with
+ * Compares the inline fixed-point requantization of engine_c/src/mf_arith.h (mf_mbqm, mf_requant_fixed,
+ * mf_mbqm_right_fast for right shifts of 2 or more and multipliers >= 0, ADD's 32-bit input rescale mf_add_in_fast)
+ * with
  * TFLite's two-step arithmetic as the engine computed it before (copied below: the reference), over edge values
  * and `count` pseudo-random inputs. Built and run by tests/engine/test_requant.py (also under UBSan).
  * Usage: requant_compare COUNT SEED; prints the first difference and exits 1, or prints "ok N" and exits 0.
@@ -143,6 +144,32 @@ int main(int argc, char **argv)
         n++;
         if (check(x, m, shift, zp, qmin, qmax)) {
             return 1;
+        }
+    }
+    /* ADD's input rescale (mf_add_in_fast): every d in [-255, 255], every headroom shift 8..22 and exponent 0..31, the
+     * edge multipliers >= 0 and random Q31 ones */
+    for (i = 0; i < 2 * N_EDGES; i++) {
+        const int32_t m = i < N_EDGES ? edges[i] : (int32_t)(0x40000000u | (next_u32() & 0x3FFFFFFFu));
+        int32_t ls;
+        if (m < 0) {
+            continue;
+        }
+        for (ls = 8; ls <= 22; ls++) {
+            for (shift = -31; shift <= 0; shift++) {
+                const mf_requant rq = {0.0f, m, shift};
+                const mf_add_in_fast k = mf_add_in_fast_make(&rq, ls);
+                int32_t d;
+                for (d = -255; d <= 255; d++) {
+                    const int32_t want = ref_mbqm(d * (1 << ls), m, shift);
+                    const int32_t got = mf_add_in_fast_apply(d, &k);
+                    n++;
+                    if (want != got) {
+                        printf("diff add rescale d=%" PRId32 " m=%" PRId32 " ls=%" PRId32 " shift=%" PRId32 ": %" PRId32
+                               " vs %" PRId32 "\n", d, m, ls, shift, got, want);
+                        return 1;
+                    }
+                }
+            }
         }
     }
     printf("ok %lld\n", n);
