@@ -102,6 +102,29 @@ def mbconv(channels: int, expansion: int) -> nn.Module:
                          nn.ReLU6(), nn.Conv2d(hidden, channels, 1))
 
 
+class ResidualBlock(nn.Module):
+    """Two 3x3 convolutions (BatchNorm folded away at export: eval mode, default statistics) and a shortcut, 1x1
+    with the stride when the shape changes, then ADD and ReLU: a block of MLPerf Tiny's CIFAR-10 ResNet-8."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1), nn.BatchNorm2d(c_out), nn.ReLU())
+        self.conv2 = nn.Sequential(nn.Conv2d(c_out, c_out, 3, 1, 1), nn.BatchNorm2d(c_out))
+        self.shortcut = nn.Identity() if stride == 1 and c_in == c_out else nn.Conv2d(c_in, c_out, 1, stride)
+
+    def forward(self, x):
+        return torch.relu(self.conv2(self.conv1(x)) + self.shortcut(x))
+
+
+def resnet8() -> nn.Module:
+    """The architecture of MLPerf Tiny's image classification model (CIFAR-10 ResNet-8, 32x32x3): a 3x3 stem of 16,
+    residual stacks of 16, 32 (stride 2) and 64 (stride 2), global average pooling, FC 10, softmax; 12.5 MMAC.
+    Seeded random weights: the instruction counts do not depend on the values (no data-dependent kernel path)."""
+    return nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1), nn.BatchNorm2d(16), nn.ReLU(), ResidualBlock(16, 16, 1),
+                         ResidualBlock(16, 32, 2), ResidualBlock(32, 64, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(64, 10), nn.Softmax(dim=1))
+
+
 @dataclass(frozen=True)
 class Shape:
     key: str
@@ -279,9 +302,15 @@ def bench_shape(shape: Shape, cores: list[str], requant: str, work: Path,
     return row
 
 
-def whole_models(mlperf_dir: Path, fashion: Path | None) -> list[tuple[str, Path]]:
-    """(row name, model file): MLPerf Tiny VWW and KWS, and the fashion model named by its build directory."""
-    models = [("mlperf_vww", mlperf_dir / "vww_96_int8.tflite"), ("mlperf_kws", mlperf_dir / "kws_ref_model.tflite")]
+def whole_models(mlperf_dir: Path, fashion: Path | None, work: Path) -> list[tuple[str, Path]]:
+    """(row name, model file): MLPerf Tiny VWW and KWS, a ResNet-8 of MLPerf Tiny's image classification architecture
+    (exported and quantized here: that model is not among ../shared/models), and the fashion model named by its
+    build directory."""
+    folder = work / "resnet8_model"
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(SEED)
+    models = [("mlperf_vww", mlperf_dir / "vww_96_int8.tflite"), ("mlperf_kws", mlperf_dir / "kws_ref_model.tflite"),
+              ("resnet8", export(resnet8(), (3, 32, 32), folder))]
     if fashion is not None and fashion.is_file():
         models.append((fashion.resolve().parent.parent.name, fashion))  # build/<pipeline>/quantize/model_int8.onnx
     missing = [str(path) for _, path in models if not path.is_file()]
@@ -384,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{shape.key}: {shape.title}", file=sys.stderr, flush=True)
         results["shapes"].append(bench_shape(shape, args.cores, args.requant, work, tuple(args.opts)))
     if args.models:
-        for name, path in whole_models(args.mlperf, args.fashion):
+        for name, path in whole_models(args.mlperf, args.fashion, work):
             print(f"{name}: {path}", file=sys.stderr, flush=True)
             results["models"].append(bench_model(name, path, args.cores, args.requant, work, tuple(args.opts)))
     write_json(args.out, results)
