@@ -169,10 +169,11 @@ def task_codegen():
     """Generate C for the engine: codegen/model.c, model.h, weights.c, weights.h (kernels in plan order)."""
     return {
         "actions": [action("tasks.codegen:run", CFG, PATHS)],
-        "file_dep": [PATHS.int8, PATHS.plan] + ([PATHS.quant_metrics, PATHS.card] if ANOMALY else [])
-                    + ([PATHS.card] if PATHS.frontend else []),
+        "file_dep": [PATHS.int8, PATHS.plan] + ([PATHS.quant_metrics, PATHS.card] if ANOMALY and TRAINED else [])
+                    + ([PATHS.card] if PATHS.frontend and TRAINED else []),
         "targets": PATHS.codegen_files + ([PATHS.frontend_json] if PATHS.frontend else []),
-        "uptodate": [config_changed({"name": CFG["name"], "frontend": CFG.get("frontend")})],
+        "uptodate": [config_changed({"name": CFG["name"], "frontend": CFG.get("frontend"),
+                                     **({"autoencoder": CFG["autoencoder"]} if ANOMALY else {})})],
         "clean": True,
     }
 
@@ -217,7 +218,7 @@ def task_verify():
     return {
         "actions": [action("tasks.verify:run", CFG, PATHS)],
         "file_dep": [PATHS.int8, PATHS.plan, *([PATHS.data_file("x_test"), PATHS.data_file("y_test")] if TRAINED else []),
-                     *([PATHS.pcm_test] if PATHS.frontend else []),
+                     *([PATHS.pcm_test] if PATHS.frontend and TRAINED else []),
                      PATHS.executable("host"), PATHS.executable("host", dump=True),
                      PATHS.executable(board), PATHS.executable(board, dump=True)],
         "targets": [PATHS.verify_report],

@@ -70,3 +70,8 @@ class AutoencoderConfig(Strict):
         default=0.1, gt=0.0, lt=1.0,
         description="Decision threshold rule: the score quantile of the validation normal clips at 1 - this value "
         "(the target false-alarm rate on validation normals).")
+    threshold: float = Field(
+        default=0.0, ge=0.0, le=1e12,
+        description="The decision threshold on the score (mean squared reconstruction error, real units) for a ready "
+        "model (deploy.model), which has no validation clips to choose it on; 0 = choose it with threshold_fpr "
+        "(trained pipelines).")

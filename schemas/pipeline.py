@@ -328,6 +328,29 @@ class PipelineConfig(Strict):
         return self
 
     @model_validator(mode="after")
+    def _ready_autoencoder(self) -> "PipelineConfig":
+        """deploy.model with an autoencoder section: a ready int8 autoencoder scored from raw PCM on the device; the
+        front end gives its input and the threshold is stated (no validation clips to choose it on). Its input and
+        output shapes are checked against the front end when the model is read (tasks/config.py)."""
+        if not self.deploy.model or self.autoencoder is None:
+            return self
+        if not self.deploy.model.endswith(".tflite"):
+            raise ValueError(f"autoencoder with deploy.model ({self.deploy.model}): a ready autoencoder is an int8 "
+                             ".tflite model (like MLPerf Tiny's); an ONNX autoencoder is trained here (dataset, train)")
+        if self.frontend is None:
+            raise ValueError(f"autoencoder with deploy.model ({self.deploy.model}) needs a `frontend:` section: the "
+                             "device computes the model's input frames from raw PCM")
+        if self.autoencoder.threshold <= 0:
+            raise ValueError("autoencoder.threshold: a ready model (deploy.model) has no validation clips to choose "
+                             "the decision threshold on: give it (the score's mean squared error, real units, > 0)")
+        if self.autoencoder.space is not None:
+            raise ValueError("autoencoder.space: nothing is searched with deploy.model; remove it")
+        if self.autoencoder.frames > self.frontend.num_frames:
+            raise ValueError(f"autoencoder.frames ({self.autoencoder.frames}) is more than the front end's "
+                             f"{self.frontend.num_frames} frames per clip")
+        return self
+
+    @model_validator(mode="after")
     def _frontend_shapes_the_input(self) -> "PipelineConfig":
         """The front end's features (frames x values, one channel) are the network's input, as a square map
         (a classifier; an autoencoder takes windows of frames: _anomaly_sections)."""
@@ -407,4 +430,7 @@ class PipelineConfig(Strict):
         if self.autoencoder.frames > self.frontend.num_frames:
             raise ValueError(f"autoencoder.frames ({self.autoencoder.frames}) is more than the front end's "
                              f"{self.frontend.num_frames} frames per clip")
+        if self.autoencoder.threshold > 0:
+            raise ValueError("autoencoder.threshold is for a ready model (deploy.model); a trained autoencoder's "
+                             "threshold is chosen on validation (autoencoder.threshold_fpr)")
         return self

@@ -38,6 +38,8 @@ def resolve(pipeline: str, overrides: dict[str, str]) -> dict:
             frontends.check_readable(model_path)
         except McuforgeError as exc:
             raise DataError(f"{where}: {exc}") from None
+        if cfg.get("autoencoder"):
+            _check_ready_autoencoder(cfg, loaded, model_path, where)
     else:
         try:
             data_stage.check_available(cfg["dataset"], yaml_dir)
@@ -61,6 +63,26 @@ def resolve(pipeline: str, overrides: dict[str, str]) -> dict:
         "flash_budget_bytes": loaded.board.flash_budget,
     }
     return cfg
+
+
+def _check_ready_autoencoder(cfg: dict, loaded, model_path: Path, where: str) -> None:
+    """A ready model scored as an autoencoder: its input must be `autoencoder.frames` frames of the front end's
+    values, and its output (the reconstruction) the same shape."""
+    try:
+        graph = frontends.load(model_path)
+    except McuforgeError as exc:
+        raise DataError(f"{where}: {exc}") from None
+    src, dst = graph.tensors[graph.input], graph.tensors[graph.output]
+    frames, values = cfg["autoencoder"]["frames"], loaded.pipeline.frontend.num_features
+    shape = "x".join(map(str, src.shape))
+    if src.bytes != frames * values:
+        raise ConfigError(f"{where}: {model_path.name} takes {src.bytes} int8 values ({shape}), but "
+                          f"{loaded.source_map.find(('autoencoder', 'frames'))}: autoencoder.frames x the front end's "
+                          f"values per frame = {frames} x {values} = {frames * values}")
+    if tuple(dst.shape) != tuple(src.shape):
+        raise ConfigError(f"{where}: {model_path.name} is not an autoencoder: its output "
+                          f"({'x'.join(map(str, dst.shape))}) differs from its input ({shape}); the anomaly score "
+                          "compares the reconstruction with the input")
 
 
 def _check_fixed_model(cfg: dict, loaded) -> None:
@@ -89,7 +111,7 @@ def _check_fixed_model(cfg: dict, loaded) -> None:
 def paths(cfg: dict, root: Path) -> Paths:
     """The artifacts of a resolved pipeline under `root` (a deploy.model pipeline reads its model where it is)."""
     model = cfg["resolved"].get("model_file", "")
-    return Paths(Path(root), absolute(model) if model else None, frontend=bool(cfg.get("frontend")) and not cfg.get("autoencoder"))
+    return Paths(Path(root), absolute(model) if model else None, frontend=bool(cfg.get("frontend")))
 
 
 def split_vars(variables: dict[str, str]) -> tuple[str, Path | None, dict[str, str]]:

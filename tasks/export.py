@@ -83,11 +83,16 @@ def run(cfg: dict, paths) -> dict:
     labels = tuple(read_json(paths.card).get("classes", ())) if not cfg["deploy"]["model"] else ()
     if labels and len(labels) != dst.bytes:
         labels = ()
+    front = read_json(paths.frontend_json) if paths.frontend else {}  # the arena with the front end's RAM
+    score = front.get("score", {}) if cfg.get("autoencoder") else {}  # the clip score's constants (codegen)
     spec = export.ExportSpec(name=name, requant=cfg["resolved"]["requant"], input_shape=tuple(src.shape),
                              input_scale=float(src.scale), input_zero_point=int(src.zp), output_shape=tuple(dst.shape),
                              output_scale=float(dst.scale), output_zero_point=int(dst.zp),
-                             arena_bytes=plan.peak_bytes(), labels=labels, u8_table=u8_table(cfg, paths, graph), facts=facts,
-                             pcm_samples=read_json(paths.frontend_json)["pcm_bytes"] // 2 if paths.frontend else 0)
+                             arena_bytes=front.get("arena_bytes", plan.peak_bytes()), labels=labels,
+                             u8_table=u8_table(cfg, paths, graph), facts=facts,
+                             pcm_samples=front.get("pcm_bytes", 0) // 2,
+                             score_clip_bytes=front.get("feature_bytes", 0) if score else 0,
+                             score_threshold=int(score.get("threshold_acc", 0)))
     chosen = export.engine_files(ENGINE_DIR, chosen)
     engine_paths = sorted(export.export_path(ENGINE_DIR, s) for s in chosen)
     sources = sorted([*engine_paths, *(f"src/{s}" for s in export.model_sources(paths.codegen)), f"src/{spec.prefix}api.c"])

@@ -76,6 +76,9 @@ def summary_lines(cfg: dict, paths) -> list[str]:
                         if verify and "qemu" in verify else ""))
     sram_budget = cfg["resolved"]["sram_budget_bytes"]
     flash_budget = cfg["resolved"]["flash_budget_bytes"]
+    front = read_artifact(paths.frontend_json) if paths.frontend else None
+    if plan and front and front.get("arena_bytes"):  # the arena with the front end's scratch (and a clip's features)
+        plan = {**plan, "arena_bytes": front["arena_bytes"]}
     if sizes:
         lines.append(f"  SRAM       {sizes['ram']:,} B static (arena {plan['arena_bytes']:,} B) / {sram_budget:,} B"
                      if plan else f"  SRAM       {sizes['ram']:,} B static / {sram_budget:,} B")

@@ -1,7 +1,8 @@
 """Anomaly detection end to end through doit on a small DCASE-layout folder (machine_sound_folder, written from
-machine_synth clips), and the clear errors of bad machine sound input. The device's clip scores are checked
+machine_synth clips), and the clear errors of bad machine sound input. The device's clip scores (from int8 features
+and from raw PCM through the front end on the device, host and QEMU, and through the exported library) are checked
 against the mean squared error computed here from ONNX Runtime's float output (an independent reference), the
-metrics against scikit-learn."""
+front end's bytes against the Python front end, the metrics against scikit-learn."""
 import json
 import wave
 from pathlib import Path
@@ -46,17 +47,40 @@ def _folder(root: Path, train: int = 24, test: int = 12) -> Path:
     return root
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not have_cross_tools(), reason="needs arm-none-eabi-gcc and qemu")
-def test_folder_pipeline_end_to_end(tmp_path):
-    import onnxruntime as ort
-
-    _folder(tmp_path / "sounds")
-    (tmp_path / "p.yaml").write_text(YAML)
-    build = tmp_path / "build"
-    result = run_doit("run", f"pipeline={tmp_path / 'p.yaml'}", f"build={build}")
+@pytest.fixture(scope="module")
+def folder_build(tmp_path_factory) -> Path:
+    """One `doit run` of YAML on a small DCASE-layout folder (host, QEMU, export)."""
+    root = tmp_path_factory.mktemp("anomaly_folder")
+    _folder(root / "sounds")
+    (root / "p.yaml").write_text(YAML)
+    build = root / "build"
+    result = run_doit("run", f"pipeline={root / 'p.yaml'}", f"build={build}")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "AUC        fp32" in result.stdout
+    return build
+
+
+def _ort_clip_mse(build: Path, clips: np.ndarray, frames: int) -> np.ndarray:
+    """The mean squared reconstruction error of each clip's windows through ONNX Runtime's float output, float64."""
+    import onnxruntime as ort
+
+    card = json.loads((build / "data" / "card.json").read_text())
+    scale, zp = card["feature_scale"], card["feature_zero_point"]
+    vectors = clips.shape[1] - frames + 1
+    windows = np.stack([clips[:, v:v + frames].reshape(len(clips), -1) for v in range(vectors)], axis=1)
+    real = (windows.astype(np.float32) - np.float32(zp)) * np.float32(scale)
+    session = ort.InferenceSession(str(build / "quantize" / "model_int8.onnx"), providers=["CPUExecutionProvider"])
+    out = session.run(None, {"input": real.reshape(-1, real.shape[-1])})[0].reshape(real.shape)
+    return ((out.astype(np.float64) - real.astype(np.float64)) ** 2).mean(axis=(1, 2))
+
+
+RECORD = [("acc", "<i8"), ("anomalous", "u1")]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not have_cross_tools(), reason="needs arm-none-eabi-gcc and qemu")
+def test_folder_pipeline_end_to_end(folder_build):
+    build = folder_build
     report = json.loads((build / "verify" / "report.json").read_text())
     assert report["passed"], report["problems"]
     assert report["host"]["vs_ort"]["differing"] == 0 and report["qemu"]["vs_host"]["differing"] == 0
@@ -67,18 +91,13 @@ def test_folder_pipeline_end_to_end(tmp_path):
 
     # the device's scores against ORT's float reconstruction of the same clips, in float64 here
     card = json.loads((build / "data" / "card.json").read_text())
-    scale, zp = card["feature_scale"], card["feature_zero_point"]
-    host = np.fromfile(build / "verify" / "work" / "host_scores.bin", dtype=[("acc", "<i8"), ("anomalous", "u1")])
+    host = np.fromfile(build / "verify" / "work" / "host_scores.bin", dtype=RECORD)
     clips = np.fromfile(build / "verify" / "work" / "clips.bin", dtype=np.int8).reshape(len(host), *card["shape"])
     frames = 3
-    vectors = clips.shape[1] - frames + 1
-    windows = np.stack([clips[:, v:v + frames].reshape(len(clips), -1) for v in range(vectors)], axis=1)
-    real = (windows.astype(np.float32) - np.float32(zp)) * np.float32(scale)
-    session = ort.InferenceSession(str(build / "quantize" / "model_int8.onnx"), providers=["CPUExecutionProvider"])
-    out = session.run(None, {"input": real.reshape(-1, real.shape[-1])})[0].reshape(real.shape)
-    mse = ((out.astype(np.float64) - real.astype(np.float64)) ** 2).mean(axis=(1, 2))
+    mse = _ort_clip_mse(build, clips, frames)
     grid = score["grid"]["grid"]
-    assert host["acc"] * grid ** 2 / real[0].size == pytest.approx(mse, rel=2e-3)
+    values = (clips.shape[1] - frames + 1) * frames * clips.shape[2]
+    assert host["acc"] * grid ** 2 / values == pytest.approx(mse, rel=2e-3)
     quant = json.loads((build / "quantize" / "metrics.json").read_text())
     assert list(host["anomalous"]) == [int(a > quant["threshold_acc"]) for a in host["acc"]]
 
@@ -93,6 +112,80 @@ def test_folder_pipeline_end_to_end(tmp_path):
     # merit (pipelines/anomaly.yaml's is in the review and the issue notes)
     assert quant["int8_test"]["mean_over_ids"]["auc"] > 0.7
     assert "## Anomaly detection" in (build / "review" / "report.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not have_cross_tools(), reason="needs arm-none-eabi-gcc and qemu")
+def test_device_scores_raw_pcm(folder_build):
+    """The front end on the device: the clips' raw PCM through mf_model_anomaly_score_pcm on the host and under QEMU.
+    Its features equal the Python front end's (mcuforge.audio.features, an independent implementation) computed here
+    from the same PCM, and its scores the MSE of ONNX Runtime's float reconstruction of those features."""
+    from mcuforge.audio import features
+    from schemas.frontend import FrontendConfig
+
+    build = folder_build
+    work = build / "verify" / "work"
+    report = json.loads((build / "verify" / "report.json").read_text())
+    score, front = report["anomaly_score"], report["frontend"]
+    assert score["pcm_clips"] == score["clips"] == score["host_pcm_acc_equal_reference"]
+    assert score["host_pcm_decision_equal_reference"] == score["clips"] and score["qemu_input"] == "pcm"
+    assert front["host_vs_reference"]["differing"] == 0 and front["qemu_vs_reference"]["differing"] == 0
+    assert front["instructions"] > 0 and score["instructions_per_clip"] > front["instructions"]
+
+    cfg = json.loads((build / "config.resolved.json").read_text())
+    card = json.loads((build / "data" / "card.json").read_text())
+    frontend = FrontendConfig(**cfg["frontend"])
+    pcm = np.fromfile(work / "pcm_clips.bin", dtype="<i2").reshape(score["clips"], frontend.clip_samples)
+    clips = features.extract(pcm, frontend, card["feature_scale"], card["feature_zero_point"])
+    dumped = np.fromfile(work / "frontend_host" / f"layer_{len(report['layers']):03d}.bin", dtype=np.int8)
+    assert np.array_equal(dumped.reshape(clips.shape), clips)
+    host = np.fromfile(work / "host_pcm_scores.bin", dtype=RECORD)
+    qemu = np.fromfile(work / "qemu_scores.bin", dtype=RECORD)
+    assert np.array_equal(host, qemu)
+    values = (clips.shape[1] - 3 + 1) * 3 * clips.shape[2]
+    assert host["acc"] * score["grid"]["grid"] ** 2 / values == pytest.approx(_ort_clip_mse(build, clips, 3), rel=2e-3)
+    review = (build / "review" / "report.md").read_text()
+    assert "instructions per clip (every window and its score) (QEMU)" in review
+    assert "the clip's features in the arena" in review
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not have_cross_tools(), reason="needs arm-none-eabi-gcc and qemu")
+def test_export_scores_raw_pcm_standalone(folder_build, tmp_path):
+    """The exported library alone (its .mk, C99, -Wall -Wextra -Werror), fed the verify clips' raw PCM through
+    anomaly_small_score_pcm, gives verify's host score records; anomaly_small_score on their features the same."""
+    import shutil
+    import subprocess
+
+    folder = tmp_path / "anomaly_small"
+    shutil.copytree(folder_build / "export" / "anomaly_small", folder)
+    (tmp_path / "main.c").write_text(
+        '#include <stdio.h>\n#include "anomaly_small.h"\n'
+        "static int16_t pcm[ANOMALY_SMALL_PCM_SAMPLES];\n"
+        "int main(int argc, char **argv) {\n"
+        "    FILE *in, *out;\n"
+        "    int64_t acc; int anomalous; unsigned char record[9]; int i;\n"
+        "    if (argc != 3 || anomaly_small_init() != ANOMALY_SMALL_OK) return 2;\n"
+        "    in = fopen(argv[1], \"rb\"); out = fopen(argv[2], \"wb\");\n"
+        "    if (!in || !out) return 3;\n"
+        "    while (fread(pcm, 2, ANOMALY_SMALL_PCM_SAMPLES, in) == ANOMALY_SMALL_PCM_SAMPLES) {\n"
+        "        if (anomaly_small_score_pcm(pcm, &acc, &anomalous) != ANOMALY_SMALL_OK) return 4;\n"
+        "        for (i = 0; i < 8; i++) record[i] = (unsigned char)(((uint64_t)acc >> (8 * i)) & 0xFFu);\n"
+        "        record[8] = (unsigned char)(anomalous != 0);\n"
+        "        fwrite(record, 1, 9, out);\n"
+        "    }\n"
+        "    fclose(in); return fclose(out) != 0;\n}\n")
+    (tmp_path / "Makefile").write_text(
+        "ANOMALY_SMALL_DIR := anomaly_small\ninclude anomaly_small/anomaly_small.mk\n"
+        "app: main.c $(ANOMALY_SMALL_SRCS)\n\tgcc -std=c99 -O2 -Wall -Wextra -Werror $(ANOMALY_SMALL_CFLAGS) "
+        "-Ianomaly_small/include main.c $(ANOMALY_SMALL_SRCS) -o app -lm\n")
+    built = subprocess.run(["make", "-s", "app"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-3000:]
+    work = folder_build / "verify" / "work"
+    ran = subprocess.run(["./app", str(work / "pcm_clips.bin"), "out.bin"], cwd=tmp_path, capture_output=True,
+                         timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    assert (tmp_path / "out.bin").read_bytes() == (work / "host_pcm_scores.bin").read_bytes()
 
 
 def test_folder_errors_name_the_folder_or_file(tmp_path):

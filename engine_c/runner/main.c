@@ -6,7 +6,7 @@
  * inputs.bin holds N samples of MF_MODEL_INPUT_BYTES (MF_MODEL_RAW_INPUT_BYTES of int16 PCM for a model with an
  * audio front end; N = file size / sample bytes); outputs.bin receives N outputs
  * of MF_MODEL_OUTPUT_BYTES. Built with MF_LAYER_DUMP and given layer_dir, every layer's output is appended to
- * layer_dir/layer_%03d.bin, one block per sample (the files are truncated at the first sample).
+ * layer_dir/layer_%03d.bin, one block per sample (each file is truncated at its first write of the run).
  *
  * The same source runs on the host and on QEMU with newlib semihosting (files are host files, opened relative to
  * QEMU's working directory). Files are streamed one sample at a time, so their size is not limited by RAM.
@@ -30,6 +30,14 @@
  *
  * clips.bin holds N clips of MF_ANOMALY_CLIP_BYTES int8 features; scores.bin receives per clip 9 bytes: the score's
  * int64 accumulator, little-endian, then the decision (1 = anomalous). The instruction count region is one clip.
+ * With the audio front end on the device (model.h defines MF_ANOMALY_PCM_SAMPLES):
+ *
+ *   mf_runner score_pcm <clips.bin> <scores.bin> [layer_dir]
+ *
+ * takes clips of MF_ANOMALY_PCM_SAMPLES raw int16 PCM values (little-endian) through mf_model_anomaly_score_pcm
+ * (front end, then every window); the same 9-byte records. Built with MF_LAYER_DUMP and given layer_dir, the clip's
+ * features go to layer_<MF_MODEL_NUM_LAYERS>.bin (one block per clip) and every window's layers to the others
+ * (one block per window).
  *
  * Exit codes: 0 success, 2 usage (also: the outputs file is the inputs file, which "wb" would truncate before it is
  * read), 3 a file cannot be opened, read or written (also: the inputs are a directory or another non-regular file),
@@ -93,8 +101,10 @@ void mf_stack_note_inference(void);
 
 #ifdef MF_LAYER_DUMP
 static const char *mf_layer_dir;
-static unsigned long mf_sample_index;
 static int mf_layer_dump_failed;
+/* layers written so far in this run: a layer's file is truncated at its first write, appended to afterwards (a
+ * layer may be written several times per sample: every window of an anomaly clip) */
+static unsigned char mf_layer_written[MF_MODEL_NUM_LAYERS + 1];
 volatile uint32_t mf_layer_dumps;
 
 /*
@@ -107,23 +117,31 @@ MF_BENCH_MARKER void mf_layer_dump_done(void)
     mf_layer_dumps = mf_layer_dumps + 1u;
 }
 
-/* Appends one layer's output of the current sample to layer_dir/layer_%03d.bin (truncated at sample 0). */
+/* Appends one layer's output to layer_dir/layer_%03d.bin (truncated at the layer's first write of the run). */
 static void mf_layer_write(int layer_index, const int8_t *data, size_t bytes)
 {
     char path[1024];
     FILE *file;
     int length;
+    int first;
 
     if (mf_layer_dir == NULL || mf_layer_dump_failed) {
         return;
     }
+    if (layer_index < 0 || layer_index > MF_MODEL_NUM_LAYERS) {
+        fprintf(stderr, "mf_runner: layer index %d out of range [0, %d]\n", layer_index, MF_MODEL_NUM_LAYERS);
+        mf_layer_dump_failed = 1;
+        return;
+    }
+    first = !mf_layer_written[layer_index];
+    mf_layer_written[layer_index] = 1u;
     length = snprintf(path, sizeof(path), "%s/layer_%03d.bin", mf_layer_dir, layer_index);
     if (length < 0 || (size_t)length >= sizeof(path)) {
         fprintf(stderr, "mf_runner: layer dump path too long: %s/layer_%03d.bin\n", mf_layer_dir, layer_index);
         mf_layer_dump_failed = 1;
         return;
     }
-    file = fopen(path, mf_sample_index == 0 ? "wb" : "ab");
+    file = fopen(path, first ? "wb" : "ab");
     if (file == NULL) {
         fprintf(stderr, "mf_runner: cannot open layer dump file %s (does the directory exist?)\n", path);
         mf_layer_dump_failed = 1;
@@ -276,9 +294,6 @@ static int mf_run(const char *inputs_path, const char *outputs_path)
             fclose(outputs);
             return MF_EXIT_IO;
         }
-#ifdef MF_LAYER_DUMP
-        mf_sample_index = sample;
-#endif
 #ifdef MF_STACK_PAINT
         mf_stack_paint();
 #endif
@@ -317,9 +332,26 @@ static int mf_run(const char *inputs_path, const char *outputs_path)
 }
 
 #ifdef MF_MODEL_ANOMALY
-static int mf_score(const char *clips_path, const char *scores_path)
+static int8_t mf_clip_features[MF_ANOMALY_CLIP_BYTES];
+
+static int mf_score_features(int64_t *acc, int *anomalous)
 {
-    static int8_t clip[MF_ANOMALY_CLIP_BYTES];
+    return mf_model_anomaly_score(mf_clip_features, acc, anomalous);
+}
+
+#ifdef MF_ANOMALY_PCM_SAMPLES
+static int16_t mf_clip_pcm[MF_ANOMALY_PCM_SAMPLES];
+
+static int mf_score_pcm(int64_t *acc, int *anomalous)
+{
+    return mf_model_anomaly_score_pcm(mf_clip_pcm, acc, anomalous);
+}
+#endif
+
+/* Scores every clip of clips_path (clip_bytes each, read into `clip`, scored by `score`) into scores_path. */
+static int mf_score(const char *clips_path, const char *scores_path, void *clip, unsigned long clip_bytes,
+                    int (*score)(int64_t *, int *))
+{
     unsigned char record[9];
     FILE *clips;
     FILE *scores;
@@ -332,19 +364,23 @@ static int mf_score(const char *clips_path, const char *scores_path)
     int status;
     int byte;
 
+    status = mf_check_paths(clips_path, scores_path);
+    if (status != MF_EXIT_OK) {
+        return status;
+    }
     clips = fopen(clips_path, "rb");
     if (clips == NULL) {
         fprintf(stderr, "mf_runner: cannot open clips file %s\n", clips_path);
         return MF_EXIT_IO;
     }
     clips_size = mf_file_size(clips);
-    if (clips_size <= 0 || (unsigned long)clips_size % (unsigned long)MF_ANOMALY_CLIP_BYTES != 0) {
+    if (clips_size <= 0 || clips_size == LONG_MAX || (unsigned long)clips_size % clip_bytes != 0) {
         fprintf(stderr, "mf_runner: clips file %s has %ld bytes, not a positive multiple of the clip size %lu\n",
-                clips_path, clips_size, (unsigned long)MF_ANOMALY_CLIP_BYTES);
+                clips_path, clips_size, clip_bytes);
         fclose(clips);
         return MF_EXIT_INPUT_SIZE;
     }
-    clip_count = (unsigned long)clips_size / (unsigned long)MF_ANOMALY_CLIP_BYTES;
+    clip_count = (unsigned long)clips_size / clip_bytes;
     scores = fopen(scores_path, "wb");
     if (scores == NULL) {
         fprintf(stderr, "mf_runner: cannot open scores file %s for writing\n", scores_path);
@@ -352,7 +388,7 @@ static int mf_score(const char *clips_path, const char *scores_path)
         return MF_EXIT_IO;
     }
     for (index = 0; index < clip_count; ++index) {
-        if (!mf_read_exact(clips, clip, sizeof(clip))) {
+        if (!mf_read_exact(clips, clip, (size_t)clip_bytes)) {
             fprintf(stderr, "mf_runner: cannot read clip %lu from %s\n", index, clips_path);
             fclose(clips);
             fclose(scores);
@@ -362,17 +398,24 @@ static int mf_score(const char *clips_path, const char *scores_path)
         mf_stack_paint();
 #endif
         mf_bench_start();
-        status = mf_model_anomaly_score(clip, &acc, &anomalous);
+        status = score(&acc, &anomalous);
         mf_bench_stop();
 #ifdef MF_STACK_PAINT
         mf_stack_note_inference();
 #endif
         if (status != 0) {
-            fprintf(stderr, "mf_runner: mf_model_anomaly_score failed with status %d on clip %lu\n", status, index);
+            fprintf(stderr, "mf_runner: the anomaly score failed with status %d on clip %lu\n", status, index);
             fclose(clips);
             fclose(scores);
             return MF_EXIT_INVOKE;
         }
+#ifdef MF_LAYER_DUMP
+        if (mf_layer_dump_failed) {
+            fclose(clips);
+            fclose(scores);
+            return MF_EXIT_IO;
+        }
+#endif
         bits = (uint64_t)acc;
         for (byte = 0; byte < 8; ++byte) {
             record[byte] = (unsigned char)((bits >> (8 * byte)) & 0xFFu);
@@ -398,8 +441,22 @@ int main(int argc, char **argv)
 {
 #ifdef MF_MODEL_ANOMALY
     if (argc == 4 && strcmp(argv[1], "score") == 0) {
-        return mf_score(argv[2], argv[3]);
+        return mf_score(argv[2], argv[3], mf_clip_features, (unsigned long)MF_ANOMALY_CLIP_BYTES, mf_score_features);
     }
+#ifdef MF_ANOMALY_PCM_SAMPLES
+    if ((argc == 4 || argc == 5) && strcmp(argv[1], "score_pcm") == 0) {
+#ifdef MF_LAYER_DUMP
+        mf_layer_dir = argc == 5 ? argv[4] : NULL;
+#else
+        if (argc == 5) {
+            fprintf(stderr, "mf_runner: layer_dir %s given but this runner was built without MF_LAYER_DUMP\n",
+                    argv[4]);
+            return MF_EXIT_USAGE;
+        }
+#endif
+        return mf_score(argv[2], argv[3], mf_clip_pcm, 2ul * (unsigned long)MF_ANOMALY_PCM_SAMPLES, mf_score_pcm);
+    }
+#endif
 #endif
     if (argc < 3 || argc > 4) {
         fprintf(stderr, "mf_runner: usage: mf_runner <inputs.bin> <outputs.bin> [layer_dir] (got %d arguments)\n",

@@ -37,7 +37,8 @@ def model_headers(codegen_dir: Path) -> tuple[str, ...]:
     return MODEL_HEADERS + tuple(h for h in FRONTEND_HEADERS if (codegen_dir / h).is_file())
 # The model's entry points keep short names behind the prefix: digits_invoke, not digits_mf_model_invoke.
 API_NAMES = {"mf_model_invoke": "invoke", "mf_model_input": "input", "mf_model_output": "output",
-             "mf_model_invoke_pcm": "invoke_pcm"}
+             "mf_model_invoke_pcm": "invoke_pcm", "mf_model_anomaly_score": "score",
+             "mf_model_anomaly_score_pcm": "score_pcm"}
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip can hold: the archive does not depend on when it was made
 
 
@@ -57,6 +58,8 @@ class ExportSpec:
     labels: tuple[str, ...] = ()
     u8_table: tuple[int, ...] = ()  # 256 int8 values: the pipeline's uint8 pixel -> the model's input (ORT)
     pcm_samples: int = 0  # an audio front end chained in front of the network: invoke_pcm takes this many int16
+    score_clip_bytes: int = 0  # an autoencoder: score() takes a clip of this many int8 features (score_pcm: PCM)
+    score_threshold: int = 0  # the integer threshold of the score's accumulator
     facts: Mapping = field(default_factory=dict)  # README figures: flash, stack, verification, hashes, flags
 
     @property

@@ -107,7 +107,9 @@ def public_header(spec: ExportSpec) -> str:
         " */",
         f"void {p}quantize_float(const float *values, int8_t *input, size_t count);", "",
     ]
-    if spec.pcm_samples:
+    if spec.score_clip_bytes:
+        lines += _score_lines(spec)
+    elif spec.pcm_samples:
         lines += [
             f"/** Raw input of {p}invoke_pcm(): int16 PCM samples of one clip. */",
             f"#define {u}PCM_SAMPLES {spec.pcm_samples}",
@@ -133,6 +135,41 @@ def public_header(spec: ExportSpec) -> str:
         ]
     lines += ["#ifdef __cplusplus", "}", "#endif", "", f"#endif /* {guard} */", ""]
     return "\n".join(lines)
+
+
+def _score_lines(spec: ExportSpec) -> list[str]:
+    """An autoencoder's clip score: from the clip's int8 features, and (front end on the device) from raw PCM."""
+    p, u = spec.prefix, spec.upper
+    lines = [
+        f"/** Bytes of one clip's int8 features for {p}score(): frames x values, the front end's output. */",
+        f"#define {u}SCORE_CLIP_BYTES {spec.score_clip_bytes}",
+        "/** The decision: anomalous when the score's accumulator is above this integer (chosen on validation). */",
+        f"#define {u}SCORE_THRESHOLD INT64_C({spec.score_threshold})", "",
+        "/**",
+        " * Anomaly score of one clip: the autoencoder runs on every window of its frames, the squared reconstruction",
+        " * errors are summed exactly on an integer grid (real mean squared error = acc x grid^2 / values, README).",
+        f" * @param features  {u}SCORE_CLIP_BYTES int8 features of the clip",
+        " * @param acc       the score's accumulator",
+        f" * @param anomalous 1 when *acc > {u}SCORE_THRESHOLD, else 0",
+        f" * @return {u}OK, or a negative engine status",
+        " */",
+        f"int {p}score(const int8_t *features, int64_t *acc, int *anomalous);", "",
+    ]
+    if spec.pcm_samples:
+        lines += [
+            f"/** Raw input of {p}score_pcm(): int16 PCM samples of one clip. */",
+            f"#define {u}PCM_SAMPLES {spec.pcm_samples}",
+            "/**",
+            " * The same from the clip's raw sound: the audio front end (integer arithmetic, the verified bytes) writes",
+            f" * the clip's features into the arena, then {p}score() runs on them.",
+            f" * @param pcm       {u}PCM_SAMPLES int16 samples at the pipeline's sample rate",
+            " * @param acc       the score's accumulator",
+            f" * @param anomalous 1 when *acc > {u}SCORE_THRESHOLD, else 0",
+            f" * @return {u}OK, or a negative engine status",
+            " */",
+            f"int {p}score_pcm(const int16_t *pcm, int64_t *acc, int *anomalous);", "",
+        ]
+    return lines
 
 
 def api_source(spec: ExportSpec) -> str:

@@ -15,7 +15,7 @@ class Paths:
 
     root: Path
     model: Path | None = None  # deploy.model: the given int8 model replaces quantize/model_int8.onnx
-    frontend: bool = False  # an audio front end is chained in front of the network (codegen/mf_model_frontend.*)
+    frontend: bool = False  # an audio front end runs on the device before the network (codegen/mf_model_frontend.*)
 
     @property
     def config(self) -> Path:

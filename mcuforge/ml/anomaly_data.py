@@ -2,8 +2,10 @@
 
 Cache (build/<name>/data/): `x_<split>.npy` int8 features [N, frames, features] (the front end's output: the bytes
 the device sees), `y_<split>.npy` labels (1 = anomalous), `machine_<split>.npy` machine id index, `kind_<split>.npy`
-anomaly kind index (-1 = normal) for split in train, val, test; `card.json`: the features' scale and zero point,
-machine ids, kinds, counts per split, machine and kind, sha256 of every array.
+anomaly kind index (-1 = normal) for split in train, val, test; `pcm_test.npy`: int16 [P, clip_samples], the raw PCM
+of at most PCM_POOL test clips spread over the split (`card.json` "pcm_test_clips" gives their indices), which
+verify feeds the device's front end; `card.json`: the features' scale and zero point, machine ids, kinds, counts per
+split, machine and kind, sha256 of every array.
 
 The network's input is one vector of `frames` consecutive feature frames (frames x features values, contiguous in
 the [frames, features] layout), dequantised: real = scale x (q - zero_point). A clip of F frames gives
@@ -21,6 +23,7 @@ from mcuforge.core.io import read_json, sha256_file, write_json, write_npy
 
 SPLITS = ("train", "val", "test")
 ARRAYS = ("x", "y", "machine", "kind")
+PCM_POOL = 64  # test clips whose raw PCM is kept for verify (the device runs the front end on them)
 
 
 @dataclass
@@ -33,6 +36,12 @@ class AnomalyData:
     zero_point: int
     machine_ids: list[str]
     kinds: list[str]
+    pcm_test: np.ndarray | None = None  # int16 [P, samples]: the test clips of pcm_pool(len(test)), for verify
+
+
+def pcm_pool(total: int) -> np.ndarray:
+    """Indices of the test clips whose PCM is kept: at most PCM_POOL, evenly spread (every machine id, both labels)."""
+    return np.unique(np.linspace(0, total - 1, min(PCM_POOL, total)).round().astype(np.int64))
 
 
 def frontend_model(cfg: dict):
@@ -62,6 +71,8 @@ def _from_folder(cfg: dict, frontend) -> AnomalyData:
     for split, (pcm, machine, label) in splits.items():
         data.x[split] = features.extract(pcm, frontend, scale, zp)
         data.y[split], data.machine[split], data.kind[split] = label, machine, np.where(label == 1, 0, -1)
+    test_pcm = splits["test"][0]
+    data.pcm_test = np.ascontiguousarray(test_pcm[pcm_pool(len(test_pcm))], dtype=np.int16)
     return data
 
 
@@ -80,6 +91,7 @@ def build(cfg: dict) -> AnomalyData:
     for split in SPLITS:
         data.x[split] = features.extract(sets[split].pcm, frontend, scale, zp)
         data.y[split], data.machine[split], data.kind[split] = sets[split].label, sets[split].machine, sets[split].kind
+    data.pcm_test = np.ascontiguousarray(sets["test"].pcm[pcm_pool(len(sets["test"].pcm))], dtype=np.int16)
     return data
 
 
@@ -87,6 +99,10 @@ def write_cache(data: AnomalyData, out_dir: Path, source: str) -> dict:
     for split in SPLITS:
         for name in ARRAYS:
             write_npy(out_dir / f"{name}_{split}.npy", getattr(data, name)[split])
+    pcm_files = []
+    if data.pcm_test is not None:
+        write_npy(out_dir / "pcm_test.npy", data.pcm_test)
+        pcm_files = ["pcm_test.npy"]
     card = {
         "source": source,
         "layout": "x: int8 [clips, frames, features], the front end's output; real = scale * (q - zero_point)",
@@ -100,7 +116,9 @@ def write_cache(data: AnomalyData, out_dir: Path, source: str) -> dict:
                                               for i, m in enumerate(data.machine_ids)},
                            "per_kind": {k: int((data.kind[split] == i).sum()) for i, k in enumerate(data.kinds)}}
                    for split in SPLITS},
-        "sha256": {f"{n}_{s}.npy": sha256_file(out_dir / f"{n}_{s}.npy") for s in SPLITS for n in ARRAYS},
+        "pcm_test_clips": pcm_pool(len(data.y["test"])).tolist() if data.pcm_test is not None else [],
+        "sha256": {**{f"{n}_{s}.npy": sha256_file(out_dir / f"{n}_{s}.npy") for s in SPLITS for n in ARRAYS},
+                   **{name: sha256_file(out_dir / name) for name in pcm_files}},
     }
     write_json(out_dir / "card.json", card)
     return card

@@ -183,7 +183,10 @@ def run_quantize(cfg: dict, paths) -> dict:
 
 
 def codegen_constants(cfg: dict, paths) -> dict:
-    """What mf_model_anomaly_score needs: clip layout, score grid and integer threshold (quantize/metrics.json)."""
+    """What mf_model_anomaly_score needs: clip layout, score grid and integer threshold (quantize/metrics.json; for
+    a ready model, deploy.model, from the model's scales, the front end and autoencoder.threshold)."""
+    if cfg["deploy"]["model"]:
+        return _ready_constants(cfg, paths)
     metrics = read_json(paths.quant_metrics)
     card = read_json(paths.card)
     frames_per_clip, features = card["shape"]
@@ -192,16 +195,56 @@ def codegen_constants(cfg: dict, paths) -> dict:
             "threshold_acc": metrics["threshold_acc"], "grid": metrics["grid"]}
 
 
-def verify_clips(cfg: dict, paths) -> tuple[np.ndarray, np.ndarray]:
-    """deploy.verify_samples test clips spread over the split (every machine id, normal and anomalous): their int8
-    features [clips, frames, features] and the network's float inputs of their windows [clips x vectors, ...]."""
+def _ready_constants(cfg: dict, paths) -> dict:
+    from mcuforge.frontends import load
+
+    graph = load(paths.int8)
+    src, dst = graph.tensors[graph.input], graph.tensors[graph.output]
+    front = anomaly_data.frontend_model(cfg)
+    frames = cfg["autoencoder"]["frames"]
+    vectors = front.num_frames - frames + 1
+    values = vectors * frames * front.num_features
+    params = anomaly.grid(src.scale, src.zp, dst.scale, dst.zp)
+    return {"clip_bytes": front.num_frames * front.num_features, "frame_bytes": front.num_features, "frames": frames,
+            "vectors_per_clip": vectors, "values_per_clip": values,
+            "threshold_acc": anomaly.threshold_acc(cfg["autoencoder"]["threshold"], values, params),
+            "grid": {"grid": params.grid, "input_zp": params.input_zp, "output_zp": params.output_zp,
+                     "input_multiplier": params.input_multiplier, "output_multiplier": params.output_multiplier}}
+
+
+def ready_verify_clips(cfg: dict, graph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A ready autoencoder (deploy.model, no data set): deploy.verify_samples machine_synth clips of one machine, half
+    normal, half anomalous (every kind, severity 1, seed), through the Python front end at the model's input
+    quantization: their int8 features, the model's int8 inputs of their windows, and their raw PCM."""
+    from mcuforge.audio import features, machine_synth
+
+    front = anomaly_data.frontend_model(cfg)
+    count = cfg["deploy"]["verify_samples"]
+    counts = {"train": (0, 0), "val": (0, 0), "test": ((count + 1) // 2, count // 2)}
+    pcm = machine_synth.generate(["id_00"], counts, [], 1.0, cfg["seed"], front.sample_rate,
+                                 front.clip_samples)["test"].pcm
+    src = graph.tensors[graph.input]
+    clips = features.extract(pcm, front, float(src.scale), int(src.zp))
+    x = anomaly_data.vectors(clips, cfg["autoencoder"]["frames"])
+    return clips, x.reshape((-1,) + tuple(src.shape)), pcm
+
+
+def verify_clips(cfg: dict, paths) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """deploy.verify_samples test clips spread over the clips whose PCM the data stage kept (anomaly_data.pcm_pool:
+    every machine id, normal and anomalous): their int8 features [clips, frames, features], the network's float
+    inputs of their windows [clips x vectors, ...] and their raw PCM int16 [clips, samples] (the device's input)."""
     arch = read_json(paths.arch)
     data = anomaly_data.read_cache(paths.data)
-    total = len(data.y["test"])
-    chosen = np.unique(np.linspace(0, total - 1, min(cfg["deploy"]["verify_samples"], total)).round().astype(int))
-    clips = data.x["test"][chosen]
+    pool = np.asarray(read_json(paths.card)["pcm_test_clips"], dtype=np.int64)
+    pcm = np.load(paths.pcm_test, allow_pickle=False)
+    if len(pool) != len(pcm) or len(pool) == 0:
+        raise McuforgeError(f"verify: {paths.pcm_test} holds {len(pcm)} clips, the card lists {len(pool)} "
+                            "(rebuild the data: `doit forget data`)")
+    chosen = np.unique(np.linspace(0, len(pool) - 1, min(cfg["deploy"]["verify_samples"], len(pool)))
+                       .round().astype(int))
+    clips = data.x["test"][pool[chosen]]
     x = anomaly_data.dequantize(anomaly_data.vectors(clips, arch["frames"]), data.scale, data.zero_point)
     x = x.reshape(-1, x.shape[-1])
     if arch["kind"] == "conv":
         x = x.reshape(len(x), 1, arch["frames"], -1)
-    return clips, x
+    return clips, x, pcm[chosen]

@@ -42,7 +42,7 @@ def artifacts(cfg: dict, paths) -> list[Path]:
         files += [paths.pcm_test, paths.frontend_json]
     if cfg["deploy"]["model"]:  # no data/search/train/quantize stages; the given model lives outside the build
         skipped = {paths.card, *(paths.data_file(k) for k in SPLITS), paths.arch, paths.fp32, paths.train_metrics,
-                   paths.int8, paths.quant_metrics}
+                   paths.int8, paths.quant_metrics, paths.pcm_test}
         files = [f for f in files if f not in skipped]
     return files
 
