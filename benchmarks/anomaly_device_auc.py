@@ -57,7 +57,8 @@ def main(build: Path) -> None:
           f"{int((device['anomalous'] == (device['acc'] > quant['threshold_acc'])).sum())} of {len(ort_acc)}")
     print(f"from raw PCM (front end on the device): {len(pool)} clips, accumulators equal to the features path's: "
           f"{int((from_pcm['acc'] == device['acc'][pool]).sum())} of {len(pool)}\n")
-    print("| test clips | device AUC | device pAUC | int8 (ORT) AUC | fp32 AUC |\n|---|---:|---:|---:|---:|")
+    print("| test clips | device AUC | device pAUC | int8 (ORT) AUC | int8 pAUC | fp32 AUC | fp32 pAUC |\n"
+          "|---|---:|---:|---:|---:|---:|---:|")
     rows = [(f"machine id {n}", result["per_machine_id"][n], quant["int8_test"]["per_machine_id"][n],
              quant["fp32_test"]["per_machine_id"][n]) for n in result["per_machine_id"]]
     rows += [(f"kind {k}", result["per_kind"][k], quant["int8_test"]["per_kind"][k], quant["fp32_test"]["per_kind"][k])
@@ -65,7 +66,7 @@ def main(build: Path) -> None:
     rows.append(("mean over ids", result["mean_over_ids"], quant["int8_test"]["mean_over_ids"],
                  quant["fp32_test"]["mean_over_ids"]))
     for name, dev, int8, fp32 in rows:
-        print(f"{_row(name, dev)} {int8['auc']:.4f} | {fp32['auc']:.4f} |")
+        print(f"{_row(name, dev)} {int8['auc']:.4f} | {int8['pauc']:.4f} | {fp32['auc']:.4f} | {fp32['pauc']:.4f} |")
     c = result["confusion"]
     print(f"\nthreshold {threshold:.6g} (integer {quant['threshold_acc']}): false alarms {c['fp']} of "
           f"{c['fp'] + c['tn']} ({c['false_alarm_rate']:.1%}), misses {c['fn']} of {c['fn'] + c['tp']} "
