@@ -12,13 +12,13 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from helpers import have_cross_tools, run_doit
-from mcuforge.audio import machine_folder, machine_synth
+from mcuforge.audio import machine_synth
 from mcuforge.core.errors import McuforgeError
 
 YAML = """
 name: anomaly_small
 seed: 3
-dataset: {kind: machine_sound_folder, path: sounds}
+dataset: {kind: machine_sound_folder, path: sounds, val_fraction: 0.5}
 frontend: {kind: log_mel, window_ms: 32, hop_ms: 32, fft_size: 512, mel_bins: 32, log_floor: 1.0e-9}
 autoencoder: {kind: dense, frames: 3, width: 32, depth: 2, bottleneck: 4}
 train: {epochs: 3, batch_size: 64, lr: 0.002, weight_decay: 0.0001, threads: 1}
@@ -189,22 +189,30 @@ def test_export_scores_raw_pcm_standalone(folder_build, tmp_path):
 
 
 def test_folder_errors_name_the_folder_or_file(tmp_path):
+    from mcuforge.audio.wav import load_clip
+    from mcuforge.ml.audio_folders import check_machine_folder
+
     root = _folder(tmp_path / "sounds", train=1, test=1)
-    machine_folder.check(root)
+    check_machine_folder(root)
+    (root / "val" / "normal").mkdir(parents=True)
+    with pytest.raises(McuforgeError, match=r"sounds/val exists but has no normal WAV files"):
+        check_machine_folder(root)
+    (root / "val" / "normal").rmdir()
+    (root / "val").rmdir()
     for wav in (root / "test" / "anomaly").glob("*.wav"):
         wav.unlink()
-    with pytest.raises(McuforgeError, match=r"test/anomaly has no \.wav files \(anomalous test clips\)"):
-        machine_folder.check(root)
+    with pytest.raises(McuforgeError, match=r"no anomaly WAV files for test in .*sounds/test/anomaly"):
+        check_machine_folder(root)
     with pytest.raises(McuforgeError, match="does not exist"):
-        machine_folder.check(tmp_path / "nowhere")
+        check_machine_folder(tmp_path / "nowhere")
     corrupt = tmp_path / "corrupt.wav"
     corrupt.write_bytes(b"RIFF\x10\x00\x00\x00WAVEnot a wav")
-    with pytest.raises(McuforgeError, match="cannot read .*corrupt.wav"):
-        machine_folder.read_wav(corrupt, 16000, 16000)
+    with pytest.raises(McuforgeError, match=r"corrupt.wav: corrupt"):
+        load_clip(corrupt, 16000, 16000)
     stereo = tmp_path / "stereo.wav"
     _write_wav(stereo, np.zeros(200, np.int16), channels=2)
-    with pytest.raises(McuforgeError, match="stereo.wav is 2 channel"):
-        machine_folder.read_wav(stereo, 16000, 16000)
+    with pytest.raises(McuforgeError, match=r"stereo.wav: .*mono WAV files are required"):
+        load_clip(stereo, 16000, 16000)
 
 
 def test_config_errors(tmp_path):

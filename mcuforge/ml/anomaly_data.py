@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mcuforge.audio import features, machine_folder, machine_synth
+from mcuforge.audio import features, machine_synth
 from mcuforge.core.io import read_json, sha256_file, write_json, write_npy
 
 SPLITS = ("train", "val", "test")
@@ -52,25 +52,32 @@ def frontend_model(cfg: dict):
 
 
 def feature_quant(frontend, train_pcm: np.ndarray) -> tuple[float, int]:
-    """The front end's output_scale/zero point, or (scale 0) the training features' range over int8."""
-    if frontend.output_scale > 0:
-        return float(frontend.output_scale), int(frontend.output_zero_point)
-    low, high = features.feature_range(train_pcm, frontend)
-    scale = float(np.float32(max(high - low, 1e-6) / 255.0))
-    return scale, int(np.clip(round(-128 - low / scale), -128, 127))
+    """The front end's output_scale/zero point, or the training features' range with 0 in it over int8: the rule of
+    the classifiers' features (audio_features.quantization)."""
+    from mcuforge.ml.audio_features import quantization
+
+    return quantization(train_pcm, frontend)
 
 
 def _from_folder(cfg: dict, frontend) -> AnomalyData:
-    from mcuforge.ml.data import dataset_path
+    """A machine_sound_folder (mcuforge/ml/audio_folders.py, the one reader of the layout) at the front end's rate
+    and clip length; a file name without id_<n> is machine `all`."""
     from mcuforge.core.paths import ROOT
+    from mcuforge.ml.audio_folders import load_machine_folder
+    from mcuforge.ml.data import dataset_path
 
     root = dataset_path(cfg["dataset"], (ROOT / cfg["resolved"]["pipeline_file"]).parent)
-    splits, ids = machine_folder.read(root, frontend.sample_rate, frontend.clip_samples, cfg["seed"])
+    dataset = {**cfg["dataset"], "sample_rate": frontend.sample_rate, "clip_ms": frontend.clip_ms}
+    folder = load_machine_folder(root, dataset, cfg["seed"])
+    ids = [name or "all" for name in folder["info"]["machine_ids"]]
+    splits = folder["splits"]
     scale, zp = feature_quant(frontend, splits["train"][0])
     data = AnomalyData({}, {}, {}, {}, scale, zp, ids, ["anomaly"])
-    for split, (pcm, machine, label) in splits.items():
+    for split, (pcm, label, meta) in splits.items():
         data.x[split] = features.extract(pcm, frontend, scale, zp)
-        data.y[split], data.machine[split], data.kind[split] = label, machine, np.where(label == 1, 0, -1)
+        machine = [ids.index(name or "all") for name in meta.get("machine_id", np.array([], str))]
+        data.y[split], data.machine[split] = label, np.asarray(machine, dtype=np.int64)
+        data.kind[split] = np.where(label == 1, 0, -1)
     test_pcm = splits["test"][0]
     data.pcm_test = np.ascontiguousarray(test_pcm[pcm_pool(len(test_pcm))], dtype=np.int16)
     return data

@@ -5,7 +5,10 @@ quantization and verification treat them like any other input. The network sees 
 applies to `u / 255`, read from ONNX Runtime itself at codegen), so the chain is exact.
 
 The int8 scale/zero point of the features is `frontend.output_scale`/`output_zero_point`, or (scale 0) chosen
-from the training clips' feature range: scale = (high - low) / 255, zero point = round(-128 - low / scale)."""
+from the training clips' feature range widened to hold 0 (low = min(low, 0), high = max(high, 0), as ONNX Runtime's
+calibration does): scale = float32((high - low) / 255), zero point = round(-128 - low / scale). One rule for the
+classifiers' and the autoencoders' features (anomaly_data); float32, because an autoencoder's network input takes
+this scale as its own (an ONNX float32)."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -26,7 +29,7 @@ def quantization(pcm_train: np.ndarray, frontend: "FrontendConfig") -> tuple[flo
     low, high = min(float(low), 0.0), max(float(high), 0.0)
     if high - low <= 0:
         return 1.0, 0
-    scale = (high - low) / 255.0
+    scale = float(np.float32((high - low) / 255.0))
     zero_point = int(np.clip(round(-128 - low / scale), -128, 127))
     return scale, zero_point
 

@@ -11,8 +11,10 @@ SNR drawn from snr_db; validation and test clips are left as recorded.
 
 `machine_sound_folder` (DCASE / MIMII / ToyADMOS): `train/normal/*.wav`, `test/normal/*.wav`, `test/anomaly/*.wav`
 (or flat `train/` and `test/` folders whose file names start with `normal_` / `anomaly_`, as in DCASE 2020). Labels
-0 = normal, 1 = anomaly; the machine id is read from `id_<n>` in the file name. Validation is a seeded val_fraction of
-the test clips (stratified by label and machine id); training is normal clips only.
+0 = normal, 1 = anomaly; the machine id is read from `id_<n>` in the file name. Validation is `val/normal` and
+`val/anomaly` when the folder has them, else a seeded val_fraction of the test clips (stratified by label and machine
+id); training is normal clips only. The one reader of this layout: the classifier data sets (audio_data.py) and the
+anomaly pipelines (anomaly_data.py) both read it here.
 """
 from __future__ import annotations
 
@@ -192,6 +194,13 @@ def check_machine_folder(root: Path) -> dict[tuple[str, str], list[Path]]:
             raise DataError(f"dataset.path: no {label} WAV files for {split} in {root / split / label} (nor "
                             f"{root / split}/{label}_*.wav): machine_sound_folder needs normal training clips and "
                             "normal and anomalous test clips")
+    if (root / "val").is_dir():
+        for label in MACHINE_CLASSES:
+            found[("val", label)] = _machine_files(root, "val", label)
+            if not found[("val", label)]:
+                raise DataError(f"dataset.path: {root / 'val'} exists but has no {label} WAV files "
+                                f"({root / 'val' / label}): give validation both normal and anomalous clips, or "
+                                "remove it (validation is then a share of the test clips)")
     return found
 
 
@@ -201,8 +210,9 @@ def load_machine_folder(root: Path, dataset: dict, seed: int) -> dict:
     rate, clip = dataset["sample_rate"], round(dataset["clip_ms"] * dataset["sample_rate"] / 1000)
     rows = {split: [] for split in SPLITS}
     rng = np.random.default_rng([seed, 21])
+    own_val = ("val", "normal") in found
     for (split, label), paths in found.items():
-        if split == "test":  # validation: a val_fraction of each (label, machine id) group of the test clips
+        if split == "test" and not own_val:  # validation: a val_fraction of each (label, machine id) group
             groups: dict[str, list[Path]] = {}
             for path in paths:
                 groups.setdefault(machine_id(path), []).append(path)
@@ -212,7 +222,7 @@ def load_machine_folder(root: Path, dataset: dict, seed: int) -> dict:
                 take = round(len(group) * dataset["val_fraction"])
                 val.update(group[i] for i in rng.permutation(len(group))[:take])
         for path in paths:
-            target = "val" if split == "test" and path in val else split
+            target = "val" if split == "test" and not own_val and path in val else split
             meta = {"file": str(path.relative_to(root)), "machine_id": machine_id(path), "anomaly_kind": ""}
             rows[target].append((load_clip(path, rate, clip), MACHINE_CLASSES.index(label), meta))
     ids = sorted({machine_id(p) for paths in found.values() for p in paths})
