@@ -133,7 +133,7 @@ def _tflm_mse(model: Path, clips: np.ndarray, frames: int = 5) -> tuple[np.ndarr
     o = interp.get_output_details(0)["quantization_parameters"]
     real_out = (out.astype(np.float64) - o["zero_points"][0]) * np.float64(o["scales"][0])
     real_in = (windows.astype(np.float64) - INPUT_QUANT[1]) * np.float64(np.float32(INPUT_QUANT[0]))
-    return windows, out, ((real_out - real_in) ** 2).mean(axis=(1, 2))
+    return windows, out - o["zero_points"][0], ((real_out - real_in) ** 2).mean(axis=(1, 2))
 
 
 @pytest.mark.slow
@@ -141,7 +141,7 @@ def _tflm_mse(model: Path, clips: np.ndarray, frames: int = 5) -> tuple[np.ndarr
 def test_ready_autoencoder_scored_from_pcm(tmp_path: Path):
     model = autoencoder_model(tmp_path / "ad.tflite", seed=11)
     pcm, clips = _clips(4, 7)  # the clips verify draws (seed 7, 4 samples)
-    _, _, mse = _tflm_mse(model, clips)
+    windows, centred_out, mse = _tflm_mse(model, clips)
     threshold = float(np.sort(mse)[1:3].mean())  # between the 2nd and 3rd score: both decisions occur
     (tmp_path / "p.yaml").write_text(_yaml("ad.tflite", threshold))
     build = tmp_path / "build"
@@ -160,9 +160,20 @@ def test_ready_autoencoder_scored_from_pcm(tmp_path: Path):
     assert np.array_equal(np.fromfile(work / "pcm_clips.bin", dtype="<i2").reshape(pcm.shape), pcm)
     host = np.fromfile(work / "host_pcm_scores.bin", dtype=[("acc", "<i8"), ("anomalous", "u1")])
     assert (work / "qemu_scores.bin").read_bytes() == (work / "host_pcm_scores.bin").read_bytes()
-    grid = score["grid"]["grid"]
-    values = clips.shape[1] - 4
-    assert host["acc"] * grid ** 2 / (values * 640) == pytest.approx(mse, rel=2e-3)
+    # the device's integer grid carries each scale as a multiple m of g (mcuforge/ir/anomaly.py): each difference is
+    # off by at most |q_in - zp_in| |m_in g - s_in| + |q_out - zp_out| |m_out g - s_out|
+    g, multipliers = score["grid"]["grid"], (score["grid"]["input_multiplier"], score["grid"]["output_multiplier"])
+    from tflite_micro.python.tflite_micro import runtime
+
+    out_scale = float(runtime.Interpreter.from_file(str(model), arena_size=1 << 20)
+                      .get_output_details(0)["quantization_parameters"]["scales"][0])
+    error = (np.abs(windows.astype(np.float64) - INPUT_QUANT[1]) * abs(multipliers[0] * g - np.float32(INPUT_QUANT[0]))
+             + np.abs(centred_out.astype(np.float64)) * abs(multipliers[1] * g - out_scale))
+    real_in = (windows.astype(np.float64) - INPUT_QUANT[1]) * np.float64(np.float32(INPUT_QUANT[0]))
+    d = centred_out * out_scale - real_in
+    bound = (2 * np.abs(d) * error + error ** 2).mean(axis=(1, 2))
+    assert np.all(np.abs(host["acc"] * g ** 2 / (clips.shape[1] - 4) / 640 - mse) <= bound + 1e-12)
+    assert np.all(bound <= 0.01 * mse)
     assert list(host["anomalous"]) == [int(m > threshold) for m in mse]
     export = (build / "export" / "ad_tflite" / "include" / "ad_tflite.h").read_text()
     assert "int ad_tflite_score_pcm(const int16_t *pcm, int64_t *acc, int *anomalous);" in export
