@@ -16,41 +16,14 @@ mf_model_stream_push(hop) computes one new frame into a rolling feature map kept
 map into the network's input and runs the network. Static RAM: MF_MODEL_STREAM_RAM_BYTES (2 window_samples + num_frames x num_features + 8 when hop < window)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from mcuforge.audio.tables import FrontendTables
-from mcuforge.codegen.frontend import figures, sources
+from mcuforge.codegen.frontend import FrontendPlacement, figures, place, sources
 from mcuforge.codegen.writer import CWriter, c_array
 from mcuforge.ir.graph import Graph
-from mcuforge.schedule.planner import Plan
 
 PREFIX = "mf_model"
-
-
-@dataclass(frozen=True)
-class FrontendPlacement:
-    """Where the front end's scratch sits in the arena and the arena it needs."""
-    scratch_offset: int
-    scratch_bytes: int
-    arena_bytes: int
-
-    def to_json(self) -> dict:
-        return {"scratch_offset": self.scratch_offset, "scratch_bytes": self.scratch_bytes,
-                "arena_bytes": self.arena_bytes}
-
-
-def place(graph: Graph, plan: Plan, tables: FrontendTables) -> FrontendPlacement:
-    """The scratch before the input tensor when it fits there, else right after it (4-byte aligned)."""
-    scratch = tables.scratch_bytes()
-    start = plan.offset(graph.input)
-    end = start + graph.tensors[graph.input].bytes
-    if scratch <= start:
-        offset = 0
-    else:
-        offset = (end + 3) // 4 * 4
-    return FrontendPlacement(offset, scratch, max(plan.peak_bytes(), offset + scratch))
 
 
 def is_identity(table: np.ndarray) -> bool:
