@@ -18,6 +18,7 @@ from mf_engine import (MF_OK, SANITIZE_ENV, SANITIZE_FLAGS, Conv, ConvParams, Di
                        QuantParams, Tile, build_engine)
 
 from schemas.pipeline import ScheduleConfig
+from mcuforge.codegen.layout import pack_depthwise  # noqa: E402
 from mcuforge.schedule import fuse  # noqa: E402
 from mcuforge.schedule import planner
 from mcuforge.schedule import rewrite
@@ -113,6 +114,8 @@ def fused(engine: Engine, b: Block, out_shape, scratch_delta: int = 0, expand_st
             conv = Conv((expand_stride, expand_stride))
         weight = b.weights[stage]
         dims = Dims(*weight.shape) if stage == 1 else Dims(1, 1, weight.shape[3])
+        if stage == 1:
+            weight = pack_depthwise(weight)  # the engine's packed layout (codegen writes it)
         quant, kept = engine.quant(b.scales[stage])
         keep.append(kept)
         params = ConvParams(b.zps[stage], b.zps[stage + 1], Tile(*conv.stride), Tile(*conv.dilation),

@@ -5,7 +5,7 @@
  * Conventions (see docs/engine_abi.md):
  * - Activations are int8, asymmetric (scale, zero point), NHWC, batch 1.
  * - Weights are int8, symmetric (zero point 0), per output channel.
- *   Conv: [C_out, K_h, K_w, C_in] (OHWI). Depthwise: [K_h, K_w, C]. Fully connected: [N_out, N_in].
+ *   Conv: [C_out, K_h, K_w, C_in] (OHWI). Depthwise: packed (below). Fully connected: [N_out, N_in].
  * - Bias is int32 with scale x_scale * w_scale[c] and zero point 0.
  * - Fused activations (ReLU, ReLU6, Clip) are an output clamp [act_min, act_max] in the quantized domain.
  *
@@ -18,6 +18,14 @@
  *   uses float in both modes). It is within +-1 LSB of ONNX Runtime.
  *
  * All kernels return MF_OK or a negative mf_status; they never allocate and never assert.
+ *
+ * Packed depthwise filter (every depthwise kernel, and the depthwise stage of mf_mbconv_fused_s8): the int8 filter
+ * w[K_h][K_w][C] stored as int16 values, 4-byte aligned, in groups of 4 channels so that the SIMD loops read each
+ * tap's weights of 4 channels as two words already sign-extended. Group g holds channels 4g .. 4g + 3 (those past C
+ * are 0); its K_h * K_w taps t = k_y * K_w + k_x follow each other, 4 int16 a tap, in the order
+ * {w[t][4g], w[t][4g + 2], w[t][4g + 1], w[t][4g + 3]}: int16 index (g * K_h * K_w + t) * 4 + lane. Size:
+ * ceil(C / 4) * K_h * K_w * 4 int16 (mcuforge/codegen/layout.py writes it at code generation). Kernels take it as
+ * `const int8_t *` (its bytes) and return MF_ARG_ERROR when it is not 4-byte aligned.
  */
 #ifndef MCUFORGE_H
 #define MCUFORGE_H
@@ -258,7 +266,7 @@ mf_status mf_conv2d_1x1_s8(const mf_conv_params *params, const mf_quant_params *
  * Depthwise int8 convolution, depth multiplier 1 (C_out == C_in == groups). Matches ONNX QLinearConv
  * with group = C in float mode exactly.
  * @param filter_dims (h = K_h, w = K_w, c = C).
- * @param filter      Format [K_h, K_w, C]. Range [-127, 127].
+ * @param filter      Packed depthwise filter (file header), 4-byte aligned. Range [-127, 127].
  * @param input       Format [H, W, C]. Range [-128, 127].
  * @param bias        Format [C] or NULL.
  * @param output      Format [H_out, W_out, C]. Range [act_min, act_max]. Must not overlap input.
@@ -486,7 +494,7 @@ typedef struct {
     mf_conv_params params;  /**< zero points, stride, dilation, padding, activation clamp */
     mf_quant_params quant;  /**< per output channel */
     mf_dims filter_dims;    /**< 1x1: (1, 1, C_in); depthwise: (K_h, K_w, C) */
-    const int8_t *filter;   /**< 1x1: Format [C_out, 1, 1, C_in]; depthwise: Format [K_h, K_w, C]. Range [-127, 127] */
+    const int8_t *filter;   /**< 1x1: Format [C_out, 1, 1, C_in]; depthwise: packed (file header). Range [-127, 127] */
     const int32_t *bias;    /**< Format [C_out], or NULL */
 } mf_conv_stage;
 

@@ -144,10 +144,17 @@ static inline int mf_conv_out_dims_ok(const mf_conv_params *p, const mf_dims *in
 
 /* One output row `out_y` of a depthwise convolution (depth multiplier 1): out_w pixels of `channels` into out_row.
  * Input row y (0 <= y < in_h) starts at rows + (y % ring_rows) * in_w * channels: ring_rows = in_h for a whole
- * tensor, fewer for a ring holding the latest rows (the fused bottleneck). Shared by mf_depthwise_conv2d_s8, its
- * in-place variant and mf_mbconv_fused_s8, so all three sum the same products in the same order. */
+ * tensor, fewer for a ring holding the latest rows (the fused bottleneck). stage->filter is the packed depthwise
+ * filter (mcuforge.h). Shared by mf_depthwise_conv2d_s8, its in-place variant and mf_mbconv_fused_s8, so all three
+ * sum the same products in the same order. */
 void mf_depthwise_row_s8(const mf_conv_stage *stage, const int8_t *rows, int32_t ring_rows, int32_t in_h,
                          int32_t in_w, int32_t channels, int32_t out_y, int32_t out_w, int8_t *out_row);
+
+/* Whether a packed depthwise filter is 4-byte aligned, as its word loads need. */
+static inline int mf_depthwise_filter_ok(const int8_t *filter)
+{
+    return filter != NULL && ((uintptr_t)(const void *)filter & 3u) == 0;
+}
 
 /* Window values (k_h * k_w * C_in) up to which mf_conv2d_s8 takes mf_conv2d_window_s8, whose stack buffer holds two
  * windows (128 B). */

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mcuforge.codegen.context import BIASES, WEIGHTS, Context, padding, requant_scalar
+from mcuforge.codegen.layout import pack_depthwise
 from mcuforge.codegen.writer import c_float
 from mcuforge.ir import quant as eq
 from mcuforge.ir.graph import Graph, Op
@@ -21,7 +22,7 @@ class ConvConstants:
     function: str      # the kernel
     params: str        # mf_conv_params initializer
     filter_dims: str   # mf_dims initializer
-    weight: str        # weights.c array
+    weight: str        # weights.c array (the kernel's filter argument)
     bias: str          # weights.c array or NULL
     quant: str         # mf_quant_params initializer
 
@@ -33,18 +34,22 @@ def conv_constants(ctx: Context, prefix: str, op: Op) -> ConvConstants:
     weight = op.consts["weight"]
     reals = (np.float64(src.scale) * op.consts["w_scale"].astype(np.float64)) / np.float64(dst.scale)
     floats = eq.float_multiplier(src.scale, op.consts["w_scale"], dst.scale)
-    ctx.const("int8_t", f"{prefix}_weight", weight, group=WEIGHTS)
+    if op.kind == "depthwise":
+        kh, kw, channels = weight.shape
+        # the packed int16 layout the SIMD loops read (layout.py); the kernels take its bytes
+        ctx.const("int16_t", f"{prefix}_weight", pack_depthwise(weight), group=WEIGHTS)
+        weight_arg = f"(const int8_t *){prefix}_weight"
+    else:
+        _, kh, kw, channels = weight.shape
+        ctx.const("int8_t", f"{prefix}_weight", weight, group=WEIGHTS)
+        weight_arg = f"{prefix}_weight"
     bias = ctx.const("int32_t", f"{prefix}_bias", op.consts["bias"], group=BIASES) if "bias" in op.consts else "NULL"
     ctx.mode_consts(prefix, reals, floats)
     lo, hi = op.attrs["clamp"]
     sh, sw = op.attrs["strides"]
     dh, dw = op.attrs["dilations"]
-    if op.kind == "depthwise":
-        kh, kw, channels = weight.shape
-    else:
-        _, kh, kw, channels = weight.shape
     params = f"{{{src.zp}, {dst.zp}, {{{sh}, {sw}}}, {{{dh}, {dw}}}, {padding(op.attrs['pads'])}, {lo}, {hi}}}"
-    return ConvConstants(CONV_FUNCTIONS[op.kind], params, f"{{{kh}, {kw}, {channels}}}", f"{prefix}_weight", bias,
+    return ConvConstants(CONV_FUNCTIONS[op.kind], params, f"{{{kh}, {kw}, {channels}}}", weight_arg, bias,
                          f"MF_QUANT({prefix})")
 
 

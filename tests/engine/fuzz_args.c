@@ -41,6 +41,12 @@ static int64_t shape_bytes(int64_t h, int64_t w, int64_t c)
     return h * w * c;
 }
 
+/* Channels of a packed depthwise filter: c rounded up to a multiple of 4 (a non-positive c as it is). */
+static int64_t packed_channels(int64_t c)
+{
+    return c > 0 ? (c + 3) / 4 * 4 : c;
+}
+
 /* Buffers of one call, freed together. */
 static void *owned[32];
 static int owned_count;
@@ -129,9 +135,10 @@ static int run(const char *kernel, int nulls, const int64_t *v, int count)
         }
         BYTES(in_bytes, in.h, in.w, in.c);
         BYTES(out_bytes, out.h, out.w, out.c);
-        /* a standard conv's filter is [C_out, K_h, K_w, C_in]; a depthwise one [K_h, K_w, C] */
-        BYTES(f_bytes, depthwise ? 1 : (out.c > 0 ? out.c : 1), filter_dims.h * (int64_t)filter_dims.w,
-              filter_dims.c);
+        /* a standard conv's filter is [C_out, K_h, K_w, C_in]; a depthwise one packed: K_h * K_w * C (C rounded up to
+         * a multiple of 4) int16 */
+        BYTES(f_bytes, depthwise ? 2 : (out.c > 0 ? out.c : 1), filter_dims.h * (int64_t)filter_dims.w,
+              depthwise ? packed_channels(filter_dims.c) : filter_dims.c);
         mf_quant_params quant = quant_for(out_channels, q_null);
         int8_t *filter = buffer(f_bytes, f_null);
         int32_t *bias = multipliers(out_channels, 0, 7);
@@ -173,7 +180,7 @@ static int run(const char *kernel, int nulls, const int64_t *v, int count)
         BYTES(in_bytes, in.h, in.w, in.c);
         BYTES(out_bytes, out.h, out.w, out.c);
         BYTES(expand_bytes, mid > 0 ? mid : 1, 1, in.c);
-        BYTES(depthwise_bytes, v[4], v[5], mid);
+        BYTES(depthwise_bytes, v[4], 2 * v[5], packed_channels(v[3])); /* packed int16 */
         BYTES(project_bytes, out.c > 0 ? out.c : 1, 1, mid);
         int32_t es = (int32_t)v[21];
         mf_mbconv_params params;

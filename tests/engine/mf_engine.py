@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mcuforge.codegen.layout import pack_depthwise
 from mcuforge.ir import quant as engine_quant
 
 REPO = Path(__file__).resolve().parents[2]
@@ -165,10 +166,12 @@ class Engine:
         quant, keep = self.quant(scales)
         b = None if bias is None else np.ascontiguousarray(bias, dtype=np.int32)
         bptr = None if b is None else _ptr(b, C.c_int32)
+        if kind == "depthwise":
+            w = pack_depthwise(w)  # the engine's packed int16 layout, as codegen writes it
         fn = {"general": self.lib.mf_conv2d_s8, "1x1": self.lib.mf_conv2d_1x1_s8,
               "depthwise": self.lib.mf_depthwise_conv2d_s8}[kind]
         status = fn(C.byref(params), C.byref(quant), C.byref(Dims(h, wd, cin)), _ptr(x, C.c_int8),
-                    C.byref(Dims(kh, kw, cin)), _ptr(w, C.c_int8), bptr, C.byref(Dims(oh, ow, cout)),
+                    C.byref(Dims(kh, kw, cin)), w.ctypes.data_as(C.POINTER(C.c_int8)), bptr, C.byref(Dims(oh, ow, cout)),
                     _ptr(out, C.c_int8))
         del keep
         assert status == MF_OK, f"{fn.__name__} returned {status}"

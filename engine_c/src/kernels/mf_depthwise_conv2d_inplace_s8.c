@@ -53,7 +53,7 @@ mf_status mf_depthwise_conv2d_inplace_s8(const mf_conv_params *params, const mf_
                                          int8_t *scratch, int32_t scratch_bytes)
 {
     if (!mf_conv_params_ok(params) || !mf_quant_ok(quant) || !mf_inplace_dims_ok(params, input_dims, output_dims) ||
-        !mf_dims_ok(filter_dims) || data == NULL || filter == NULL || scratch == NULL ||
+        !mf_dims_ok(filter_dims) || data == NULL || !mf_depthwise_filter_ok(filter) || scratch == NULL ||
         filter_dims->c != input_dims->c) {
         return MF_ARG_ERROR;
     }

@@ -7,7 +7,7 @@ mf_status mf_depthwise_conv2d_s8(const mf_conv_params *params, const mf_quant_pa
                                  int8_t *output)
 {
     if (!mf_conv_params_ok(params) || !mf_quant_ok(quant) || !mf_dims_ok(input_dims) ||
-        !mf_dims_ok(filter_dims) || !mf_dims_ok(output_dims) || input == NULL || filter == NULL ||
+        !mf_dims_ok(filter_dims) || !mf_dims_ok(output_dims) || input == NULL || !mf_depthwise_filter_ok(filter) ||
         output == NULL || filter_dims->c != input_dims->c || output_dims->c != input_dims->c) {
         return MF_ARG_ERROR;
     }

@@ -68,8 +68,9 @@ mf_status mf_mbconv_fused_s8(const mf_mbconv_params *params, const mf_dims *inpu
                              const mf_dims *output_dims, int8_t *output, int8_t *scratch, int32_t scratch_bytes)
 {
     if (!mf_block_dims_ok(params, input_dims, output_dims) || !mf_stage_ok(&params->expand) ||
-        !mf_stage_ok(&params->depthwise) || !mf_stage_ok(&params->project) || input == NULL || output == NULL ||
-        scratch == NULL || params->expand.filter_dims.c != input_dims->c ||
+        !mf_stage_ok(&params->depthwise) || !mf_depthwise_filter_ok(params->depthwise.filter) ||
+        !mf_stage_ok(&params->project) || input == NULL || output == NULL || scratch == NULL ||
+        params->expand.filter_dims.c != input_dims->c ||
         params->project.filter_dims.c != params->depthwise.filter_dims.c ||
         params->expand.params.output_zp != params->depthwise.params.input_zp ||
         params->depthwise.params.output_zp != params->project.params.input_zp) {
