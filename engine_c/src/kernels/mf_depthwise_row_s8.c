@@ -25,6 +25,12 @@
 #define MF_DW_MAX_ROWS 16 /* filter rows inside the input up to which the window routine is used */
 #define MF_DW_ZP_SHIFT_MAX 21 /* right shifts e - 1 up to which the output zero point rides in the rounding constant */
 
+#if defined(__GNUC__)
+#define MF_DW_ALWAYS_INLINE static inline __attribute__((always_inline))
+#else
+#define MF_DW_ALWAYS_INLINE static inline
+#endif
+
 /* The int16 of a tap that holds channel c (0..3) of its group: {c0, c2, c1, c3}. */
 static inline int32_t mf_dw_lane(int32_t c)
 {
@@ -407,12 +413,6 @@ typedef struct {
     } while (0)
 #endif
 
-#if defined(__GNUC__)
-#define MF_DW_ALWAYS_INLINE static inline __attribute__((always_inline))
-#else
-#define MF_DW_ALWAYS_INLINE static inline
-#endif
-
 /* The interior pixels of one group in assembly blocks, one per filter row; k_w, rows and fast are constants where
  * the caller specialises (3, 3, 1: the 3x3 window in three blocks, the fixed-mode store in assembly). */
 MF_DW_ALWAYS_INLINE void mf_dw_interior_asm(const mf_dw_ctx *ctx, const mf_dw_window_rows *wr,
@@ -480,14 +480,50 @@ static void mf_dw_interior(const mf_dw_ctx *ctx, const mf_dw_window_rows *wr, co
     }
 }
 #else
-/* The interior pixels of one group in C (the plain path, and the DSP path with its portable instructions). */
-static void mf_dw_interior(const mf_dw_ctx *ctx, const mf_dw_window_rows *wr, const mf_dw_group *group, int32_t ch,
-                           const mf_dw_run *run, mf_dw_zp zp)
+#if !MF_DSP
+/* Plain path, interior pixels: x * w summed without the zero point, which the bias takes instead (mf_dw_fold). */
+static inline void mf_dw_tap4_raw(const int8_t *in, const int16_t *weights, mf_acc4 *acc)
 {
-    const int32_t rows = wr->y_end - wr->y_first;
+    acc->c0 += (int32_t)in[0] * (int32_t)weights[0];
+    acc->c2 += (int32_t)in[2] * (int32_t)weights[1];
+    acc->c1 += (int32_t)in[1] * (int32_t)weights[2];
+    acc->c3 += (int32_t)in[3] * (int32_t)weights[3];
+}
+
+/* The group with its bias minus input_zp x the sum of the weights of `rows` filter rows from w_first (every column):
+ * sum (x - zp) * w + bias = sum x * w + (bias - zp * sum w), modulo 2^32 like the sums, for a window whose taps are
+ * all inside the input. */
+static inline mf_dw_group mf_dw_fold(const mf_dw_group *group, const int16_t *w_first, int32_t taps, int32_t input_zp)
+{
+    mf_dw_group folded = *group;
+    int32_t sums[MF_DW_GROUP] = {0, 0, 0, 0};
+    int32_t t;
+    int32_t k;
+    for (t = 0; t < taps; t++) {
+        for (k = 0; k < MF_DW_GROUP; k++) {
+            sums[k] += w_first[t * MF_DW_GROUP + mf_dw_lane(k)];
+        }
+    }
+    for (k = 0; k < MF_DW_GROUP; k++) {
+        folded.bias[k] = (int32_t)((uint32_t)group->bias[k] - (uint32_t)input_zp * (uint32_t)sums[k]);
+    }
+    return folded;
+}
+#endif
+
+/* The interior pixels of one group in C (the plain path, and the DSP path with its portable instructions); k_w and
+ * rows are constants where the caller specialises (3, 3: the taps unrolled). */
+MF_DW_ALWAYS_INLINE void mf_dw_interior_c(const mf_dw_ctx *ctx, const mf_dw_window_rows *wr, const mf_dw_group *group,
+                                          int32_t ch, const mf_dw_run *run, mf_dw_zp zp, int32_t k_w, int32_t rows)
+{
     size_t x_base = run->x_base;
     int8_t *out = run->out;
     int32_t n;
+#if !MF_DSP
+    const mf_dw_group folded = mf_dw_fold(group, run->w_first, rows * k_w, ctx->input_zp);
+    (void)zp;
+    group = &folded;
+#endif
     for (n = 0; n < run->count; n++) {
         mf_acc4 acc = mf_dw_acc_start(group);
         const int16_t *w = run->w_first;
@@ -495,8 +531,12 @@ static void mf_dw_interior(const mf_dw_ctx *ctx, const mf_dw_window_rows *wr, co
         for (i = 0; i < rows; i++) {
             const int8_t *r = wr->start[i] + x_base;
             int32_t k_x;
-            for (k_x = 0; k_x < ctx->k_w; k_x++) {
+            for (k_x = 0; k_x < k_w; k_x++) {
+#if MF_DSP
                 mf_dw_tap4(r, w, zp, &acc);
+#else
+                mf_dw_tap4_raw(r, w, &acc);
+#endif
                 r += run->x_step;
                 w += MF_DW_GROUP;
             }
@@ -504,6 +544,17 @@ static void mf_dw_interior(const mf_dw_ctx *ctx, const mf_dw_window_rows *wr, co
         mf_dw_store4(&acc, ctx, group, ch, out);
         x_base += run->pixel_step;
         out += run->out_step;
+    }
+}
+
+static void mf_dw_interior(const mf_dw_ctx *ctx, const mf_dw_window_rows *wr, const mf_dw_group *group, int32_t ch,
+                           const mf_dw_run *run, mf_dw_zp zp)
+{
+    const int32_t rows = wr->y_end - wr->y_first;
+    if (ctx->k_w == 3 && rows == 3) {
+        mf_dw_interior_c(ctx, wr, group, ch, run, zp, 3, 3);
+    } else {
+        mf_dw_interior_c(ctx, wr, group, ch, run, zp, ctx->k_w, rows);
     }
 }
 #endif
