@@ -37,12 +37,14 @@ class Depthwise(nn.Module):
         self.dw3_d2 = nn.Conv2d(16, 16, 3, padding=2, dilation=2, groups=16)
         self.dw3x5 = nn.Conv2d(16, 16, (3, 5), padding=(1, 1), groups=16)
         self.dw7_s2 = nn.Conv2d(16, 16, 7, stride=2, padding=3, groups=16)
+        self.fc = nn.Linear(16 * 5 * 4, 4)
 
     def forward(self, x):  # 3x18x20
         x = torch.relu(self.dw3(torch.relu(self.expand(x))))
         x = self.widen(torch.relu(self.dw3_s2(x)))  # 16x9x10
         x = torch.relu(self.dw3_d2(torch.relu(self.dw5(x))))
-        return self.dw7_s2(torch.clamp(self.dw3x5(x), -2.0, 2.0))  # 16x9x8 -> 16x5x4
+        x = torch.relu(self.dw7_s2(torch.clamp(self.dw3x5(x), -2.0, 2.0)))  # 16x9x8 -> 16x5x4
+        return self.fc(torch.flatten(x, 1))
 
 
 @pytest.fixture(scope="module")
@@ -63,5 +65,5 @@ def test_depthwise_chain_under_qemu_on_m4(depthwise_model: Path, tmp_path: Path,
         assert layer["qemu_vs_host"]["differing"] == 0, layer
         if requant == "float":  # ONNX Runtime's bytes
             assert layer["host_vs_ort"]["differing"] == 0, layer
-        else:  # TFLite's integer arithmetic: within 1 LSB of ORT, the op alone
+        elif layer["kind"] != "view":  # TFLite's integer arithmetic: within 1 LSB of ORT, the op alone
             assert layer["host_vs_ort_isolated"]["max_abs_diff"] <= 1, layer
