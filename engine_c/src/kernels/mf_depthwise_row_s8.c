@@ -24,6 +24,8 @@
 #define MF_DW_GROUP 4
 #define MF_DW_MAX_ROWS 16 /* filter rows inside the input up to which the window routine is used */
 #define MF_DW_ZP_SHIFT_MAX 21 /* right shifts e - 1 up to which the output zero point rides in the rounding constant */
+#define MF_DW_BORDER 4 /* border pixels on each side whose window columns are found once per row */
+#define MF_DW_FOLD_MIN_PIXELS 6 /* plain path: interior runs from which the input zero point goes into the bias */
 
 #if defined(__GNUC__)
 #define MF_DW_ALWAYS_INLINE static inline __attribute__((always_inline))
@@ -276,7 +278,7 @@ static inline int32_t mf_dw_scale_float(int32_t acc, float scale, int32_t zp)
 #endif
 
 /* Bias (plain path), requantization and clamp of the group's 4 channels into out. */
-static inline void mf_dw_store4(const mf_acc4 *acc, const mf_dw_ctx *ctx, const mf_dw_group *group, int32_t ch,
+MF_DW_ALWAYS_INLINE void mf_dw_store4(const mf_acc4 *acc, const mf_dw_ctx *ctx, const mf_dw_group *group, int32_t ch,
                                 int8_t *out)
 {
 #if MF_REQUANT_MODE == MF_REQUANT_FIXED || MF_DSP
@@ -514,15 +516,20 @@ static inline mf_dw_group mf_dw_fold(const mf_dw_group *group, const int16_t *w_
 /* The interior pixels of one group in C (the plain path, and the DSP path with its portable instructions); k_w and
  * rows are constants where the caller specialises (3, 3: the taps unrolled). */
 MF_DW_ALWAYS_INLINE void mf_dw_interior_c(const mf_dw_ctx *ctx, const mf_dw_window_rows *wr, const mf_dw_group *group,
-                                          int32_t ch, const mf_dw_run *run, mf_dw_zp zp, int32_t k_w, int32_t rows)
+                                          int32_t ch, const mf_dw_run *run, mf_dw_zp zp, int32_t k_w, int32_t rows,
+                                          int fold)
 {
     size_t x_base = run->x_base;
     int8_t *out = run->out;
     int32_t n;
-#if !MF_DSP
-    const mf_dw_group folded = mf_dw_fold(group, run->w_first, rows * k_w, ctx->input_zp);
-    (void)zp;
-    group = &folded;
+#if MF_DSP
+    (void)fold;
+#else
+    mf_dw_group folded;
+    if (fold) {
+        folded = mf_dw_fold(group, run->w_first, rows * k_w, ctx->input_zp);
+        group = &folded;
+    }
 #endif
     for (n = 0; n < run->count; n++) {
         mf_acc4 acc = mf_dw_acc_start(group);
@@ -532,11 +539,14 @@ MF_DW_ALWAYS_INLINE void mf_dw_interior_c(const mf_dw_ctx *ctx, const mf_dw_wind
             const int8_t *r = wr->start[i] + x_base;
             int32_t k_x;
             for (k_x = 0; k_x < k_w; k_x++) {
-#if MF_DSP
-                mf_dw_tap4(r, w, zp, &acc);
-#else
-                mf_dw_tap4_raw(r, w, &acc);
+#if !MF_DSP
+                if (fold) {
+                    mf_dw_tap4_raw(r, w, &acc);
+                } else
 #endif
+                {
+                    mf_dw_tap4(r, w, zp, &acc);
+                }
                 r += run->x_step;
                 w += MF_DW_GROUP;
             }
@@ -551,10 +561,14 @@ static void mf_dw_interior(const mf_dw_ctx *ctx, const mf_dw_window_rows *wr, co
                            const mf_dw_run *run, mf_dw_zp zp)
 {
     const int32_t rows = wr->y_end - wr->y_first;
-    if (ctx->k_w == 3 && rows == 3) {
-        mf_dw_interior_c(ctx, wr, group, ch, run, zp, 3, 3);
+    /* plain path: the zero point folded into the bias pays from a few pixels on (the fold reads the window once) */
+    const int fold = !MF_DSP && run->count >= MF_DW_FOLD_MIN_PIXELS;
+    if (ctx->k_w == 3 && rows == 3 && fold) {
+        mf_dw_interior_c(ctx, wr, group, ch, run, zp, 3, 3, 1);
+    } else if (ctx->k_w == 3 && rows == 3) {
+        mf_dw_interior_c(ctx, wr, group, ch, run, zp, 3, 3, 0);
     } else {
-        mf_dw_interior_c(ctx, wr, group, ch, run, zp, ctx->k_w, rows);
+        mf_dw_interior_c(ctx, wr, group, ch, run, zp, ctx->k_w, rows, fold);
     }
 }
 #endif
@@ -626,21 +640,39 @@ typedef struct {
     int32_t channels;
 } mf_dw_columns;
 
-/* Pixel out_x of group ch by the general routine (border pixels, or every pixel when the window has more rows
- * inside the input than the table holds). */
-static void mf_dw_border4(const mf_dw_ctx *ctx, const mf_dw_window_rows *wr, const mf_dw_columns *cols,
-                          const mf_dw_group *group, const int16_t *group_filter, mf_dw_zp zp, int32_t ch,
-                          int32_t out_x, int8_t *out_row)
-{
-    const int32_t in_x_origin = out_x * cols->stride_w - cols->pad_left;
-    const size_t x_step = (size_t)cols->dil_w * (size_t)cols->channels;
-    mf_acc4 acc = mf_dw_acc_start(group);
+/* Where a border pixel's window lies inside the input: taps k_x in [x_first, x_end), the first at column byte x_base
+ * (channel 0); found once per row for up to MF_DW_BORDER pixels on each side. */
+typedef struct {
     int32_t x_first;
     int32_t x_end;
-    mf_window_taps(in_x_origin, cols->dil_w, cols->k_w, cols->in_w, &x_first, &x_end);
-    if (x_first < x_end) {
-        const size_t x_base = (size_t)(in_x_origin + x_first * cols->dil_w) * (size_t)cols->channels + (size_t)ch;
-        mf_dw_taps4(ctx, wr, x_base, x_step, x_first, x_end, group_filter, zp, &acc);
+    size_t x_base;
+} mf_dw_border;
+
+static void mf_dw_border_make(const mf_dw_columns *cols, int32_t out_x, mf_dw_border *border)
+{
+    const int32_t in_x_origin = out_x * cols->stride_w - cols->pad_left;
+    mf_window_taps(in_x_origin, cols->dil_w, cols->k_w, cols->in_w, &border->x_first, &border->x_end);
+    border->x_base = 0;
+    if (border->x_first < border->x_end) {
+        border->x_base = (size_t)(in_x_origin + border->x_first * cols->dil_w) * (size_t)cols->channels;
+    }
+}
+
+/* Pixel out_x of group ch by the general routine (border pixels, or every pixel when the window has more rows
+ * inside the input than the table holds); known: its mf_dw_border, or NULL. */
+static void mf_dw_border4(const mf_dw_ctx *ctx, const mf_dw_window_rows *wr, const mf_dw_columns *cols,
+                          const mf_dw_group *group, const int16_t *group_filter, mf_dw_zp zp, int32_t ch,
+                          int32_t out_x, const mf_dw_border *known, int8_t *out_row)
+{
+    mf_acc4 acc = mf_dw_acc_start(group);
+    mf_dw_border border;
+    if (known == NULL) {
+        mf_dw_border_make(cols, out_x, &border);
+        known = &border;
+    }
+    if (known->x_first < known->x_end) {
+        mf_dw_taps4(ctx, wr, known->x_base + (size_t)ch, (size_t)cols->dil_w * (size_t)cols->channels,
+                    known->x_first, known->x_end, group_filter, zp, &acc);
     }
     mf_dw_store4(&acc, ctx, group, ch, out_row + (size_t)out_x * (size_t)cols->channels + (size_t)ch);
 }
@@ -657,6 +689,8 @@ void mf_depthwise_row_s8(const mf_conv_stage *stage, const int8_t *rows, int32_t
     const int32_t in_y_origin = out_y * p->stride.h - p->padding.top;
     const size_t group_filter_step = (size_t)ctx.taps * MF_DW_GROUP;
     mf_dw_window_rows wr;
+    mf_dw_border left[MF_DW_BORDER];
+    mf_dw_border right[MF_DW_BORDER];
     int32_t interior_first = 0; /* pixels [interior_first, interior_end) have every window column inside */
     int32_t interior_end = out_w;
     int32_t ch;
@@ -693,12 +727,19 @@ void mf_depthwise_row_s8(const mf_conv_stage *stage, const int8_t *rows, int32_t
         interior_first = interior_end = out_w; /* the general routine for every pixel */
     }
 
+    for (out_x = 0; out_x < interior_first && out_x < MF_DW_BORDER; out_x++) {
+        mf_dw_border_make(&cols, out_x, &left[out_x]);
+    }
+    for (out_x = interior_end; out_x < out_w && out_x - interior_end < MF_DW_BORDER; out_x++) {
+        mf_dw_border_make(&cols, out_x, &right[out_x - interior_end]);
+    }
     for (ch = 0; ch + MF_DW_GROUP <= channels; ch += MF_DW_GROUP) {
         const int16_t *group_filter = ctx.filter + (size_t)(ch / MF_DW_GROUP) * group_filter_step;
         mf_dw_group group;
         mf_dw_group_make(&ctx, ch, &group);
         for (out_x = 0; out_x < interior_first; out_x++) {
-            mf_dw_border4(&ctx, &wr, &cols, &group, group_filter, zp, ch, out_x, out_row);
+            mf_dw_border4(&ctx, &wr, &cols, &group, group_filter, zp, ch, out_x,
+                          out_x < MF_DW_BORDER ? &left[out_x] : NULL, out_row);
         }
         if (interior_first < interior_end) {
             const mf_dw_run run = {
@@ -710,7 +751,8 @@ void mf_depthwise_row_s8(const mf_conv_stage *stage, const int8_t *rows, int32_t
             mf_dw_interior(&ctx, &wr, &group, ch, &run, zp);
         }
         for (out_x = interior_end; out_x < out_w; out_x++) {
-            mf_dw_border4(&ctx, &wr, &cols, &group, group_filter, zp, ch, out_x, out_row);
+            mf_dw_border4(&ctx, &wr, &cols, &group, group_filter, zp, ch, out_x,
+                          out_x - interior_end < MF_DW_BORDER ? &right[out_x - interior_end] : NULL, out_row);
         }
     }
     for (; ch < channels; ch++) {
