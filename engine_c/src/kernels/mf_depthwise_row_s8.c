@@ -25,7 +25,7 @@
 #define MF_DW_MAX_ROWS 16 /* filter rows inside the input up to which the window routine is used */
 #define MF_DW_ZP_SHIFT_MAX 21 /* right shifts e - 1 up to which the output zero point rides in the rounding constant */
 #define MF_DW_BORDER 4 /* border pixels on each side whose window columns are found once per row */
-#define MF_DW_FOLD_MIN_PIXELS 6 /* plain path: interior runs from which the input zero point goes into the bias */
+#define MF_DW_FOLD_MIN_PIXELS 3 /* plain path: interior runs from which the input zero point leaves the taps */
 
 #if defined(__GNUC__)
 #define MF_DW_ALWAYS_INLINE static inline __attribute__((always_inline))
@@ -483,7 +483,7 @@ static void mf_dw_interior(const mf_dw_ctx *ctx, const mf_dw_window_rows *wr, co
 }
 #else
 #if !MF_DSP
-/* Plain path, interior pixels: x * w summed without the zero point, which the bias takes instead (mf_dw_fold). */
+/* Plain path, interior pixels: x * w summed without the zero point, which the start takes instead (mf_dw_fold). */
 static inline void mf_dw_tap4_raw(const int8_t *in, const int16_t *weights, mf_acc4 *acc)
 {
     acc->c0 += (int32_t)in[0] * (int32_t)weights[0];
@@ -492,24 +492,29 @@ static inline void mf_dw_tap4_raw(const int8_t *in, const int16_t *weights, mf_a
     acc->c3 += (int32_t)in[3] * (int32_t)weights[3];
 }
 
-/* The group with its bias minus input_zp x the sum of the weights of `rows` filter rows from w_first (every column):
- * sum (x - zp) * w + bias = sum x * w + (bias - zp * sum w), modulo 2^32 like the sums, for a window whose taps are
- * all inside the input. */
-static inline mf_dw_group mf_dw_fold(const mf_dw_group *group, const int16_t *w_first, int32_t taps, int32_t input_zp)
+/* The accumulators' start that moves the input zero point out of the taps: -input_zp x the sum of the weights of
+ * `taps` taps from w_first (sum (x - zp) * w = sum x * w - zp * sum w, for a window whose taps all lie inside the
+ * input; |start| <= 128 * 127 * taps, and the bias is added at the end as always). */
+static inline mf_acc4 mf_dw_fold(const int16_t *w_first, int32_t taps, int32_t input_zp)
 {
-    mf_dw_group folded = *group;
-    int32_t sums[MF_DW_GROUP] = {0, 0, 0, 0};
+    int32_t s0 = 0;
+    int32_t s1 = 0;
+    int32_t s2 = 0;
+    int32_t s3 = 0;
+    mf_acc4 start;
     int32_t t;
-    int32_t k;
     for (t = 0; t < taps; t++) {
-        for (k = 0; k < MF_DW_GROUP; k++) {
-            sums[k] += w_first[t * MF_DW_GROUP + mf_dw_lane(k)];
-        }
+        s0 += w_first[0];
+        s2 += w_first[1];
+        s1 += w_first[2];
+        s3 += w_first[3];
+        w_first += MF_DW_GROUP;
     }
-    for (k = 0; k < MF_DW_GROUP; k++) {
-        folded.bias[k] = (int32_t)((uint32_t)group->bias[k] - (uint32_t)input_zp * (uint32_t)sums[k]);
-    }
-    return folded;
+    start.c0 = -input_zp * s0;
+    start.c1 = -input_zp * s1;
+    start.c2 = -input_zp * s2;
+    start.c3 = -input_zp * s3;
+    return start;
 }
 #endif
 
@@ -522,17 +527,16 @@ MF_DW_ALWAYS_INLINE void mf_dw_interior_c(const mf_dw_ctx *ctx, const mf_dw_wind
     size_t x_base = run->x_base;
     int8_t *out = run->out;
     int32_t n;
+    mf_acc4 start = mf_dw_acc_start(group);
 #if MF_DSP
     (void)fold;
 #else
-    mf_dw_group folded;
     if (fold) {
-        folded = mf_dw_fold(group, run->w_first, rows * k_w, ctx->input_zp);
-        group = &folded;
+        start = mf_dw_fold(run->w_first, rows * k_w, ctx->input_zp);
     }
 #endif
     for (n = 0; n < run->count; n++) {
-        mf_acc4 acc = mf_dw_acc_start(group);
+        mf_acc4 acc = start;
         const int16_t *w = run->w_first;
         int32_t i;
         for (i = 0; i < rows; i++) {
@@ -561,8 +565,9 @@ static void mf_dw_interior(const mf_dw_ctx *ctx, const mf_dw_window_rows *wr, co
                            const mf_dw_run *run, mf_dw_zp zp)
 {
     const int32_t rows = wr->y_end - wr->y_first;
-    /* plain path: the zero point folded into the bias pays from a few pixels on (the fold reads the window once) */
-    const int fold = !MF_DSP && run->count >= MF_DW_FOLD_MIN_PIXELS;
+    /* plain path: the zero point out of the taps pays from a few pixels on (the fold reads the window once); up to
+     * 4096 taps the start and the sums stay far inside int32 (2^15 x taps) */
+    const int fold = !MF_DSP && run->count >= MF_DW_FOLD_MIN_PIXELS && rows * ctx->k_w <= 4096;
     if (ctx->k_w == 3 && rows == 3 && fold) {
         mf_dw_interior_c(ctx, wr, group, ch, run, zp, 3, 3, 1);
     } else if (ctx->k_w == 3 && rows == 3) {
