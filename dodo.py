@@ -165,12 +165,19 @@ def task_schedule():
     }
 
 
+# the code generator itself (and the front end's table builder): the C it writes must match engine_c/, so a build
+# directory made by an older mcuforge is regenerated, not compiled against the new engine (e.g. the packed depthwise
+# filters of session 7)
+GENERATOR_FILES = sorted([*(ROOT / "mcuforge" / "codegen").glob("*.py"),
+                          *(ROOT / "mcuforge" / "audio" / name for name in ("tables.py", "fft.py", "features.py"))])
+
+
 def task_codegen():
     """Generate C for the engine: codegen/model.c, model.h, weights.c, weights.h (kernels in plan order)."""
     return {
         "actions": [action("tasks.codegen:run", CFG, PATHS)],
         "file_dep": [PATHS.int8, PATHS.plan] + ([PATHS.quant_metrics, PATHS.card] if ANOMALY and TRAINED else [])
-                    + ([PATHS.card] if PATHS.frontend and TRAINED else []),
+                    + ([PATHS.card] if PATHS.frontend and TRAINED else []) + GENERATOR_FILES,
         "targets": PATHS.codegen_files + ([PATHS.frontend_json] if PATHS.frontend else []),
         "uptodate": [config_changed({"name": CFG["name"], "frontend": CFG.get("frontend"),
                                      **({"autoencoder": CFG["autoencoder"]} if ANOMALY else {})})],

@@ -316,7 +316,8 @@ def whole_models(mlperf_dir: Path, fashion: Path | None, work: Path) -> list[tup
     models = [("mlperf_vww", mlperf_dir / "vww_96_int8.tflite"), ("mlperf_kws", mlperf_dir / "kws_ref_model.tflite"),
               ("resnet8", export(resnet8(), (3, 32, 32), folder))]
     if fashion is not None and fashion.is_file():
-        models.append((fashion.resolve().parent.parent.name, fashion))  # build/<pipeline>/quantize/model_int8.onnx
+        in_build = fashion.resolve().parent.name == "quantize"  # build/<pipeline>/quantize/model_int8.onnx
+        models.append((fashion.resolve().parent.parent.name if in_build else fashion.stem, fashion))
     missing = [str(path) for _, path in models if not path.is_file()]
     if missing:
         raise SystemExit(f"model files not found: {', '.join(missing)}")
