@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from helpers import have_cross_tools, run_doit
-from test_tflite import op_code_index, quantization, schema, write_model
+from test_tflite import new_tensor, op_code_index, quantization, schema, write_model
 
 FRONTEND = {"kind": "log_mel", "window_ms": 64, "hop_ms": 32, "fft_size": 1024, "mel_bins": 128,
             "log_floor": 1.0e-9}
@@ -56,19 +56,7 @@ def autoencoder_model(path: Path, seed: int, widths=MLPERF_AD, frames: int = 5, 
     graph.tensors, graph.operators = [], []
 
     def tensor(shape, type_name: str, name: str, quant, data=None) -> int:
-        t = s.TensorT()
-        t.shape = np.array(shape, dtype=np.int32)
-        t.type = getattr(s.TensorType, type_name)
-        t.name = name.encode()
-        t.buffer = 0
-        if data is not None:
-            buffer = s.BufferT()
-            buffer.data = np.frombuffer(np.ascontiguousarray(data).tobytes(), dtype=np.uint8)
-            model.buffers.append(buffer)
-            t.buffer = len(model.buffers) - 1
-        t.quantization = quant
-        graph.tensors.append(t)
-        return len(graph.tensors) - 1
+        return new_tensor(model, graph, shape, type_name, name, quant, data)
 
     inputs = frames * values
     dims = [inputs, *widths, output_values or inputs]

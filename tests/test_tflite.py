@@ -251,6 +251,24 @@ def quantization(scale, zero_point, dimension: int = 0):
     return q
 
 
+def new_tensor(model, graph, shape, type_name: str, name: str, quant=None, data=None) -> int:
+    """Appends a tensor (and its constant buffer when `data` is given) to a TFLite object-API graph; its index."""
+    s = schema()
+    t = s.TensorT()
+    t.shape = np.array(shape, dtype=np.int32)
+    t.type = getattr(s.TensorType, type_name)
+    t.name = name.encode()
+    t.buffer = 0
+    if data is not None:
+        buffer = s.BufferT()
+        buffer.data = np.frombuffer(np.ascontiguousarray(data).tobytes(), dtype=np.uint8)
+        model.buffers.append(buffer)
+        t.buffer = len(model.buffers) - 1
+    t.quantization = quant
+    graph.tensors.append(t)
+    return len(graph.tensors) - 1
+
+
 def single_op_model(path: Path, code: str, x: tuple, y: tuple, constants: list, options=None) -> Path:
     """A model of one operator: int8 input x = (shape, scale, zero point) -> int8 output y; `constants` are the
     operator's further inputs, (numpy array, tensor type name, quantization or None) each; `options` a builtin
@@ -266,19 +284,7 @@ def single_op_model(path: Path, code: str, x: tuple, y: tuple, constants: list, 
     graph.tensors = []
 
     def tensor(shape, type_name: str, name: str, quant=None, data=None) -> int:
-        t = s.TensorT()
-        t.shape = np.array(shape, dtype=np.int32)
-        t.type = getattr(s.TensorType, type_name)
-        t.name = name.encode()
-        t.buffer = 0
-        if data is not None:
-            buffer = s.BufferT()
-            buffer.data = np.frombuffer(np.ascontiguousarray(data).tobytes(), dtype=np.uint8)
-            model.buffers.append(buffer)
-            t.buffer = len(model.buffers) - 1
-        t.quantization = quant
-        graph.tensors.append(t)
-        return len(graph.tensors) - 1
+        return new_tensor(model, graph, shape, type_name, name, quant, data)
 
     x_index = tensor(x[0], "INT8", "x", quantization(x[1], x[2]))
     inputs = [x_index] + [tensor(np.shape(data), type_name, f"const{i}", quant, data)
