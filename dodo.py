@@ -27,6 +27,16 @@ from tasks.doit_state import checking_targets
 from tasks.doit_support import EXIT_INTERNAL, McuforgeError, action, keep_freed_memory
 
 ROOT = Path(__file__).resolve().parent
+
+
+def code_files(*names: str) -> list[Path]:
+    """The Python sources of these packages (folders) or modules, sorted: a stage's `file_dep` on the code that
+    decides its output, so a build directory made by another mcuforge version reruns that stage."""
+    found = []
+    for name in names:
+        path = ROOT / name
+        found += sorted(path.glob("*.py")) if path.is_dir() else [path]
+    return sorted(found)
 keep_freed_memory()  # before torch starts threads: training runs in this process (mcuforge/ml/allocator.py)
 
 
@@ -141,7 +151,7 @@ def task_quantize():
     quantize_cfg = {k: v for k, v in CFG["quantize"].items() if k != "requant"}  # requant only affects codegen
     return {
         "actions": [action("tasks.quantize:run", CFG, PATHS)],
-        "file_dep": [PATHS.fp32] + DATA_FILES,
+        "file_dep": [PATHS.fp32] + DATA_FILES + code_files("mcuforge/ml/quantize.py"),
         "targets": [PATHS.int8, PATHS.quant_metrics] + ([PATHS.quant_metrics.parent / "scores.json"] if ANOMALY else []),
         "uptodate": [config_changed({"quantize": quantize_cfg, "seed": CFG["seed"],
                                      "threshold_fpr": (CFG.get("autoencoder") or {}).get("threshold_fpr")})],
@@ -157,7 +167,7 @@ def task_schedule():
     """Plan the activation arena (tensor lifetimes, offsets, lower bound): schedule/plan.json, plan.txt, memory.png."""
     return {
         "actions": [action("tasks.schedule:run", CFG, PATHS)],
-        "file_dep": [PATHS.int8],
+        "file_dep": [PATHS.int8] + code_files("mcuforge/schedule", "mcuforge/ir", "mcuforge/frontends"),  # the planner
         "targets": [PATHS.plan, PATHS.plan_txt, PATHS.memory_png],
         "uptodate": [config_changed({"schedule": CFG["schedule"],
                                      "budget": CFG["resolved"]["sram_budget_bytes"]})],
@@ -168,8 +178,8 @@ def task_schedule():
 # the code generator itself (and the front end's table builder): the C it writes must match engine_c/, so a build
 # directory made by an older mcuforge is regenerated, not compiled against the new engine (e.g. the packed depthwise
 # filters of session 7)
-GENERATOR_FILES = sorted([*(ROOT / "mcuforge" / "codegen").glob("*.py"),
-                          *(ROOT / "mcuforge" / "audio" / name for name in ("tables.py", "fft.py", "features.py"))])
+GENERATOR_FILES = code_files("mcuforge/codegen", "mcuforge/audio/tables.py", "mcuforge/audio/fft.py",
+                             "mcuforge/audio/features.py")
 
 
 def task_codegen():
