@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mcuforge.audio.tables import KIND_MFCC, FrontendTables, build_tables
-from mcuforge.codegen.writer import CWriter, c_array
+from mcuforge.codegen.writer import LAYER_DUMP_PROTOTYPE, MODEL_PROTOTYPES, CWriter, c_array
 from mcuforge.core.errors import McuforgeError
 
 if TYPE_CHECKING:
@@ -111,12 +111,8 @@ def standalone_model(fronts: list[tuple[FrontendTables, str]]) -> dict[str, str]
         f"#define MF_MODEL_ARENA_BYTES {scratch}",
         f"#define MF_MODEL_NUM_LAYERS {len(fronts)}",
         "",
-        "int8_t *mf_model_input(void);",
-        "const int8_t *mf_model_output(void);",
-        "int mf_model_invoke(void);",
-        "#ifdef MF_LAYER_DUMP",
-        "void mf_layer_dump(int layer_index, const int8_t *data, size_t bytes);",
-        "#endif",
+        *MODEL_PROTOTYPES,
+        *LAYER_DUMP_PROTOTYPE,
         "",
         "#endif /* MF_MODEL_H */",
     ])

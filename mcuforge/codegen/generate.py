@@ -12,7 +12,7 @@ from pathlib import Path
 from mcuforge.codegen import anomaly_score, chain
 from mcuforge.codegen.context import FLOAT_MODE, Context, describe
 from mcuforge.codegen.emitters import EMITTERS
-from mcuforge.codegen.writer import CWriter, c_float
+from mcuforge.codegen.writer import LAYER_DUMP_PROTOTYPE, MODEL_PROTOTYPES, CWriter, c_float
 from mcuforge.core.errors import McuforgeError
 from mcuforge.core.io import write_text
 from mcuforge.ir.graph import Graph
@@ -43,13 +43,9 @@ def header(graph: Graph, plan: Plan, name: str, arena_bytes: int | None = None,
         f"#define MF_MODEL_OUTPUT_SCALE {c_float(dst.scale)}",
         f"#define MF_MODEL_OUTPUT_ZERO_POINT {dst.zp}",
         "",
-        "int8_t *mf_model_input(void);",
-        "const int8_t *mf_model_output(void);",
-        "int mf_model_invoke(void);",
+        *MODEL_PROTOTYPES,
         *([""] + extra + [""] if extra else []),
-        "#ifdef MF_LAYER_DUMP",
-        "void mf_layer_dump(int layer_index, const int8_t *data, size_t bytes);",
-        "#endif",
+        *LAYER_DUMP_PROTOTYPE,
         "",
         "#endif /* MF_MODEL_H */",
     ])

@@ -73,3 +73,10 @@ def c_array(writer: CWriter, ctype: str, name: str, values: np.ndarray, per_line
     with writer.block(f"{qualifiers} {ctype} {name}[{len(items)}] __attribute__((aligned({align}))) = {{", "};"):
         for start in range(0, len(items), per_line):
             writer.line(", ".join(items[start:start + per_line]) + ",")
+
+
+# The model's C API in every generated model.h (engine_c/runner/main.c and the export call these); the layer-dump hook
+# only in layer-dump builds.
+MODEL_PROTOTYPES = ["int8_t *mf_model_input(void);", "const int8_t *mf_model_output(void);", "int mf_model_invoke(void);"]
+LAYER_DUMP_PROTOTYPE = ["#ifdef MF_LAYER_DUMP", "void mf_layer_dump(int layer_index, const int8_t *data, size_t bytes);",
+                        "#endif"]
